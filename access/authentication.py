@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from access.models import ApiKey
+from access.services import hash_key
+
+
+class ApiKeyPrincipal:
+    """The authenticated caller of the agent API: behaves enough like a user for DRF."""
+
+    is_authenticated = True
+    is_staff = False
+
+    def __init__(self, api_key: ApiKey) -> None:
+        self.api_key = api_key
+
+    def __str__(self) -> str:
+        return str(self.api_key)
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        raw = request.headers.get("X-API-Key", "")
+        auth = request.headers.get("Authorization", "")
+        if not raw and auth.lower().startswith("bearer "):
+            raw = auth[7:].strip()
+        if not raw:
+            return None
+        api_key = ApiKey.objects.filter(key_hash=hash_key(raw), is_active=True).first()
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        return ApiKeyPrincipal(api_key), api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="toolrec"'

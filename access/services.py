@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from access.models import ApiKey
+
+KEY_PREFIX = "trk_"
+
+
+def hash_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def api_key_create(*, name: str) -> tuple[ApiKey, str]:
+    """Create a key and return it with the raw secret, which is shown once and never stored."""
+    raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(name=name, prefix=raw_key[:10], key_hash=hash_key(raw_key))
+    return api_key, raw_key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=api_key.pk).update(is_active=False)

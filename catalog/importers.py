@@ -1,0 +1,261 @@
+"""Parsers for the catalog formats toolrec imports. Pure: text in, tool specs out.
+
+* ``openai``: ``[{"type": "function", "function": {"name", "description", "parameters"}}]``
+  (a bare list of function objects, or ``{"tools": [...]}`` holding them, is accepted too).
+* ``mcp``: the result of MCP ``tools/list``: ``{"tools": [{"name", "description", "inputSchema"}]}``.
+* ``jsonl``: one tool a line, as in ``shared/datasets``: ``id``, ``name``, ``description``,
+  ``parameters``, ``category``, ``source`` and optional ``toolkit``, ``tags``, ``method``,
+  ``description_for_model``. The ``id`` is the tool's unique name.
+
+Every record becomes either a :class:`ToolSpec` or a :class:`Rejection` naming its line
+(JSONL) or position (JSON) and the reason, so one bad record never sinks the good ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+FORMATS = ("auto", "openai", "mcp", "jsonl")
+MAX_NAME = 200
+MAX_DESCRIPTION = 20_000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_KNOWN_JSONL_KEYS = {"id", "name", "description", "parameters", "category", "source", "toolkit", "tags"}
+
+
+class InvalidTool(ValueError):
+    """A record that cannot become a tool; the message says why."""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    category: str = ""
+    tags: tuple[str, ...] = ()
+    family: str = ""
+    source: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def content_hash(self) -> str:
+        payload = {
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters,
+            "category": self.category,
+            "tags": list(self.tags),
+            "family": self.family,
+            "source": self.source,
+            "extra": self.extra,
+        }
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Rejection:
+    position: str  # "line 12" or "record 3"
+    reason: str
+
+
+def validate_parameters(parameters: Any) -> dict[str, Any]:
+    """A tool's parameters must be a JSON schema object describing an object."""
+    if parameters is None:
+        return {"type": "object", "properties": {}}
+    if not isinstance(parameters, dict):
+        raise InvalidTool("parameters must be a JSON schema object")
+    if parameters.get("type", "object") != "object":
+        raise InvalidTool('parameters must describe an object ("type": "object")')
+    try:
+        Draft202012Validator.check_schema(parameters)
+    except SchemaError as exc:
+        raise InvalidTool(f"parameters is not a valid JSON schema: {exc.message}") from exc
+    return {"type": "object", **parameters} if "type" not in parameters else dict(parameters)
+
+
+def _text(value: Any, what: str, *, limit: int, required: bool = False) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidTool(f"{what} must be a string")
+    value = value.strip()
+    if required and not value:
+        raise InvalidTool(f"{what} is required")
+    if len(value) > limit:
+        raise InvalidTool(f"{what} is longer than {limit} characters")
+    return value
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise InvalidTool("tags must be a list of strings")
+    return tuple(dict.fromkeys(t.strip().lower() for t in value if t.strip()))
+
+
+def make_spec(
+    *,
+    name: Any,
+    description: Any = "",
+    parameters: Any = None,
+    category: Any = "",
+    tags: Any = None,
+    family: Any = "",
+    source: Any = "",
+    extra: Mapping[str, Any] | None = None,
+) -> ToolSpec:
+    """Validate one tool's fields; raise :class:`InvalidTool` with the reason."""
+    clean_name = _text(name, "name", limit=MAX_NAME, required=True)
+    if _CONTROL.search(clean_name):
+        raise InvalidTool("name must not contain control characters")
+    return ToolSpec(
+        name=clean_name,
+        description=_text(description, "description", limit=MAX_DESCRIPTION),
+        parameters=validate_parameters(parameters),
+        category=_text(category, "category", limit=100),
+        tags=_tags(tags),
+        family=_text(family, "family", limit=200),
+        source=_text(source, "source", limit=200),
+        extra=dict(extra or {}),
+    )
+
+
+def detect_format(text: str) -> str:
+    stripped = text.lstrip()
+    if not stripped:
+        return "jsonl"
+    try:
+        document = json.loads(stripped)
+    except json.JSONDecodeError:
+        return "jsonl"
+    if isinstance(document, dict) and isinstance(document.get("tools"), list):
+        tools = document["tools"]
+        if tools and isinstance(tools[0], dict) and ("inputSchema" in tools[0] or "type" not in tools[0]):
+            return "mcp"
+        return "openai"
+    if isinstance(document, list):
+        return "openai"
+    return "jsonl"  # a single JSON object on one line is a one-line JSONL file
+
+
+def parse_tools(text: str, fmt: str = "auto", *, source: str = "") -> Iterator[ToolSpec | Rejection]:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt == "auto":
+        fmt = detect_format(text)
+    if fmt == "jsonl":
+        yield from _parse_jsonl(text, source)
+        return
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield Rejection(f"line {exc.lineno}", f"not valid JSON: {exc.msg}")
+        return
+    if fmt == "mcp":
+        yield from _parse_mcp(document, source)
+    else:
+        yield from _parse_openai(document, source)
+
+
+def _parse_jsonl(text: str, source: str) -> Iterator[ToolSpec | Rejection]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        position = f"line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Rejection(position, f"not valid JSON: {exc.msg}")
+            continue
+        if not isinstance(record, dict):
+            yield Rejection(position, "expected a JSON object")
+            continue
+        try:
+            name = record.get("id") or record.get("name")
+            extra = {k: v for k, v in record.items() if k not in _KNOWN_JSONL_KEYS and v is not None}
+            if record.get("id") and record.get("name") and record["name"] != record["id"]:
+                extra["display_name"] = record["name"]
+            yield make_spec(
+                name=name,
+                description=record.get("description"),
+                parameters=record.get("parameters"),
+                category=record.get("category"),
+                tags=record.get("tags"),
+                family=record.get("toolkit") or record.get("family"),
+                source=record.get("source") or source,
+                extra=extra,
+            )
+        except InvalidTool as exc:
+            yield Rejection(position, str(exc))
+
+
+def _records(document: Any, what: str) -> list[Any] | None:
+    if isinstance(document, dict) and isinstance(document.get("tools"), list):
+        return list(document["tools"])
+    if isinstance(document, dict) and isinstance(document.get("result"), dict):
+        return _records(document["result"], what)  # a whole JSON-RPC response
+    if isinstance(document, list) and what == "openai":
+        return document
+    return None
+
+
+def _parse_openai(document: Any, source: str) -> Iterator[ToolSpec | Rejection]:
+    records = _records(document, "openai")
+    if records is None:
+        yield Rejection("record 0", 'expected a list of {"type": "function", "function": {...}} objects')
+        return
+    for number, record in enumerate(records, start=1):
+        position = f"record {number}"
+        if not isinstance(record, dict):
+            yield Rejection(position, "expected a JSON object")
+            continue
+        function = record.get("function", record) if record.get("type", "function") == "function" else None
+        if not isinstance(function, dict):
+            yield Rejection(position, 'expected "type": "function" with a "function" object')
+            continue
+        try:
+            yield make_spec(
+                name=function.get("name"),
+                description=function.get("description"),
+                parameters=function.get("parameters"),
+                category=record.get("category"),
+                tags=record.get("tags"),
+                family=record.get("family"),
+                source=source or "openai",
+            )
+        except InvalidTool as exc:
+            yield Rejection(position, str(exc))
+
+
+def _parse_mcp(document: Any, source: str) -> Iterator[ToolSpec | Rejection]:
+    records = _records(document, "mcp")
+    if records is None:
+        yield Rejection("record 0", 'expected an MCP tools/list result: {"tools": [...]}')
+        return
+    server = document.get("server", "") if isinstance(document, dict) else ""
+    for number, record in enumerate(records, start=1):
+        position = f"record {number}"
+        if not isinstance(record, dict):
+            yield Rejection(position, "expected a JSON object")
+            continue
+        annotations = record.get("annotations") if isinstance(record.get("annotations"), dict) else {}
+        try:
+            yield make_spec(
+                name=record.get("name"),
+                description=record.get("description"),
+                parameters=record.get("inputSchema"),
+                family=server if isinstance(server, str) else "",
+                source=source or "mcp",
+                extra={"title": record["title"]} if isinstance(record.get("title"), str) else annotations,
+            )
+        except InvalidTool as exc:
+            yield Rejection(position, str(exc))

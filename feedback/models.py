@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class Recommendation(models.Model):
+    """One answer to POST /recommendations: the request's context and what served it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    api_key = models.ForeignKey("access.ApiKey", on_delete=models.PROTECT, related_name="+")
+    user_id = models.CharField(max_length=200, blank=True)
+    conversation_id = models.CharField(max_length=200, blank=True)
+    experiment_key = models.CharField(max_length=100, blank=True)
+    variant = models.CharField(max_length=100, default="default")
+    policy = models.CharField(max_length=50, default="semantic")
+    snapshot_version = models.PositiveIntegerField()
+    k = models.PositiveSmallIntegerField()
+    query_text = models.TextField(blank=True, help_text="The last user message, for learning.")
+    called_tools = models.JSONField(default=list, blank=True)
+    latency_ms = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # Implicit feedback: the latest recommendation of a conversation for one key.
+            models.Index(fields=["api_key", "conversation_id", "-created_at"], name="rec_conversation_latest"),
+            # Dashboards: recommendations over time.
+            models.Index(fields=["created_at"], name="rec_created"),
+        ]
+
+
+class Impression(models.Model):
+    """One tool shown in a recommendation, with what the policy knew when it chose it."""
+
+    recommendation = models.ForeignKey(Recommendation, on_delete=models.CASCADE, related_name="impressions")
+    tool = models.ForeignKey("catalog.Tool", on_delete=models.CASCADE, related_name="+")
+    rank = models.PositiveSmallIntegerField()
+    score = models.FloatField()
+    propensity = models.FloatField(default=1.0)
+    features = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            # Feedback checks (recommendation, tool) was shown: this is also its index.
+            models.UniqueConstraint(fields=["recommendation", "tool"], name="impression_unique_tool"),
+        ]
+
+
+class UsageEvent(models.Model):
+    """Feedback on one shown tool. The log of these is the source of truth for learning."""
+
+    class Source(models.TextChoices):
+        EXPLICIT = "explicit"
+        IMPLICIT = "implicit"
+
+    # Client-supplied or derived id: a retried event hits this unique index and counts once.
+    event_id = models.CharField(max_length=200, unique=True)
+    recommendation = models.ForeignKey(Recommendation, on_delete=models.CASCADE, related_name="usage_events")
+    tool = models.ForeignKey("catalog.Tool", on_delete=models.CASCADE, related_name="+")
+    used = models.BooleanField()
+    reward = models.FloatField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    learned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One use per (recommendation, tool), whichever way it was reported: implicit and
+            # explicit feedback for the same use count once.
+            models.UniqueConstraint(
+                fields=["recommendation", "tool"], condition=Q(used=True), name="usage_event_one_use"
+            ),
+        ]
+        indexes = [
+            # The learner claims events not yet learned, oldest first.
+            models.Index(fields=["created_at"], condition=Q(learned_at__isnull=True), name="usage_unlearned"),
+        ]
+
+
+class ToolStats(models.Model):
+    """Running counts per tool, kept current by the services; rebuildable from the log."""
+
+    tool = models.OneToOneField("catalog.Tool", on_delete=models.CASCADE, primary_key=True, related_name="stats")
+    times_recommended = models.PositiveIntegerField(default=0)
+    times_used = models.PositiveIntegerField(default=0)
+    last_recommended_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "tool stats"

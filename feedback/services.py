@@ -1,0 +1,171 @@
+"""Writes of the feedback log: recommendations shown, and uses reported on them.
+
+PostgreSQL is the source of truth: an event is acknowledged only once committed, and a
+retried event (same event id, or the same use reported again, explicitly or implicitly)
+counts once, guarded by unique indexes rather than by reads that could race.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from access.models import ApiKey
+from feedback.models import Impression, Recommendation, ToolStats, UsageEvent
+from recommender import metrics
+from toolrec_site.errors import NotFound, ToolrecError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShownTool:
+    tool_id: int
+    rank: int
+    score: float
+    propensity: float = 1.0
+    features: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeedbackItem:
+    tool: str  # the tool's name, function name or "namespace/name" key
+    used: bool
+    reward: float | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackOutcome:
+    recorded: int
+    duplicates: int
+
+
+def recommendation_record(
+    *,
+    api_key: ApiKey,
+    user_id: str,
+    conversation_id: str,
+    experiment_key: str,
+    variant: str,
+    policy: str,
+    snapshot_version: int,
+    k: int,
+    query_text: str,
+    called_tools: Sequence[str],
+    latency_ms: float,
+    shown: Sequence[ShownTool],
+) -> Recommendation:
+    """Log a served recommendation and its impressions, and count the shows per tool."""
+    with transaction.atomic():
+        recommendation = Recommendation.objects.create(
+            api_key=api_key, user_id=user_id, conversation_id=conversation_id, experiment_key=experiment_key,
+            variant=variant, policy=policy, snapshot_version=snapshot_version, k=k,
+            query_text=query_text[:2000], called_tools=list(called_tools)[:100], latency_ms=latency_ms,
+        )
+        Impression.objects.bulk_create(
+            [
+                Impression(recommendation=recommendation, tool_id=s.tool_id, rank=s.rank, score=s.score,
+                           propensity=s.propensity, features=list(s.features))
+                for s in shown
+            ]
+        )
+    # Outside the transaction: a short row lock per tool, taken in index order by one UPDATE.
+    ToolStats.objects.filter(tool_id__in=sorted(s.tool_id for s in shown)).update(
+        times_recommended=F("times_recommended") + 1, last_recommended_at=recommendation.created_at
+    )
+    return recommendation
+
+
+def tool_stats_ensure(*, tool_ids: Sequence[int]) -> None:
+    """Create the (zero) stats rows of new tools so later updates are a single UPDATE."""
+    ToolStats.objects.bulk_create([ToolStats(tool_id=t) for t in tool_ids], ignore_conflicts=True, batch_size=1000)
+
+
+def _insert_event(event: UsageEvent) -> bool:
+    """True if stored, False if it repeats an event or a use already recorded."""
+    try:
+        with transaction.atomic():  # a savepoint: a duplicate rolls back this row only
+            event.save(force_insert=True)
+        return True
+    except IntegrityError:
+        return False
+
+
+def _record_events(events: list[UsageEvent]) -> FeedbackOutcome:
+    with transaction.atomic():
+        inserted = [e for e in events if _insert_event(e)]
+        used_ids = sorted({e.tool_id for e in inserted if e.used})
+        if used_ids:
+            ToolStats.objects.filter(tool_id__in=used_ids).update(
+                times_used=F("times_used") + 1, last_used_at=timezone.now()
+            )
+    for event in inserted:
+        if event.used:
+            metrics.TOOL_USES.labels(source=event.source).inc()
+    metrics.FEEDBACK_EVENTS.labels(outcome="recorded").inc(len(inserted))
+    metrics.FEEDBACK_EVENTS.labels(outcome="duplicate").inc(len(events) - len(inserted))
+    return FeedbackOutcome(recorded=len(inserted), duplicates=len(events) - len(inserted))
+
+
+def _shown_tools(recommendation: Recommendation) -> dict[str, int]:
+    """Names by which the agent may refer to each shown tool -> tool id."""
+    names: dict[str, int] = {}
+    for impression in recommendation.impressions.select_related("tool"):
+        tool = impression.tool
+        for name in (tool.name, tool.function_name, tool.key):
+            names.setdefault(name, tool.pk)
+    return names
+
+
+def feedback_record(*, api_key: ApiKey, recommendation_id: uuid.UUID, items: Sequence[FeedbackItem]) -> FeedbackOutcome:
+    """Record explicit feedback. Durable before it returns; retries count once."""
+    recommendation = Recommendation.objects.filter(pk=recommendation_id, api_key=api_key).first()
+    if recommendation is None:
+        raise NotFound(f"Unknown recommendation {recommendation_id}.")
+    shown = _shown_tools(recommendation)
+    unknown = [item.tool for item in items if item.tool not in shown]
+    if unknown:
+        raise ToolrecError(
+            f"Tool {unknown[0]!r} was not among the tools of recommendation {recommendation_id}.",
+            details={"unknown_tools": unknown, "recommended": sorted({k for k in shown if "/" not in k})},
+        )
+    for item in items:
+        if item.reward is not None and not math.isfinite(item.reward):
+            raise ToolrecError("reward must be a finite number.")
+    events = [
+        UsageEvent(
+            event_id=item.event_id or f"explicit:{recommendation.pk}:{shown[item.tool]}:{int(item.used)}",
+            recommendation=recommendation, tool_id=shown[item.tool], used=item.used,
+            reward=item.reward if item.reward is not None else float(item.used),
+            source=UsageEvent.Source.EXPLICIT,
+        )
+        for item in items
+    ]
+    return _record_events(events)
+
+
+def implicit_feedback_record(*, api_key: ApiKey, conversation_id: str, called_tool_ids: Sequence[int]) -> FeedbackOutcome:
+    """The tools called since the conversation's last recommendation count as its uses."""
+    previous = (
+        Recommendation.objects.filter(api_key=api_key, conversation_id=conversation_id)
+        .order_by("-created_at").only("pk").first()
+    )
+    if previous is None or not called_tool_ids:
+        return FeedbackOutcome(0, 0)
+    shown_ids = set(
+        Impression.objects.filter(recommendation=previous, tool_id__in=list(called_tool_ids)).values_list("tool_id", flat=True)
+    )
+    events = [
+        UsageEvent(event_id=f"implicit:{previous.pk}:{tool_id}", recommendation=previous, tool_id=tool_id,
+                   used=True, reward=1.0, source=UsageEvent.Source.IMPLICIT)
+        for tool_id in sorted(shown_ids)
+    ]
+    return _record_events(events) if events else FeedbackOutcome(0, 0)

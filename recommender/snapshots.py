@@ -1,0 +1,213 @@
+"""Building, activating and loading index snapshots.
+
+A build reads the enabled tools, reuses stored vectors whose text did not change (Qdrant),
+embeds the rest, builds the retrieval index and writes it to a new folder; only then is the
+snapshot row switched to active, in one transaction. Web processes poll the active version
+cheaply and swap a newly loaded snapshot in with one reference assignment, so a request
+never sees a half-loaded index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.models import Tool
+from feedback.services import tool_stats_ensure
+from recommender import metrics
+from recommender.embeddings import get_embedder
+from recommender.engine.retrieval import RetrievalIndex
+from recommender.engine.text import embedding_text, text_hash
+from recommender.engine.types import ToolDoc
+from recommender.models import IndexSnapshot
+from recommender.vectorstore import open_vector_store
+
+log = logging.getLogger(__name__)
+
+
+def tool_doc(tool: Tool) -> ToolDoc:
+    """The one place a Tool row becomes the engine's ToolDoc."""
+    description = tool.description
+    for_model = tool.extra.get("description_for_model") if isinstance(tool.extra, dict) else None
+    if isinstance(for_model, str) and for_model and for_model not in description:
+        description = f"{description}\n{for_model}" if description else for_model
+    return ToolDoc(
+        key=tool.key,
+        name=str(tool.extra.get("display_name") or tool.name) if isinstance(tool.extra, dict) else tool.name,
+        description=description,
+        parameters=tool.parameters or None,
+        category=tool.category,
+        tags=tuple(tool.tags or ()),
+        family=tool.family,
+        namespace=tool.namespace,
+    )
+
+
+def catalog_fingerprint(rows: list[tuple[int, str]]) -> str:
+    digest = hashlib.sha256()
+    for tool_id, content_hash in rows:
+        digest.update(f"{tool_id}:{content_hash};".encode())
+    return digest.hexdigest()
+
+
+def _embed_tools(tools: list[Tool], docs: list[ToolDoc], model_name: str) -> tuple[np.ndarray, int, int]:
+    """Vectors for the tools, reusing stored ones whose text hash still matches."""
+    texts = [embedding_text(doc) for doc in docs]
+    hashes = [text_hash(text) for text in texts]
+    with open_vector_store(model_name) as store:
+        stored = store.fetch([t.pk for t in tools])
+        stale = [i for i, tool in enumerate(tools) if stored.get(tool.pk) is None or stored[tool.pk].text_hash != hashes[i]]
+        fresh = get_embedder(model_name).embed([texts[i] for i in stale]) if stale else None
+        if fresh is not None:
+            store.upsert(
+                [tools[i].pk for i in stale],
+                fresh,
+                [
+                    {"key": docs[i].key, "namespace": docs[i].namespace, "category": docs[i].category,
+                     "tags": list(docs[i].tags), "text_hash": hashes[i]}
+                    for i in stale
+                ],
+            )
+    fresh_rows = {i: row for row, i in enumerate(stale)}
+    vectors = [fresh[fresh_rows[i]] if i in fresh_rows else stored[tool.pk].vector for i, tool in enumerate(tools)]  # type: ignore[index]
+    return np.vstack(vectors).astype(np.float32), len(stale), len(tools) - len(stale)
+
+
+def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
+    """Build and activate a snapshot of the enabled tools. None when nothing changed."""
+    started = time.perf_counter()
+    model_name = settings.EMBEDDING_MODEL
+    tools = list(Tool.objects.filter(enabled=True).order_by("id"))
+    tool_stats_ensure(tool_ids=[t.pk for t in tools])
+    fingerprint = catalog_fingerprint([(t.pk, t.content_hash) for t in tools])
+    active = IndexSnapshot.objects.filter(is_active=True).first()
+    if (
+        not force and active is not None and active.catalog_fingerprint == fingerprint
+        and active.embedding_model == model_name and Path(active.path).exists()
+    ):
+        return None
+    snapshot = IndexSnapshot.objects.create(embedding_model=model_name, catalog_fingerprint=fingerprint)
+    try:
+        directory = settings.SNAPSHOT_DIR / f"v{snapshot.pk}"
+        docs = [tool_doc(t) for t in tools]
+        if tools:
+            vectors, embedded, reused = _embed_tools(tools, docs, model_name)
+        else:
+            vectors, embedded, reused = np.zeros((0, 1), dtype=np.float32), 0, 0
+        index = RetrievalIndex.build(docs, vectors)
+        partial = directory.with_name(directory.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        (partial / "index").mkdir(parents=True)
+        index.save(partial / "index")
+        _write_tools(partial / "tools.json", tools)
+        partial.rename(directory)  # the folder appears whole or not at all
+    except Exception as exc:
+        IndexSnapshot.objects.filter(pk=snapshot.pk).update(
+            status=IndexSnapshot.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+        )
+        raise
+    with transaction.atomic():
+        IndexSnapshot.objects.filter(is_active=True).update(is_active=False)
+        IndexSnapshot.objects.filter(pk=snapshot.pk).update(
+            status=IndexSnapshot.Status.READY, is_active=True, path=str(directory), tool_count=len(tools),
+            embedded_count=embedded, reused_count=reused, index_kind=type(index).__name__,
+            build_seconds=time.perf_counter() - started, finished_at=timezone.now(),
+        )
+    _prune_old_snapshots()
+    snapshot.refresh_from_db()
+    log.info("snapshot v%s: %s tools (%s embedded, %s reused) in %.1fs", snapshot.pk, len(tools), embedded, reused, snapshot.build_seconds)
+    return snapshot
+
+
+def _write_tools(path: Path, tools: list[Tool]) -> None:
+    rows = [
+        {"id": t.pk, "key": t.key, "name": t.name, "function_name": t.function_name, "definition": t.function_definition()}
+        for t in tools
+    ]
+    path.write_text(json.dumps(rows, ensure_ascii=False))
+
+
+def _prune_old_snapshots() -> None:
+    keep = set(IndexSnapshot.objects.order_by("-id").values_list("id", flat=True)[: settings.SNAPSHOTS_KEPT])
+    for old in IndexSnapshot.objects.exclude(id__in=keep).exclude(is_active=True).exclude(path=""):
+        shutil.rmtree(old.path, ignore_errors=True)
+        IndexSnapshot.objects.filter(pk=old.pk).update(path="")
+
+
+@dataclass(frozen=True)
+class LoadedSnapshot:
+    version: int
+    index: RetrievalIndex
+    tool_ids: np.ndarray  # row -> Tool.pk
+    definitions: list[dict[str, Any]]  # row -> OpenAI function definition
+    keys: list[str]
+    row_by_tool_id: dict[int, int]
+    row_by_name: dict[str, int]  # tool name and function name -> row
+
+    @classmethod
+    def load(cls, version: int, path: Path) -> LoadedSnapshot:
+        rows = json.loads((path / "tools.json").read_text())
+        row_by_name: dict[str, int] = {}
+        for i, row in enumerate(rows):
+            row_by_name.setdefault(row["function_name"], i)
+            row_by_name.setdefault(row["name"], i)
+        return cls(
+            version=version,
+            index=RetrievalIndex.load(path / "index"),
+            tool_ids=np.asarray([r["id"] for r in rows], dtype=np.int64),
+            definitions=[r["definition"] for r in rows],
+            keys=[r["key"] for r in rows],
+            row_by_tool_id={r["id"]: i for i, r in enumerate(rows)},
+            row_by_name=row_by_name,
+        )
+
+
+class SnapshotHolder:
+    """The snapshot this process serves, refreshed when a newer one becomes active."""
+
+    def __init__(self) -> None:
+        self._current: LoadedSnapshot | None = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> LoadedSnapshot | None:
+        now = time.monotonic()
+        if self._current is not None and now - self._checked_at < settings.SNAPSHOT_CHECK_SECONDS:
+            return self._current
+        with self._lock:
+            if self._current is not None and time.monotonic() - self._checked_at < settings.SNAPSHOT_CHECK_SECONDS:
+                return self._current
+            self._checked_at = time.monotonic()
+            active = IndexSnapshot.objects.filter(is_active=True).values_list("id", "path").first()
+            if active is None:
+                return self._current
+            version, path = active
+            if self._current is None or self._current.version != version:
+                try:
+                    loaded = LoadedSnapshot.load(version, Path(path))
+                except (OSError, ValueError, KeyError):
+                    log.exception("could not load snapshot v%s; keeping v%s", version, getattr(self._current, "version", None))
+                    return self._current
+                self._current = loaded  # one reference assignment: readers see old or new, whole
+                metrics.SNAPSHOT_VERSION.set(version)
+                metrics.ACTIVE_TOOLS.set(len(loaded.keys))
+            return self._current
+
+    def reset(self) -> None:
+        with self._lock:
+            self._current, self._checked_at = None, 0.0
+
+
+snapshots = SnapshotHolder()

@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from catalog.api import ToolDetailApi, ToolListCreateApi
+from feedback.api import FeedbackCreateApi
+from recommender.api import RecommendationCreateApi
+from recommender.health import healthz
+
+api_v1 = [
+    path("recommendations", RecommendationCreateApi.as_view(), name="recommendation-create"),
+    path("feedback", FeedbackCreateApi.as_view(), name="feedback-create"),
+    path("tools", ToolListCreateApi.as_view(), name="tool-list"),
+    path("tools/<int:tool_id>", ToolDetailApi.as_view(), name="tool-detail"),
+    path("schema", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[], authentication_classes=[]), name="docs"),
+    path("redoc", SpectacularRedocView.as_view(url_name="schema", permission_classes=[], authentication_classes=[]), name="redoc"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("", include("django_prometheus.urls")),
+]
