@@ -41,9 +41,13 @@ class ToolAdmin(admin.ModelAdmin):
                 saved = tool_update(tool=obj, changes=data)
             else:
                 spec = make_spec(
-                    name=data["name"], description=data.get("description", ""),
-                    parameters=data.get("parameters"), category=data.get("category", ""),
-                    tags=data.get("tags") or [], family=data.get("family", ""), source="admin",
+                    name=data["name"],
+                    description=data.get("description", ""),
+                    parameters=data.get("parameters"),
+                    category=data.get("category", ""),
+                    tags=data.get("tags") or [],
+                    family=data.get("family", ""),
+                    source="admin",
                 )
                 saved = tool_create(namespace=data["namespace"], spec=spec, enabled=data.get("enabled", True))
         except InvalidTool as exc:

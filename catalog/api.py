@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -30,8 +31,10 @@ def _bool_param(value: str | None) -> bool | None:
 class ToolListCreateApi(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("namespace", str), OpenApiParameter("category", str),
-            OpenApiParameter("enabled", bool), OpenApiParameter("search", str),
+            OpenApiParameter("namespace", str),
+            OpenApiParameter("category", str),
+            OpenApiParameter("enabled", bool),
+            OpenApiParameter("search", str),
         ],
         responses=ToolSerializer(many=True),
     )
@@ -42,8 +45,7 @@ class ToolListCreateApi(APIView):
             enabled=_bool_param(request.query_params.get("enabled")),
             search=request.query_params.get("search"),
         )
-        paginator = self.pagination_class() if self.pagination_class else None
-        assert paginator is not None
+        paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(tools, request, view=self)
         return paginator.get_paginated_response(ToolSerializer(page, many=True).data)
 
@@ -54,8 +56,13 @@ class ToolListCreateApi(APIView):
         data = serializer.validated_data
         try:
             spec = make_spec(
-                name=data["name"], description=data["description"], parameters=data["parameters"],
-                category=data["category"], tags=data["tags"], family=data["family"], source=data["source"],
+                name=data["name"],
+                description=data["description"],
+                parameters=data["parameters"],
+                category=data["category"],
+                tags=data["tags"],
+                family=data["family"],
+                source=data["source"],
             )
         except InvalidTool as exc:
             raise ToolrecError(str(exc)) from exc

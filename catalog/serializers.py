@@ -14,8 +14,21 @@ class ToolSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tool
         fields = [
-            "id", "key", "namespace", "name", "description", "parameters", "category", "tags",
-            "family", "source", "enabled", "content_hash", "created_at", "updated_at", "function",
+            "id",
+            "key",
+            "namespace",
+            "name",
+            "description",
+            "parameters",
+            "category",
+            "tags",
+            "family",
+            "source",
+            "enabled",
+            "content_hash",
+            "created_at",
+            "updated_at",
+            "function",
         ]
         read_only_fields = fields
 

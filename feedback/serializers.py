@@ -10,7 +10,9 @@ class FeedbackEventSerializer(serializers.Serializer):
     used = serializers.BooleanField()
     reward = serializers.FloatField(required=False, allow_null=True, min_value=-1e6, max_value=1e6)
     event_id = serializers.CharField(
-        max_length=200, required=False, allow_blank=False,
+        max_length=200,
+        required=False,
+        allow_blank=False,
         help_text="Your id for this event: a retry with the same id counts once.",
     )
 

@@ -66,14 +66,28 @@ def recommendation_record(
     """Log a served recommendation and its impressions, and count the shows per tool."""
     with transaction.atomic():
         recommendation = Recommendation.objects.create(
-            api_key=api_key, user_id=user_id, conversation_id=conversation_id, experiment_key=experiment_key,
-            variant=variant, policy=policy, snapshot_version=snapshot_version, k=k,
-            query_text=query_text[:2000], called_tools=list(called_tools)[:100], latency_ms=latency_ms,
+            api_key=api_key,
+            user_id=user_id,
+            conversation_id=conversation_id,
+            experiment_key=experiment_key,
+            variant=variant,
+            policy=policy,
+            snapshot_version=snapshot_version,
+            k=k,
+            query_text=query_text[:2000],
+            called_tools=list(called_tools)[:100],
+            latency_ms=latency_ms,
         )
         Impression.objects.bulk_create(
             [
-                Impression(recommendation=recommendation, tool_id=s.tool_id, rank=s.rank, score=s.score,
-                           propensity=s.propensity, features=list(s.features))
+                Impression(
+                    recommendation=recommendation,
+                    tool_id=s.tool_id,
+                    rank=s.rank,
+                    score=s.score,
+                    propensity=s.propensity,
+                    features=list(s.features),
+                )
                 for s in shown
             ]
         )
@@ -143,7 +157,9 @@ def feedback_record(*, api_key: ApiKey, recommendation_id: uuid.UUID, items: Seq
     events = [
         UsageEvent(
             event_id=item.event_id or f"explicit:{recommendation.pk}:{shown[item.tool]}:{int(item.used)}",
-            recommendation=recommendation, tool_id=shown[item.tool], used=item.used,
+            recommendation=recommendation,
+            tool_id=shown[item.tool],
+            used=item.used,
             reward=item.reward if item.reward is not None else float(item.used),
             source=UsageEvent.Source.EXPLICIT,
         )
@@ -152,20 +168,32 @@ def feedback_record(*, api_key: ApiKey, recommendation_id: uuid.UUID, items: Seq
     return _record_events(events)
 
 
-def implicit_feedback_record(*, api_key: ApiKey, conversation_id: str, called_tool_ids: Sequence[int]) -> FeedbackOutcome:
+def implicit_feedback_record(
+    *, api_key: ApiKey, conversation_id: str, called_tool_ids: Sequence[int]
+) -> FeedbackOutcome:
     """The tools called since the conversation's last recommendation count as its uses."""
     previous = (
         Recommendation.objects.filter(api_key=api_key, conversation_id=conversation_id)
-        .order_by("-created_at").only("pk").first()
+        .order_by("-created_at")
+        .only("pk")
+        .first()
     )
     if previous is None or not called_tool_ids:
         return FeedbackOutcome(0, 0)
     shown_ids = set(
-        Impression.objects.filter(recommendation=previous, tool_id__in=list(called_tool_ids)).values_list("tool_id", flat=True)
+        Impression.objects.filter(recommendation=previous, tool_id__in=list(called_tool_ids)).values_list(
+            "tool_id", flat=True
+        )
     )
     events = [
-        UsageEvent(event_id=f"implicit:{previous.pk}:{tool_id}", recommendation=previous, tool_id=tool_id,
-                   used=True, reward=1.0, source=UsageEvent.Source.IMPLICIT)
+        UsageEvent(
+            event_id=f"implicit:{previous.pk}:{tool_id}",
+            recommendation=previous,
+            tool_id=tool_id,
+            used=True,
+            reward=1.0,
+            source=UsageEvent.Source.IMPLICIT,
+        )
         for tool_id in sorted(shown_ids)
     ]
     return _record_events(events) if events else FeedbackOutcome(0, 0)

@@ -9,8 +9,17 @@ from recommender.models import IndexSnapshot
 
 @admin.register(IndexSnapshot)
 class IndexSnapshotAdmin(admin.ModelAdmin):
-    list_display = ("id", "status", "is_active", "tool_count", "embedded_count", "reused_count", "index_kind",
-                    "build_seconds", "created_at")
+    list_display = (
+        "id",
+        "status",
+        "is_active",
+        "tool_count",
+        "embedded_count",
+        "reused_count",
+        "index_kind",
+        "build_seconds",
+        "created_at",
+    )
     list_filter = ("status", "is_active")
     readonly_fields = [f.name for f in IndexSnapshot._meta.fields]
     actions = ("rebuild_now",)

@@ -52,8 +52,11 @@ class LocalEmbedder:
     def embed(self, texts: list[str]) -> FloatArray:
         with self._lock:
             vectors = self._model.encode(
-                texts, batch_size=settings.EMBEDDING_BATCH_SIZE, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
+                texts,
+                batch_size=settings.EMBEDDING_BATCH_SIZE,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
             )
         return _normalise(vectors)
 
@@ -108,7 +111,7 @@ def embed_cached(texts: list[str], *, model_name: str | None = None) -> FloatArr
     rows: list[FloatArray] = []
     new_entries: dict[str, bytes] = {}
     fresh_row = 0
-    for i, key in enumerate(keys):
+    for key in keys:
         if key in found:
             rows.append(np.frombuffer(found[key], dtype=np.float32))
         else:

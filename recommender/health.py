@@ -59,7 +59,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
     snapshot = None
     if checks["database"] == "ok":
         active = IndexSnapshot.objects.filter(is_active=True).values("id", "tool_count", "finished_at").first()
-        snapshot = active and {"version": active["id"], "tools": active["tool_count"], "built_at": active["finished_at"]}
+        snapshot = active and {
+            "version": active["id"],
+            "tools": active["tool_count"],
+            "built_at": active["finished_at"],
+        }
     degraded = [name for name, value in checks.items() if not value.startswith("ok")]
     status = "down" if checks["database"] != "ok" else ("degraded" if degraded or snapshot is None else "ok")
     return JsonResponse(

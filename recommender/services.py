@@ -56,11 +56,14 @@ def _reason(candidates: Candidates, i: int) -> str:
     return ", ".join(parts)
 
 
-def _implicit_feedback(api_key: ApiKey, conversation_id: str, called: tuple[str, ...], snapshot: LoadedSnapshot) -> None:
+def _implicit_feedback(
+    api_key: ApiKey, conversation_id: str, called: tuple[str, ...], snapshot: LoadedSnapshot
+) -> None:
     rows = [snapshot.row_by_name[name] for name in dict.fromkeys(called) if name in snapshot.row_by_name]
     if rows:
         implicit_feedback_record(
-            api_key=api_key, conversation_id=conversation_id,
+            api_key=api_key,
+            conversation_id=conversation_id,
             called_tool_ids=[int(snapshot.tool_ids[r]) for r in rows],
         )
 
@@ -89,7 +92,9 @@ def recommendation_create(
     assignment = assignment_for(user_id=user_id, conversation_id=conversation_id)
     allowed = snapshot.index.mask(tool_filter) if tool_filter is not None else None
     vectors = embed_cached(queries)
-    candidates = snapshot.index.search(context, vectors, n_candidates=max(settings.RECOMMEND_CANDIDATES, k), allowed=allowed)
+    candidates = snapshot.index.search(
+        context, vectors, n_candidates=max(settings.RECOMMEND_CANDIDATES, k), allowed=allowed
+    )
     top = range(min(k, len(candidates)))
     shown = [
         ShownTool(tool_id=int(snapshot.tool_ids[candidates.rows[i]]), rank=i + 1, score=float(candidates.fused[i]))
@@ -97,15 +102,27 @@ def recommendation_create(
     ]
     latency_ms = (time.perf_counter() - started) * 1000
     recommendation = recommendation_record(
-        api_key=api_key, user_id=user_id, conversation_id=conversation_id,
-        experiment_key=assignment.experiment_key, variant=assignment.variant, policy="semantic",
-        snapshot_version=snapshot.version, k=k, query_text=context.last_user_message,
-        called_tools=context.called_tools, latency_ms=latency_ms, shown=shown,
+        api_key=api_key,
+        user_id=user_id,
+        conversation_id=conversation_id,
+        experiment_key=assignment.experiment_key,
+        variant=assignment.variant,
+        policy="semantic",
+        snapshot_version=snapshot.version,
+        k=k,
+        query_text=context.last_user_message,
+        called_tools=context.called_tools,
+        latency_ms=latency_ms,
+        shown=shown,
     )
     tools = [
         RecommendedTool(
-            tool_id=s.tool_id, name=snapshot.keys[candidates.rows[i]].split("/", 1)[1], rank=s.rank, score=s.score,
-            function=snapshot.definitions[candidates.rows[i]], reason=_reason(candidates, i) if explain else None,
+            tool_id=s.tool_id,
+            name=snapshot.keys[candidates.rows[i]].split("/", 1)[1],
+            rank=s.rank,
+            score=s.score,
+            function=snapshot.definitions[candidates.rows[i]],
+            reason=_reason(candidates, i) if explain else None,
         )
         for i, s in zip(top, shown)
     ]
@@ -113,8 +130,13 @@ def recommendation_create(
     metrics.RECOMMENDATION_LATENCY.labels(variant=assignment.variant).observe(total)
     metrics.RECOMMENDATIONS.labels(variant=assignment.variant).inc()
     return RecommendationResult(
-        recommendation_id=recommendation.pk, experiment=assignment.experiment_key, variant=assignment.variant,
-        policy="semantic", snapshot_version=snapshot.version, tools=tools, latency_ms=total * 1000,
+        recommendation_id=recommendation.pk,
+        experiment=assignment.experiment_key,
+        variant=assignment.variant,
+        policy="semantic",
+        snapshot_version=snapshot.version,
+        tools=tools,
+        latency_ms=total * 1000,
     )
 
 

@@ -68,15 +68,22 @@ def _embed_tools(tools: list[Tool], docs: list[ToolDoc], model_name: str) -> tup
     hashes = [text_hash(text) for text in texts]
     with open_vector_store(model_name) as store:
         stored = store.fetch([t.pk for t in tools])
-        stale = [i for i, tool in enumerate(tools) if stored.get(tool.pk) is None or stored[tool.pk].text_hash != hashes[i]]
+        stale = [
+            i for i, tool in enumerate(tools) if stored.get(tool.pk) is None or stored[tool.pk].text_hash != hashes[i]
+        ]
         fresh = get_embedder(model_name).embed([texts[i] for i in stale]) if stale else None
         if fresh is not None:
             store.upsert(
                 [tools[i].pk for i in stale],
                 fresh,
                 [
-                    {"key": docs[i].key, "namespace": docs[i].namespace, "category": docs[i].category,
-                     "tags": list(docs[i].tags), "text_hash": hashes[i]}
+                    {
+                        "key": docs[i].key,
+                        "namespace": docs[i].namespace,
+                        "category": docs[i].category,
+                        "tags": list(docs[i].tags),
+                        "text_hash": hashes[i],
+                    }
                     for i in stale
                 ],
             )
@@ -94,8 +101,11 @@ def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
     fingerprint = catalog_fingerprint([(t.pk, t.content_hash) for t in tools])
     active = IndexSnapshot.objects.filter(is_active=True).first()
     if (
-        not force and active is not None and active.catalog_fingerprint == fingerprint
-        and active.embedding_model == model_name and Path(active.path).exists()
+        not force
+        and active is not None
+        and active.catalog_fingerprint == fingerprint
+        and active.embedding_model == model_name
+        and Path(active.path).exists()
     ):
         return None
     snapshot = IndexSnapshot.objects.create(embedding_model=model_name, catalog_fingerprint=fingerprint)
@@ -112,6 +122,7 @@ def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
         (partial / "index").mkdir(parents=True)
         index.save(partial / "index")
         _write_tools(partial / "tools.json", tools)
+        shutil.rmtree(directory, ignore_errors=True)  # a leftover of a build whose row was rolled back
         partial.rename(directory)  # the folder appears whole or not at all
     except Exception as exc:
         IndexSnapshot.objects.filter(pk=snapshot.pk).update(
@@ -121,19 +132,38 @@ def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
     with transaction.atomic():
         IndexSnapshot.objects.filter(is_active=True).update(is_active=False)
         IndexSnapshot.objects.filter(pk=snapshot.pk).update(
-            status=IndexSnapshot.Status.READY, is_active=True, path=str(directory), tool_count=len(tools),
-            embedded_count=embedded, reused_count=reused, index_kind=type(index).__name__,
-            build_seconds=time.perf_counter() - started, finished_at=timezone.now(),
+            status=IndexSnapshot.Status.READY,
+            is_active=True,
+            path=str(directory),
+            tool_count=len(tools),
+            embedded_count=embedded,
+            reused_count=reused,
+            index_kind=type(index).__name__,
+            build_seconds=time.perf_counter() - started,
+            finished_at=timezone.now(),
         )
     _prune_old_snapshots()
     snapshot.refresh_from_db()
-    log.info("snapshot v%s: %s tools (%s embedded, %s reused) in %.1fs", snapshot.pk, len(tools), embedded, reused, snapshot.build_seconds)
+    log.info(
+        "snapshot v%s: %s tools (%s embedded, %s reused) in %.1fs",
+        snapshot.pk,
+        len(tools),
+        embedded,
+        reused,
+        snapshot.build_seconds,
+    )
     return snapshot
 
 
 def _write_tools(path: Path, tools: list[Tool]) -> None:
     rows = [
-        {"id": t.pk, "key": t.key, "name": t.name, "function_name": t.function_name, "definition": t.function_definition()}
+        {
+            "id": t.pk,
+            "key": t.key,
+            "name": t.name,
+            "function_name": t.function_name,
+            "definition": t.function_definition(),
+        }
         for t in tools
     ]
     path.write_text(json.dumps(rows, ensure_ascii=False))
@@ -198,7 +228,9 @@ class SnapshotHolder:
                 try:
                     loaded = LoadedSnapshot.load(version, Path(path))
                 except (OSError, ValueError, KeyError):
-                    log.exception("could not load snapshot v%s; keeping v%s", version, getattr(self._current, "version", None))
+                    log.exception(
+                        "could not load snapshot v%s; keeping v%s", version, getattr(self._current, "version", None)
+                    )
                     return self._current
                 self._current = loaded  # one reference assignment: readers see old or new, whole
                 metrics.SNAPSHOT_VERSION.set(version)

@@ -8,8 +8,11 @@ from django.core.cache import cache
 
 @shared_task(
     name="recommender.tasks.rebuild_index",
-    soft_time_limit=3600, time_limit=3700,
-    autoretry_for=(ConnectionError, TimeoutError), retry_backoff=True, max_retries=3,
+    soft_time_limit=3600,
+    time_limit=3700,
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=3,
 )
 def rebuild_index(force: bool = False) -> int | None:
     """Build and activate a new snapshot if the catalog changed. Returns its version."""

@@ -100,7 +100,7 @@ def open_vector_store(model_name: str) -> Iterator[VectorStore]:
 
 
 def vector_store_health() -> str:
-    """"ok" or the reason it is not; never opens local mode's folder (a rebuild may hold it)."""
+    """ "ok" or the reason it is not; never opens local mode's folder (a rebuild may hold it)."""
     if not settings.QDRANT_URL:
         return "ok (local mode)" if settings.QDRANT_PATH.parent.exists() else "local folder missing"
     try:

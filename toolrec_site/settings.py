@@ -120,6 +120,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_TIMEZONE = "UTC"
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "toolrec")
 
 # --- vectors and embeddings --------------------------------------------------------
 QDRANT_URL = env_str("QDRANT_URL")

@@ -13,8 +13,16 @@ api_v1 = [
     path("tools", ToolListCreateApi.as_view(), name="tool-list"),
     path("tools/<int:tool_id>", ToolDetailApi.as_view(), name="tool-detail"),
     path("schema", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[], authentication_classes=[]), name="docs"),
-    path("redoc", SpectacularRedocView.as_view(url_name="schema", permission_classes=[], authentication_classes=[]), name="redoc"),
+    path(
+        "docs",
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[], authentication_classes=[]),
+        name="docs",
+    ),
+    path(
+        "redoc",
+        SpectacularRedocView.as_view(url_name="schema", permission_classes=[], authentication_classes=[]),
+        name="redoc",
+    ),
 ]
 
 urlpatterns = [

@@ -4,35 +4,43 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Tool',
+            name="Tool",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('namespace', models.CharField(default='default', max_length=100)),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('parameters', models.JSONField(blank=True, default=dict, help_text='A JSON schema object.')),
-                ('category', models.CharField(blank=True, max_length=100)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('family', models.CharField(blank=True, help_text='The API, MCP server or toolkit the tool belongs to.', max_length=200)),
-                ('source', models.CharField(blank=True, max_length=200)),
-                ('extra', models.JSONField(blank=True, default=dict, help_text='Other fields the source carried.')),
-                ('enabled', models.BooleanField(default=True)),
-                ('content_hash', models.CharField(editable=False, max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("namespace", models.CharField(default="default", max_length=100)),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("parameters", models.JSONField(blank=True, default=dict, help_text="A JSON schema object.")),
+                ("category", models.CharField(blank=True, max_length=100)),
+                ("tags", models.JSONField(blank=True, default=list)),
+                (
+                    "family",
+                    models.CharField(
+                        blank=True, help_text="The API, MCP server or toolkit the tool belongs to.", max_length=200
+                    ),
+                ),
+                ("source", models.CharField(blank=True, max_length=200)),
+                ("extra", models.JSONField(blank=True, default=dict, help_text="Other fields the source carried.")),
+                ("enabled", models.BooleanField(default=True)),
+                ("content_hash", models.CharField(editable=False, max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['namespace', 'name'],
-                'indexes': [models.Index(fields=['enabled', 'namespace'], name='tool_enabled_namespace'), models.Index(fields=['category'], name='tool_category')],
-                'constraints': [models.UniqueConstraint(fields=('namespace', 'name'), name='tool_unique_name_in_namespace')],
+                "ordering": ["namespace", "name"],
+                "indexes": [
+                    models.Index(fields=["enabled", "namespace"], name="tool_enabled_namespace"),
+                    models.Index(fields=["category"], name="tool_category"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("namespace", "name"), name="tool_unique_name_in_namespace")
+                ],
             },
         ),
     ]

@@ -5,42 +5,69 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Experiment',
+            name="Experiment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(help_text='Hashed with the unit to assign variants.', max_length=100, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('unit', models.CharField(choices=[('user', 'User'), ('conversation', 'Conversation')], default='user', max_length=20)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('running', 'Running'), ('stopped', 'Stopped')], default='draft', max_length=10)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('stopped_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "key",
+                    models.SlugField(help_text="Hashed with the unit to assign variants.", max_length=100, unique=True),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "unit",
+                    models.CharField(
+                        choices=[("user", "User"), ("conversation", "Conversation")], default="user", max_length=20
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("running", "Running"), ("stopped", "Stopped")],
+                        default="draft",
+                        max_length=10,
+                    ),
+                ),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("stopped_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status', 'running')), fields=('status',), name='one_running_experiment')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "running")), fields=("status",), name="one_running_experiment"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Variant',
+            name="Variant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100)),
-                ('policy', models.JSONField(default=dict, help_text='A policy configuration, e.g. {"name": "semantic"}.')),
-                ('weight', models.PositiveIntegerField(default=1, help_text='Relative share of traffic.')),
-                ('is_control', models.BooleanField(default=False)),
-                ('experiment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='variants', to='experiments.experiment')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.SlugField(max_length=100)),
+                (
+                    "policy",
+                    models.JSONField(default=dict, help_text='A policy configuration, e.g. {"name": "semantic"}.'),
+                ),
+                ("weight", models.PositiveIntegerField(default=1, help_text="Relative share of traffic.")),
+                ("is_control", models.BooleanField(default=False)),
+                (
+                    "experiment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="variants",
+                        to="experiments.experiment",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['experiment', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('experiment', 'name'), name='variant_unique_name')],
+                "ordering": ["experiment", "id"],
+                "constraints": [models.UniqueConstraint(fields=("experiment", "name"), name="variant_unique_name")],
             },
         ),
     ]

@@ -6,90 +6,130 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('access', '0001_initial'),
-        ('catalog', '0001_initial'),
+        ("access", "0001_initial"),
+        ("catalog", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ToolStats',
+            name="ToolStats",
             fields=[
-                ('tool', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='stats', serialize=False, to='catalog.tool')),
-                ('times_recommended', models.PositiveIntegerField(default=0)),
-                ('times_used', models.PositiveIntegerField(default=0)),
-                ('last_recommended_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "tool",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="stats",
+                        serialize=False,
+                        to="catalog.tool",
+                    ),
+                ),
+                ("times_recommended", models.PositiveIntegerField(default=0)),
+                ("times_used", models.PositiveIntegerField(default=0)),
+                ("last_recommended_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name_plural': 'tool stats',
+                "verbose_name_plural": "tool stats",
             },
         ),
         migrations.CreateModel(
-            name='Recommendation',
+            name="Recommendation",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('user_id', models.CharField(blank=True, max_length=200)),
-                ('conversation_id', models.CharField(blank=True, max_length=200)),
-                ('experiment_key', models.CharField(blank=True, max_length=100)),
-                ('variant', models.CharField(default='default', max_length=100)),
-                ('policy', models.CharField(default='semantic', max_length=50)),
-                ('snapshot_version', models.PositiveIntegerField()),
-                ('k', models.PositiveSmallIntegerField()),
-                ('query_text', models.TextField(blank=True, help_text='The last user message, for learning.')),
-                ('called_tools', models.JSONField(blank=True, default=list)),
-                ('latency_ms', models.FloatField(default=0.0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('api_key', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='access.apikey')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("user_id", models.CharField(blank=True, max_length=200)),
+                ("conversation_id", models.CharField(blank=True, max_length=200)),
+                ("experiment_key", models.CharField(blank=True, max_length=100)),
+                ("variant", models.CharField(default="default", max_length=100)),
+                ("policy", models.CharField(default="semantic", max_length=50)),
+                ("snapshot_version", models.PositiveIntegerField()),
+                ("k", models.PositiveSmallIntegerField()),
+                ("query_text", models.TextField(blank=True, help_text="The last user message, for learning.")),
+                ("called_tools", models.JSONField(blank=True, default=list)),
+                ("latency_ms", models.FloatField(default=0.0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "api_key",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="access.apikey"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Impression',
+            name="Impression",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rank', models.PositiveSmallIntegerField()),
-                ('score', models.FloatField()),
-                ('propensity', models.FloatField(default=1.0)),
-                ('features', models.JSONField(blank=True, default=list)),
-                ('tool', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.tool')),
-                ('recommendation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='impressions', to='feedback.recommendation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("rank", models.PositiveSmallIntegerField()),
+                ("score", models.FloatField()),
+                ("propensity", models.FloatField(default=1.0)),
+                ("features", models.JSONField(blank=True, default=list)),
+                (
+                    "tool",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="catalog.tool"),
+                ),
+                (
+                    "recommendation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="impressions",
+                        to="feedback.recommendation",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='UsageEvent',
+            name="UsageEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(max_length=200, unique=True)),
-                ('used', models.BooleanField()),
-                ('reward', models.FloatField(blank=True, null=True)),
-                ('source', models.CharField(choices=[('explicit', 'Explicit'), ('implicit', 'Implicit')], max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('learned_at', models.DateTimeField(blank=True, null=True)),
-                ('recommendation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='usage_events', to='feedback.recommendation')),
-                ('tool', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.tool')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("event_id", models.CharField(max_length=200, unique=True)),
+                ("used", models.BooleanField()),
+                ("reward", models.FloatField(blank=True, null=True)),
+                (
+                    "source",
+                    models.CharField(choices=[("explicit", "Explicit"), ("implicit", "Implicit")], max_length=10),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("learned_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "recommendation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="usage_events",
+                        to="feedback.recommendation",
+                    ),
+                ),
+                (
+                    "tool",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="catalog.tool"),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='recommendation',
-            index=models.Index(fields=['api_key', 'conversation_id', '-created_at'], name='rec_conversation_latest'),
+            model_name="recommendation",
+            index=models.Index(fields=["api_key", "conversation_id", "-created_at"], name="rec_conversation_latest"),
         ),
         migrations.AddIndex(
-            model_name='recommendation',
-            index=models.Index(fields=['created_at'], name='rec_created'),
+            model_name="recommendation",
+            index=models.Index(fields=["created_at"], name="rec_created"),
         ),
         migrations.AddConstraint(
-            model_name='impression',
-            constraint=models.UniqueConstraint(fields=('recommendation', 'tool'), name='impression_unique_tool'),
+            model_name="impression",
+            constraint=models.UniqueConstraint(fields=("recommendation", "tool"), name="impression_unique_tool"),
         ),
         migrations.AddIndex(
-            model_name='usageevent',
-            index=models.Index(condition=models.Q(('learned_at__isnull', True)), fields=['created_at'], name='usage_unlearned'),
+            model_name="usageevent",
+            index=models.Index(
+                condition=models.Q(("learned_at__isnull", True)), fields=["created_at"], name="usage_unlearned"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='usageevent',
-            constraint=models.UniqueConstraint(condition=models.Q(('used', True)), fields=('recommendation', 'tool'), name='usage_event_one_use'),
+            model_name="usageevent",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("used", True)), fields=("recommendation", "tool"), name="usage_event_one_use"
+            ),
         ),
     ]

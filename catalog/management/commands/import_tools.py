@@ -16,9 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("path", type=Path)
         parser.add_argument("--format", default="auto", choices=FORMATS)
         parser.add_argument("--namespace", default="default")
-        parser.add_argument(
-            "--no-rebuild", action="store_true", help="Do not schedule an index rebuild afterwards."
-        )
+        parser.add_argument("--no-rebuild", action="store_true", help="Do not schedule an index rebuild afterwards.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["path"]

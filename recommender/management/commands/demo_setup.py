@@ -23,13 +23,17 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", verbosity=0)
         report = tool_import(records=parse_tools(EXAMPLE_CATALOG.read_text(), "jsonl"), schedule_rebuild=False)
-        self.stdout.write(f"example catalog: created {report.created}, updated {report.updated}, unchanged {report.unchanged}")
+        self.stdout.write(
+            f"example catalog: created {report.created}, updated {report.updated}, unchanged {report.unchanged}"
+        )
         snapshot = snapshot_build()
         if snapshot:
             self.stdout.write(f"index: snapshot v{snapshot.pk}, {snapshot.tool_count} tools")
         user_model = get_user_model()
         password = secrets.token_urlsafe(12)
-        admin, created = user_model.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
+        admin, _ = user_model.objects.get_or_create(
+            username="admin", defaults={"is_staff": True, "is_superuser": True}
+        )
         admin.set_password(password)
         admin.save(update_fields=["password"])
         _, raw_key = api_key_create(name="demo agent")
@@ -37,6 +41,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  admin:    http://127.0.0.1:8000/admin/  user admin, password {password}")
         self.stdout.write(f"  API key:  {raw_key}")
         self.stdout.write("  API docs: http://127.0.0.1:8000/api/v1/docs")
-        self.stdout.write(f'  try:     curl -s http://127.0.0.1:8000/api/v1/recommendations -H "Authorization: Bearer {raw_key}" '
-                          "-H 'Content-Type: application/json' -d '{\"messages\": [{\"role\": \"user\", "
-                          "\"content\": \"what is the weather in Paris tomorrow?\"}], \"k\": 3}'\n")
+        self.stdout.write(
+            f'  try:     curl -s http://127.0.0.1:8000/api/v1/recommendations -H "Authorization: Bearer {raw_key}" '
+            '-H \'Content-Type: application/json\' -d \'{"messages": [{"role": "user", '
+            '"content": "what is the weather in Paris tomorrow?"}], "k": 3}\'\n'
+        )

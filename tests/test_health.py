@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from django.test import Client
+
+
+def test_health_reports_each_dependency(indexed: None) -> None:
+    response = Client().get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["cache"].startswith("ok")
+    assert body["snapshot"]["tools"] == 12
+    assert body["status"] in {"ok", "degraded"}
+
+
+def test_health_says_degraded_without_an_index(db: None) -> None:
+    body = Client().get("/healthz").json()
+    assert body["status"] == "degraded" and body["snapshot"] is None
+
+
+def test_metrics_and_schema_are_served(indexed: None) -> None:
+    client = Client()
+    assert b"toolrec_recommendation_latency_seconds" in client.get("/metrics").content
+    schema = client.get("/api/v1/schema")
+    assert schema.status_code == 200 and b"/api/v1/recommendations" in schema.content
+    assert client.get("/api/v1/docs").status_code == 200
