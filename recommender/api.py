@@ -57,7 +57,11 @@ class RecommendationCreateApi(APIView):
         )
         body = asdict(result)
         body["recommendation_id"] = str(result.recommendation_id)
+        del body["timings_ms"]
         for tool in body["tools"]:
             if tool["reason"] is None:
                 del tool["reason"]
-        return Response(body)
+        response = Response(body)
+        # Standard Server-Timing header: browsers' dev tools and the latency benchmark read it.
+        response["Server-Timing"] = ", ".join(f"{name};dur={ms:.2f}" for name, ms in result.timings_ms.items())
+        return response

@@ -47,6 +47,7 @@ class RecommendationResult:
     snapshot_version: int
     tools: list[RecommendedTool]
     latency_ms: float
+    timings_ms: dict[str, float]  # where the time went: embed, engine, store (see Server-Timing)
 
 
 def _reason(candidates: Candidates, i: int) -> str:
@@ -91,7 +92,9 @@ def recommendation_create(
         _implicit_feedback(api_key, conversation_id, context.called_tools, snapshot)
     assignment = assignment_for(user_id=user_id, conversation_id=conversation_id)
     allowed = snapshot.index.mask(tool_filter) if tool_filter is not None else None
+    prepared = time.perf_counter()
     vectors = embed_cached(queries)
+    embedded = time.perf_counter()
     candidates = snapshot.index.search(
         context, vectors, n_candidates=max(settings.RECOMMEND_CANDIDATES, k), allowed=allowed
     )
@@ -100,7 +103,8 @@ def recommendation_create(
         ShownTool(tool_id=int(snapshot.tool_ids[candidates.rows[i]]), rank=i + 1, score=float(candidates.fused[i]))
         for i in top
     ]
-    latency_ms = (time.perf_counter() - started) * 1000
+    ranked = time.perf_counter()
+    latency_ms = (ranked - started) * 1000
     recommendation = recommendation_record(
         api_key=api_key,
         user_id=user_id,
@@ -126,7 +130,8 @@ def recommendation_create(
         )
         for i, s in zip(top, shown)
     ]
-    total = time.perf_counter() - started
+    finished = time.perf_counter()
+    total = finished - started
     metrics.RECOMMENDATION_LATENCY.labels(variant=assignment.variant).observe(total)
     metrics.RECOMMENDATIONS.labels(variant=assignment.variant).inc()
     return RecommendationResult(
@@ -137,6 +142,12 @@ def recommendation_create(
         snapshot_version=snapshot.version,
         tools=tools,
         latency_ms=total * 1000,
+        timings_ms={
+            "prepare": (prepared - started) * 1000,
+            "embed": (embedded - prepared) * 1000,
+            "engine": (ranked - embedded) * 1000,
+            "store": (finished - ranked) * 1000,
+        },
     )
 
 
