@@ -81,13 +81,14 @@ def validate_parameters(parameters: Any) -> dict[str, Any]:
     return {"type": "object", **parameters} if "type" not in parameters else dict(parameters)
 
 
-def _text(value: Any, what: str, *, limit: int, required: bool = False) -> str:
+def _text(value: Any, what: str, *, limit: int, required: bool = False, strip: bool = True) -> str:
     if value is None:
         value = ""
     if not isinstance(value, str):
         raise InvalidTool(f"{what} must be a string")
-    value = value.strip()
-    if required and not value:
+    if strip:
+        value = value.strip()
+    if required and not value.strip():
         raise InvalidTool(f"{what} is required")
     if len(value) > limit:
         raise InvalidTool(f"{what} is longer than {limit} characters")
@@ -114,7 +115,8 @@ def make_spec(
     extra: Mapping[str, Any] | None = None,
 ) -> ToolSpec:
     """Validate one tool's fields; raise :class:`InvalidTool` with the reason."""
-    clean_name = _text(name, "name", limit=MAX_NAME, required=True)
+    # A name is an identifier: kept exactly as given (some catalogs have leading spaces in ids).
+    clean_name = _text(name, "name", limit=MAX_NAME, required=True, strip=False)
     if _CONTROL.search(clean_name):
         raise InvalidTool("name must not contain control characters")
     return ToolSpec(

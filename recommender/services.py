@@ -21,7 +21,7 @@ from feedback.services import ShownTool, implicit_feedback_record, recommendatio
 from recommender import metrics
 from recommender.embeddings import embed_cached
 from recommender.engine.conversation import read_conversation
-from recommender.engine.types import Candidates, ToolFilter
+from recommender.engine.types import Candidates, ConversationContext, FloatArray, ToolFilter
 from recommender.snapshots import LoadedSnapshot, snapshots
 from toolrec_site.errors import ToolrecError, Unavailable
 
@@ -69,6 +69,20 @@ def _implicit_feedback(
         )
 
 
+def retrieve(
+    snapshot: LoadedSnapshot,
+    context: ConversationContext,
+    vectors: FloatArray,
+    *,
+    k: int,
+    tool_filter: ToolFilter | None = None,
+) -> Candidates:
+    """Candidates for a read conversation whose query texts are embedded: the engine step
+    shared by the API and by `evaluate_retrieval`, so the benchmark measures what is served."""
+    allowed = snapshot.index.mask(tool_filter) if tool_filter is not None else None
+    return snapshot.index.search(context, vectors, n_candidates=max(settings.RECOMMEND_CANDIDATES, k), allowed=allowed)
+
+
 def recommendation_create(
     *,
     api_key: ApiKey,
@@ -91,13 +105,10 @@ def recommendation_create(
     if conversation_id and context.called_tools and settings.IMPLICIT_FEEDBACK:
         _implicit_feedback(api_key, conversation_id, context.called_tools, snapshot)
     assignment = assignment_for(user_id=user_id, conversation_id=conversation_id)
-    allowed = snapshot.index.mask(tool_filter) if tool_filter is not None else None
     prepared = time.perf_counter()
     vectors = embed_cached(queries)
     embedded = time.perf_counter()
-    candidates = snapshot.index.search(
-        context, vectors, n_candidates=max(settings.RECOMMEND_CANDIDATES, k), allowed=allowed
-    )
+    candidates = retrieve(snapshot, context, vectors, k=k, tool_filter=tool_filter)
     top = range(min(k, len(candidates)))
     shown = [
         ShownTool(tool_id=int(snapshot.tool_ids[candidates.rows[i]]), rank=i + 1, score=float(candidates.fused[i]))

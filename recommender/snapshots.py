@@ -62,34 +62,50 @@ def catalog_fingerprint(rows: list[tuple[int, str]]) -> str:
     return digest.hexdigest()
 
 
-def _embed_tools(tools: list[Tool], docs: list[ToolDoc], model_name: str) -> tuple[np.ndarray, int, int]:
+EMBED_CHUNK = 512  # tools embedded and stored per step: a crash keeps the finished chunks
+
+
+def embed_tools(tools: list[Tool], docs: list[ToolDoc], model_name: str) -> tuple[np.ndarray, int, int]:
     """Vectors for the tools, reusing stored ones whose text hash still matches."""
     texts = [embedding_text(doc) for doc in docs]
     hashes = [text_hash(text) for text in texts]
+    vectors: list[np.ndarray | None] = [None] * len(tools)
     with open_vector_store(model_name) as store:
         stored = store.fetch([t.pk for t in tools])
-        stale = [
-            i for i, tool in enumerate(tools) if stored.get(tool.pk) is None or stored[tool.pk].text_hash != hashes[i]
-        ]
-        fresh = get_embedder(model_name).embed([texts[i] for i in stale]) if stale else None
-        if fresh is not None:
-            store.upsert(
-                [tools[i].pk for i in stale],
-                fresh,
-                [
-                    {
-                        "key": docs[i].key,
-                        "namespace": docs[i].namespace,
-                        "category": docs[i].category,
-                        "tags": list(docs[i].tags),
-                        "text_hash": hashes[i],
-                    }
-                    for i in stale
-                ],
-            )
-    fresh_rows = {i: row for row, i in enumerate(stale)}
-    vectors = [fresh[fresh_rows[i]] if i in fresh_rows else stored[tool.pk].vector for i, tool in enumerate(tools)]  # type: ignore[index]
+        stale = []
+        for i, tool in enumerate(tools):
+            found = stored.get(tool.pk)
+            if found is not None and found.text_hash == hashes[i]:
+                vectors[i] = found.vector
+            else:
+                stale.append(i)
+        embedder = get_embedder(model_name)
+        for start in range(0, len(stale), EMBED_CHUNK):
+            chunk = stale[start : start + EMBED_CHUNK]
+            fresh = embedder.embed([texts[i] for i in chunk])
+            payloads = [
+                {
+                    "key": docs[i].key,
+                    "namespace": docs[i].namespace,
+                    "category": docs[i].category,
+                    "tags": list(docs[i].tags),
+                    "text_hash": hashes[i],
+                }
+                for i in chunk
+            ]
+            store.upsert([tools[i].pk for i in chunk], fresh, payloads)
+            for row, i in enumerate(chunk):
+                vectors[i] = fresh[row]
     return np.vstack(vectors).astype(np.float32), len(stale), len(tools) - len(stale)
+
+
+def build_index(tools: list[Tool], model_name: str) -> tuple[RetrievalIndex, int, int]:
+    """The retrieval index over these tools: (index, tools embedded anew, vectors reused)."""
+    docs = [tool_doc(t) for t in tools]
+    if not tools:
+        return RetrievalIndex.build(docs, np.zeros((0, 1), dtype=np.float32)), 0, 0
+    vectors, embedded, reused = embed_tools(tools, docs, model_name)
+    return RetrievalIndex.build(docs, vectors), embedded, reused
 
 
 def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
@@ -111,12 +127,7 @@ def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
     snapshot = IndexSnapshot.objects.create(embedding_model=model_name, catalog_fingerprint=fingerprint)
     try:
         directory = settings.SNAPSHOT_DIR / f"v{snapshot.pk}"
-        docs = [tool_doc(t) for t in tools]
-        if tools:
-            vectors, embedded, reused = _embed_tools(tools, docs, model_name)
-        else:
-            vectors, embedded, reused = np.zeros((0, 1), dtype=np.float32), 0, 0
-        index = RetrievalIndex.build(docs, vectors)
+        index, embedded, reused = build_index(tools, model_name)
         partial = directory.with_name(directory.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         (partial / "index").mkdir(parents=True)
@@ -155,8 +166,8 @@ def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
     return snapshot
 
 
-def _write_tools(path: Path, tools: list[Tool]) -> None:
-    rows = [
+def _tool_rows(tools: list[Tool]) -> list[dict[str, Any]]:
+    return [
         {
             "id": t.pk,
             "key": t.key,
@@ -166,7 +177,10 @@ def _write_tools(path: Path, tools: list[Tool]) -> None:
         }
         for t in tools
     ]
-    path.write_text(json.dumps(rows, ensure_ascii=False))
+
+
+def _write_tools(path: Path, tools: list[Tool]) -> None:
+    path.write_text(json.dumps(_tool_rows(tools), ensure_ascii=False))
 
 
 def _prune_old_snapshots() -> None:
@@ -188,14 +202,24 @@ class LoadedSnapshot:
 
     @classmethod
     def load(cls, version: int, path: Path) -> LoadedSnapshot:
-        rows = json.loads((path / "tools.json").read_text())
+        return cls.from_rows(
+            version, RetrievalIndex.load(path / "index"), json.loads((path / "tools.json").read_text())
+        )
+
+    @classmethod
+    def in_memory(cls, index: RetrievalIndex, tools: list[Tool]) -> LoadedSnapshot:
+        """A snapshot that never touched the disk (evaluation, simulation)."""
+        return cls.from_rows(0, index, _tool_rows(tools))
+
+    @classmethod
+    def from_rows(cls, version: int, index: RetrievalIndex, rows: list[dict[str, Any]]) -> LoadedSnapshot:
         row_by_name: dict[str, int] = {}
         for i, row in enumerate(rows):
             row_by_name.setdefault(row["function_name"], i)
             row_by_name.setdefault(row["name"], i)
         return cls(
             version=version,
-            index=RetrievalIndex.load(path / "index"),
+            index=index,
             tool_ids=np.asarray([r["id"] for r in rows], dtype=np.int64),
             definitions=[r["definition"] for r in rows],
             keys=[r["key"] for r in rows],

@@ -63,6 +63,12 @@ class VectorStore:
                 )
         return found
 
+    def delete(self, tool_ids: Sequence[int]) -> None:
+        from qdrant_client import models
+
+        if tool_ids and self._client.collection_exists(self.collection):
+            self._client.delete(self.collection, points_selector=models.PointIdsList(points=list(tool_ids)))
+
     def upsert(self, tool_ids: Sequence[int], vectors: FloatArray, payloads: Sequence[dict[str, Any]]) -> None:
         from qdrant_client import models
 

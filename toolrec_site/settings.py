@@ -107,7 +107,14 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "toolrec"}}
+    # Room for the embedding cache (a query vector is 1.5 kB): the default 300 entries would thrash.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "toolrec",
+            "OPTIONS": {"MAX_ENTRIES": 20_000},
+        }
+    }
 
 # --- background work ----------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")

@@ -120,3 +120,10 @@ def test_content_hash_changes_with_the_description_only_when_it_changes() -> Non
 def test_unknown_format_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown format"):
         list(parse_tools("[]", "yaml"))
+
+
+def test_names_are_kept_exactly_so_dataset_ids_still_match() -> None:
+    spec = next(parse_tools(json.dumps({"id": " Quotes API::get_random_quote"}), "jsonl"))
+    assert isinstance(spec, ToolSpec) and spec.name == " Quotes API::get_random_quote"
+    rejected = next(parse_tools(json.dumps({"id": "   "}), "jsonl"))
+    assert isinstance(rejected, Rejection) and "name is required" in rejected.reason
