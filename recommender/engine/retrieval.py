@@ -1,0 +1,380 @@
+"""Hybrid candidate retrieval: dense ANN + BM25, fused per query, family-aware.
+
+``search`` for a conversation:
+
+1. per query text (last message, sub-queries, context): the dense top list (faiss; the
+   cosine minus a hubness penalty) and the BM25 score of every tool; the candidates are
+   the union of both top lists;
+2. exact dense and sparse scores of every candidate, z-scored against each retriever's
+   own top list and summed with weights that grow with how peaked that list is
+   (``fusion.py``);
+3. queries combined: the last message counts fully, the best sub-query adds
+   ``sub_query_weight`` x its score, the context ``context_weight`` x its score;
+4. family awareness: every candidate gains ``family_boost`` x the best score in its
+   family (a request for one API usually needs several of its endpoints);
+5. sort by the fused score and keep ``n_candidates``.
+
+Why these choices, with numbers: the docstring of bench/tune_retrieval.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recommender.engine.ann import AnnConfig, DenseIndex
+from recommender.engine.fusion import FusionMethod, fuse
+from recommender.engine.rowmeta import RowLookup, RowMeta
+from recommender.engine.sparse import SparseIndex
+from recommender.engine.text import FieldWeights, sparse_tokens, tokenize
+from recommender.engine.types import (
+    BoolArray,
+    Candidates,
+    ConversationContext,
+    FloatArray,
+    IntArray,
+    ToolDoc,
+    ToolFilter,
+)
+
+FORMAT_VERSION = 1
+_META_FILE = "index.json"
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Every retrieval knob; the defaults are the values tuned in bench/tune_retrieval.py."""
+
+    # Build time: the BM25 document of a tool (fields repeated by weight) and BM25 params.
+    field_weights: FieldWeights = field(default_factory=FieldWeights)
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    # Candidate generation: per query, the dense and sparse top lists united. They also
+    # set the scale of each retriever's z-scores.
+    n_dense: int = 200
+    n_sparse: int = 200
+    # Fusion of the two retrievers for one query: z-scores against each retriever's own
+    # top list, weighted; each weight scaled by how peaked that retriever's top list is
+    # (peak_exponent; 0 turns it off).
+    fusion: FusionMethod = "zscore"
+    dense_weight: float = 1.25
+    sparse_weight: float = 1.0
+    rrf_k: float = 60.0  # only for fusion="rrf"
+    peak_exponent: float = 1.0
+    # Several queries of one conversation: the last message counts fully, the best
+    # sub-query adds sub_query_weight times its score, the context context_weight times.
+    use_sub_queries: bool = True
+    sub_query_weight: float = 0.75
+    context_weight: float = 0.3
+    # Tool families (the API / MCP server a tool belongs to): every candidate gains
+    # family_boost x the best fused score in its family (a family-less tool: its own),
+    # which lifts the siblings of a strong endpoint. family_top > 0 also pulls up to
+    # family_expand members of the family_top best families into the candidates.
+    family_boost: float = 0.5
+    family_top: int = 0
+    family_expand: int = 30
+    # Hubness correction of dense scores: cos(q, t) - hub_weight * (mean cos of t to its
+    # hub_k nearest tools). A tool with many near-duplicates is near every query about
+    # its topic and crowds the list (CSLS, Conneau et al. 2018).
+    hub_k: int = 5
+    hub_weight: float = 0.35
+    # Nearest-neighbour index by catalog size.
+    ann: AnnConfig = field(default_factory=AnnConfig)
+
+
+def query_roles(ctx: ConversationContext) -> list[str]:
+    """Role of each text of ``ctx.queries()``, in the same order: main/sub/context."""
+    texts = [(ctx.last_user_message, "main")]
+    texts += [(q, "sub") for q in ctx.sub_queries]
+    if ctx.context and ctx.context != ctx.last_user_message:
+        texts.append((ctx.context, "context"))
+    roles = [role for text, role in texts if text]
+    if roles and "main" not in roles:
+        # No user message (e.g. only assistant turns): the first text stands in for it.
+        roles[0] = "main"
+    return roles
+
+
+class RetrievalIndex:
+    def __init__(
+        self,
+        meta: RowMeta,
+        dense: DenseIndex,
+        sparse: SparseIndex,
+        hubness: FloatArray,
+        config: RetrievalConfig,
+    ) -> None:
+        self.meta = meta
+        self._hubness = hubness
+        self.keys: list[str] = meta.keys
+        self.config = config
+        self._dense = dense
+        self._sparse = sparse
+        self._lookup = RowLookup(meta)
+
+    @property
+    def size(self) -> int:
+        return len(self.keys)
+
+    @property
+    def ann_kind(self) -> str:
+        return self._dense.kind
+
+    @classmethod
+    def build(
+        cls,
+        docs: Sequence[ToolDoc],
+        vectors: FloatArray,
+        config: RetrievalConfig = RetrievalConfig(),
+    ) -> RetrievalIndex:
+        if vectors.ndim != 2 or vectors.shape[0] != len(docs):
+            raise ValueError(f"vectors shape {vectors.shape} does not match {len(docs)} docs")
+        keys = [d.key for d in docs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("ToolDoc keys must be unique within an index")
+        sparse = SparseIndex.build(
+            [sparse_tokens(d, config.field_weights) for d in docs],
+            k1=config.bm25_k1,
+            b=config.bm25_b,
+        )
+        dense = DenseIndex.build(vectors, config.ann)
+        hubness = dense.neighbour_similarity(config.hub_k)
+        return cls(RowMeta.from_docs(docs), dense, sparse, hubness, config)
+
+    def save(self, directory: pathlib.Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._dense.save(directory)
+        self._sparse.save(directory)
+        np.save(directory / "hubness.npy", self._hubness, allow_pickle=False)
+        build = {
+            "field_weights": dataclasses.asdict(self.config.field_weights),
+            "bm25_k1": self.config.bm25_k1,
+            "bm25_b": self.config.bm25_b,
+            "hub_k": self.config.hub_k,
+        }
+        payload = {"format": FORMAT_VERSION, "build": build, "rows": self.meta.to_json()}
+        (directory / _META_FILE).write_text(json.dumps(payload), encoding="utf-8")
+
+    @classmethod
+    def load(
+        cls, directory: pathlib.Path, config: RetrievalConfig = RetrievalConfig()
+    ) -> RetrievalIndex:
+        """Load a saved index; query-time knobs come from ``config``.
+
+        Build-time knobs (field weights, BM25 k1/b) are baked into the saved BM25 matrix;
+        the returned index reports the ones it was built with.
+        """
+        payload = json.loads((directory / _META_FILE).read_text(encoding="utf-8"))
+        if payload.get("format") != FORMAT_VERSION:
+            raise ValueError(f"unsupported index format {payload.get('format')!r}")
+        build = payload["build"]
+        config = dataclasses.replace(
+            config,
+            field_weights=FieldWeights(**build["field_weights"]),
+            bm25_k1=float(build["bm25_k1"]),
+            bm25_b=float(build["bm25_b"]),
+            hub_k=int(build["hub_k"]),
+        )
+        return cls(
+            RowMeta.from_json(payload["rows"]),
+            DenseIndex.load(directory, config.ann),
+            SparseIndex.load(directory),
+            np.load(directory / "hubness.npy", allow_pickle=False),
+            config,
+        )
+
+    def with_config(self, config: RetrievalConfig) -> RetrievalIndex:
+        """The same index searched with other query-time knobs (no rebuild).
+
+        Build-time knobs (field weights, BM25 k1/b, ANN kind) stay those of this index.
+        """
+        config = dataclasses.replace(
+            config,
+            field_weights=self.config.field_weights,
+            bm25_k1=self.config.bm25_k1,
+            bm25_b=self.config.bm25_b,
+            hub_k=self.config.hub_k,
+        )
+        return RetrievalIndex(self.meta, self._dense, self._sparse, self._hubness, config)
+
+    def sparse_scores(self, tokens: Sequence[str]) -> FloatArray:
+        """BM25 score of every row for already tokenised text (``text.tokenize``)."""
+        return self._sparse.scores(tokens)
+
+    def row_of(self, key: str) -> int | None:
+        return self._lookup.row_by_key.get(key)
+
+    def mask(self, flt: ToolFilter) -> BoolArray | None:
+        return self._lookup.mask(flt)
+
+    # -- search -------------------------------------------------------------------------
+
+    def search(
+        self,
+        ctx: ConversationContext,
+        query_vectors: FloatArray,
+        *,
+        n_candidates: int = 200,
+        allowed: BoolArray | None = None,
+    ) -> Candidates:
+        cfg = self.config
+        texts, roles = ctx.queries(), query_roles(ctx)
+        if query_vectors.ndim != 2 or query_vectors.shape[0] != len(texts):
+            raise ValueError(
+                f"query_vectors shape {query_vectors.shape} != ({len(texts)}, dim) queries"
+            )
+        if allowed is not None and allowed.shape != (self.size,):
+            raise ValueError(f"allowed mask shape {allowed.shape} != ({self.size},)")
+        keep = [i for i, r in enumerate(roles) if r != "sub" or cfg.use_sub_queries]
+        texts = [texts[i] for i in keep]
+        roles = [roles[i] for i in keep]
+        vectors = np.ascontiguousarray(query_vectors[keep], dtype=np.float32)
+        n_allowed = self.size if allowed is None else int(np.count_nonzero(allowed))
+        if not texts or n_allowed == 0 or n_candidates <= 0:
+            return _empty()
+
+        # 1. candidates: dense top lists and BM25 top lists of every query, united.
+        depth = max(cfg.n_dense, n_candidates)
+        bias = self._dense_bias()
+        dense_top_scores, dense_top_rows = self._dense.search(vectors, depth, allowed, bias)
+        sparse_all = np.stack([self._sparse.scores(tokenize(t)) for t in texts])
+        if allowed is not None:
+            sparse_all[:, ~allowed] = 0.0
+        sparse_top_rows = _top_positive(sparse_all, cfg.n_sparse)
+        rows = np.unique(np.concatenate([dense_top_rows.ravel(), *sparse_top_rows]))
+        rows = rows[rows >= 0]
+        sparse_tops = [sparse_all[j, r] for j, r in enumerate(sparse_top_rows)]
+
+        # 2-3. fused score of each candidate over the queries.
+        fused = self._fuse_queries(
+            rows, vectors, bias, sparse_all, dense_top_scores, sparse_tops, roles
+        )
+
+        # 4. family awareness.
+        if cfg.family_boost > 0 and self._lookup.n_families:
+            extra = self._family_siblings(rows, fused, allowed)
+            if extra.size:
+                rows = np.concatenate([rows, extra])
+                fused = self._fuse_queries(
+                    rows, vectors, bias, sparse_all, dense_top_scores, sparse_tops, roles
+                )
+            fused = fused + cfg.family_boost * self._family_score(rows, fused)
+
+        # 5. order and cut.
+        order = np.lexsort((rows, -fused))[:n_candidates]
+        rows = rows[order]
+        return Candidates(
+            rows=rows.astype(np.int64),
+            dense=self._dense.scores_of(rows, vectors).max(axis=0).astype(np.float32),
+            sparse=sparse_all[:, rows].max(axis=0).astype(np.float32),
+            fused=fused[order].astype(np.float32),
+        )
+
+    def _fuse_queries(
+        self,
+        rows: IntArray,
+        vectors: FloatArray,
+        bias: FloatArray | None,
+        sparse_all: FloatArray,
+        dense_top_scores: FloatArray,
+        sparse_tops: list[FloatArray],
+        roles: list[str],
+    ) -> FloatArray:
+        cfg = self.config
+        dense = self._dense.scores_of(rows, vectors, bias)
+        per_query = [
+            fuse(
+                dense[j],
+                sparse_all[j, rows],
+                dense_top_scores[j, : cfg.n_dense],
+                sparse_tops[j],
+                method=cfg.fusion,
+                dense_weight=cfg.dense_weight,
+                sparse_weight=cfg.sparse_weight,
+                rrf_k=cfg.rrf_k,
+                peak_exponent=cfg.peak_exponent,
+            )
+            for j in range(len(roles))
+        ]
+        total = np.zeros(rows.shape[0], dtype=np.float32)
+        subs = [s for s, r in zip(per_query, roles, strict=True) if r == "sub"]
+        for score, role in zip(per_query, roles, strict=True):
+            if role == "main":
+                total += score
+            elif role == "context":
+                total += cfg.context_weight * score
+        if subs:
+            total += cfg.sub_query_weight * np.max(np.stack(subs), axis=0)
+        return total
+
+    def _dense_bias(self) -> FloatArray | None:
+        if self.config.hub_weight == 0.0:
+            return None
+        bias: FloatArray = (self.config.hub_weight * self._hubness).astype(np.float32)
+        return bias
+
+    def _family_siblings(
+        self, rows: IntArray, fused: FloatArray, allowed: BoolArray | None
+    ) -> IntArray:
+        """Allowed members of the top families that are not candidates yet."""
+        families = self._top_families(rows, fused)
+        if not families:
+            return np.zeros(0, dtype=np.int64)
+        members = [self._lookup.members(f)[: self.config.family_expand] for f in families]
+        extra = np.setdiff1d(np.concatenate(members), rows)
+        if allowed is not None:
+            extra = extra[allowed[extra]]
+        return extra.astype(np.int64)
+
+    def _top_families(self, rows: IntArray, fused: FloatArray) -> list[int]:
+        codes = self._lookup.family_codes[rows]
+        seen: list[int] = []
+        if self.config.family_top <= 0:
+            return seen
+        for i in np.argsort(-fused, kind="stable"):
+            code = int(codes[i])
+            if code >= 0 and code not in seen:
+                seen.append(code)
+                if len(seen) >= self.config.family_top:
+                    break
+        return seen
+
+    def _family_score(self, rows: IntArray, fused: FloatArray) -> FloatArray:
+        """Per candidate, the best fused score among the candidates of its family.
+
+        A tool without a family is its own family (its own score), so the boost shifts
+        family-less tools as much as the best endpoint of an API and only lifts siblings.
+        """
+        codes = self._lookup.family_codes[rows]
+        best = fused.copy()
+        in_family = codes >= 0
+        if in_family.any():
+            family_best = np.full(self._lookup.n_families, -np.inf, dtype=np.float32)
+            np.maximum.at(family_best, codes[in_family], fused[in_family])
+            best[in_family] = family_best[codes[in_family]]
+        return best
+
+
+def _top_positive(scores: FloatArray, k: int) -> list[IntArray]:
+    """Per row of scores, the indices of the k largest positive entries."""
+    tops: list[IntArray] = []
+    for row in scores:
+        hits = np.flatnonzero(row > 0)
+        if hits.size > k:
+            hits = hits[np.argpartition(-row[hits], k - 1)[:k]]
+        tops.append(hits.astype(np.int64))
+    return tops
+
+
+def _empty() -> Candidates:
+    return Candidates(
+        rows=np.zeros(0, dtype=np.int64),
+        dense=np.zeros(0, dtype=np.float32),
+        sparse=np.zeros(0, dtype=np.float32),
+        fused=np.zeros(0, dtype=np.float32),
+    )
