@@ -20,8 +20,16 @@ class Recommendation(models.Model):
     k = models.PositiveSmallIntegerField()
     query_text = models.TextField(blank=True, help_text="The last user message, for learning.")
     called_tools = models.JSONField(default=list, blank=True)
+    called_tool_ids = models.JSONField(default=list, blank=True, help_text="Catalog ids of called_tools.")
+    # float32 embedding of the last user message: the learner adds used tools to the context
+    # memory under it, without embedding anything again.
+    query_vector = models.BinaryField(null=True, blank=True)
+    # The top candidates with their features and retrieval scores (npz): what off-policy
+    # evaluation and the learned ranker replay. Shown tools are always among them.
+    candidate_log = models.BinaryField(null=True, blank=True)
     latency_ms = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True)
+    learned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -29,6 +37,8 @@ class Recommendation(models.Model):
             models.Index(fields=["api_key", "conversation_id", "-created_at"], name="rec_conversation_latest"),
             # Dashboards: recommendations over time.
             models.Index(fields=["created_at"], name="rec_created"),
+            # The learner claims recommendations not yet learned, oldest first.
+            models.Index(fields=["created_at"], condition=Q(learned_at__isnull=True), name="rec_unlearned"),
         ]
 
 
@@ -91,3 +101,34 @@ class ToolStats(models.Model):
 
     class Meta:
         verbose_name_plural = "tool stats"
+
+
+class UserToolStats(models.Model):
+    """One user's history with one tool, kept by the learner; features read it per request."""
+
+    user_id = models.CharField(max_length=200)
+    tool = models.ForeignKey("catalog.Tool", on_delete=models.CASCADE, related_name="+")
+    times_recommended = models.PositiveIntegerField(default=0)
+    times_used = models.PositiveIntegerField(default=0)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Features read (user_id, tool_id IN candidates): this is also its index.
+            models.UniqueConstraint(fields=["user_id", "tool"], name="user_tool_stats_unique"),
+        ]
+        verbose_name_plural = "user tool stats"
+
+
+class CoUse(models.Model):
+    """How often `tool` was used in a conversation that had already called `after`."""
+
+    after = models.ForeignKey("catalog.Tool", on_delete=models.CASCADE, related_name="+")
+    tool = models.ForeignKey("catalog.Tool", on_delete=models.CASCADE, related_name="+")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # Features read (after IN called tools): this is also its index.
+            models.UniqueConstraint(fields=["after", "tool"], name="co_use_unique"),
+        ]

@@ -62,6 +62,9 @@ def recommendation_record(
     called_tools: Sequence[str],
     latency_ms: float,
     shown: Sequence[ShownTool],
+    called_tool_ids: Sequence[int] = (),
+    query_vector: bytes | None = None,
+    candidate_log: bytes | None = None,
 ) -> Recommendation:
     """Log a served recommendation and its impressions, and count the shows per tool."""
     with transaction.atomic():
@@ -76,6 +79,9 @@ def recommendation_record(
             k=k,
             query_text=query_text[:2000],
             called_tools=list(called_tools)[:100],
+            called_tool_ids=list(called_tool_ids)[:100],
+            query_vector=query_vector,
+            candidate_log=candidate_log,
             latency_ms=latency_ms,
         )
         Impression.objects.bulk_create(
@@ -124,6 +130,10 @@ def _record_events(events: list[UsageEvent]) -> FeedbackOutcome:
     for event in inserted:
         if event.used:
             metrics.TOOL_USES.labels(source=event.source).inc()
+    if inserted:
+        from recommender.learning import learning_schedule
+
+        transaction.on_commit(learning_schedule)
     metrics.FEEDBACK_EVENTS.labels(outcome="recorded").inc(len(inserted))
     metrics.FEEDBACK_EVENTS.labels(outcome="duplicate").inc(len(events) - len(inserted))
     return FeedbackOutcome(recorded=len(inserted), duplicates=len(events) - len(inserted))

@@ -36,3 +36,58 @@ class IndexSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"snapshot v{self.pk} ({self.status}{', active' if self.is_active else ''})"
+
+
+class LearningState(models.Model):
+    """One published version of the learned model state (the shared linear bandit).
+
+    Written whole by the learner in one transaction; web processes poll for the latest
+    version and swap it in, so none ever reads a half-written state.
+    """
+
+    bandit = models.BinaryField(help_text="LinearBanditState.to_bytes()")
+    recommendations_learned = models.PositiveIntegerField(default=0)
+    events_learned = models.PositiveIntegerField(default=0)
+    learn_seconds = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"learning state v{self.pk}"
+
+
+class MemoryEntry(models.Model):
+    """A past context that led to a use: its query vector and the tool used.
+
+    Append-only: web processes copy the entries newer than the last id they have.
+    """
+
+    tool = models.ForeignKey("catalog.Tool", on_delete=models.CASCADE, related_name="+")
+    vector = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "memory entries"
+
+
+class RankerModel(models.Model):
+    """A trained LambdaMART ranker: one version, its offline metrics, activatable."""
+
+    model_text = models.TextField()
+    feature_names = models.JSONField(default=list)
+    metrics = models.JSONField(default=dict)
+    training_groups = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Serving reads the active ranker.
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_ranker"),
+        ]
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"ranker v{self.pk}{' (active)' if self.is_active else ''}"

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 
@@ -21,7 +22,10 @@ from feedback.services import ShownTool, implicit_feedback_record, recommendatio
 from recommender import metrics
 from recommender.embeddings import embed_cached
 from recommender.engine.conversation import read_conversation
+from recommender.engine.features import FEATURE_INDEX
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, ToolFilter
+from recommender.learning import learned
+from recommender.ranking import candidate_log, policy_config, rank
 from recommender.snapshots import LoadedSnapshot, snapshots
 from toolrec_site.errors import ToolrecError, Unavailable
 
@@ -40,7 +44,7 @@ class RecommendedTool:
 
 @dataclass(frozen=True)
 class RecommendationResult:
-    recommendation_id: uuid.UUID
+    recommendation_id: uuid.UUID | None  # None for a dry run (nothing logged)
     experiment: str
     variant: str
     policy: str
@@ -50,23 +54,22 @@ class RecommendationResult:
     timings_ms: dict[str, float]  # where the time went: embed, engine, store (see Server-Timing)
 
 
-def _reason(candidates: Candidates, i: int) -> str:
+def _reason(candidates: Candidates, i: int, features: FloatArray, explored: bool) -> str:
     parts = [f"semantic similarity {float(candidates.dense[i]):.2f}"]
     if float(candidates.sparse[i]) > 0:
         parts.append(f"keyword score {float(candidates.sparse[i]):.1f}")
+    if float(features[FEATURE_INDEX["votes_log"]]) > 0:
+        parts.append("used after similar requests")
+    if float(features[FEATURE_INDEX["co_use"]]) > 0:
+        parts.append("often used with the tools already called")
+    if explored:
+        parts.append("shown to explore")
     return ", ".join(parts)
 
 
-def _implicit_feedback(
-    api_key: ApiKey, conversation_id: str, called: tuple[str, ...], snapshot: LoadedSnapshot
-) -> None:
+def _called_ids(called: tuple[str, ...], snapshot: LoadedSnapshot) -> list[int]:
     rows = [snapshot.row_by_name[name] for name in dict.fromkeys(called) if name in snapshot.row_by_name]
-    if rows:
-        implicit_feedback_record(
-            api_key=api_key,
-            conversation_id=conversation_id,
-            called_tool_ids=[int(snapshot.tool_ids[r]) for r in rows],
-        )
+    return [int(snapshot.tool_ids[r]) for r in rows]
 
 
 def retrieve(
@@ -92,7 +95,15 @@ def recommendation_create(
     k: int | None = None,
     tool_filter: ToolFilter | None = None,
     explain: bool = False,
+    policy: dict[str, Any] | None = None,
+    record: bool = True,
+    rng: np.random.Generator | None = None,
 ) -> RecommendationResult:
+    """Recommend k tools for the conversation and log the impression.
+
+    `policy` overrides the assigned variant's policy and `record=False` logs nothing (both for
+    offline replays such as `simulate`); `rng` makes exploration reproducible.
+    """
     started = time.perf_counter()
     k = k or settings.RECOMMEND_DEFAULT_K
     snapshot = snapshots.get()
@@ -102,34 +113,60 @@ def recommendation_create(
     queries = context.queries()
     if not queries:
         raise ToolrecError("The messages hold no text to recommend tools for.")
-    if conversation_id and context.called_tools and settings.IMPLICIT_FEEDBACK:
-        _implicit_feedback(api_key, conversation_id, context.called_tools, snapshot)
+    called_ids = _called_ids(context.called_tools, snapshot)
+    if record and conversation_id and called_ids and settings.IMPLICIT_FEEDBACK:
+        implicit_feedback_record(api_key=api_key, conversation_id=conversation_id, called_tool_ids=called_ids)
     assignment = assignment_for(user_id=user_id, conversation_id=conversation_id)
+    config = policy_config(policy if policy is not None else assignment.policy or settings.RECOMMEND_POLICY)
     prepared = time.perf_counter()
     vectors = embed_cached(queries)
     embedded = time.perf_counter()
     candidates = retrieve(snapshot, context, vectors, k=k, tool_filter=tool_filter)
-    top = range(min(k, len(candidates)))
-    shown = [
-        ShownTool(tool_id=int(snapshot.tool_ids[candidates.rows[i]]), rank=i + 1, score=float(candidates.fused[i]))
-        for i in top
-    ]
-    ranked = time.perf_counter()
-    latency_ms = (ranked - started) * 1000
-    recommendation = recommendation_record(
-        api_key=api_key,
+    tool_ids = snapshot.tool_ids[candidates.rows]
+    state = learned.get() if config.name != "semantic" else None
+    ranked = rank(
+        candidates=candidates,
+        tool_ids=tool_ids,
+        context=context,
+        query_vector=vectors[0],
+        called_ids=called_ids,
         user_id=user_id,
-        conversation_id=conversation_id,
-        experiment_key=assignment.experiment_key,
-        variant=assignment.variant,
-        policy="semantic",
-        snapshot_version=snapshot.version,
         k=k,
-        query_text=context.last_user_message,
-        called_tools=context.called_tools,
-        latency_ms=latency_ms,
-        shown=shown,
+        config=config,
+        learned=state,
+        rng=rng or np.random.default_rng(),
     )
+    slate = ranked.slate
+    shown = [
+        ShownTool(
+            tool_id=int(tool_ids[i]),
+            rank=position + 1,
+            score=float(slate.scores[position]),
+            propensity=float(slate.propensities[position]),
+            features=tuple(float(x) for x in ranked.features[i]),
+        )
+        for position, i in enumerate(slate.order)
+    ]
+    ranked_at = time.perf_counter()
+    recommendation_id = None
+    if record:
+        recommendation_id = recommendation_record(
+            api_key=api_key,
+            user_id=user_id,
+            conversation_id=conversation_id,
+            experiment_key=assignment.experiment_key,
+            variant=assignment.variant,
+            policy=slate.policy,
+            snapshot_version=snapshot.version,
+            k=k,
+            query_text=context.last_user_message,
+            called_tools=context.called_tools,
+            called_tool_ids=called_ids,
+            query_vector=vectors[0].astype(np.float32).tobytes(),
+            candidate_log=candidate_log(ranked, candidates.fused, settings.LOG_CANDIDATES),
+            latency_ms=(ranked_at - started) * 1000,
+            shown=shown,
+        ).pk
     tools = [
         RecommendedTool(
             tool_id=s.tool_id,
@@ -137,27 +174,26 @@ def recommendation_create(
             rank=s.rank,
             score=s.score,
             function=snapshot.definitions[candidates.rows[i]],
-            reason=_reason(candidates, i) if explain else None,
+            reason=_reason(candidates, i, ranked.features[i], bool(slate.explored[p])) if explain else None,
         )
-        for i, s in zip(top, shown)
+        for p, (i, s) in enumerate(zip(slate.order, shown))
     ]
     finished = time.perf_counter()
-    total = finished - started
-    metrics.RECOMMENDATION_LATENCY.labels(variant=assignment.variant).observe(total)
+    metrics.RECOMMENDATION_LATENCY.labels(variant=assignment.variant).observe(finished - started)
     metrics.RECOMMENDATIONS.labels(variant=assignment.variant).inc()
     return RecommendationResult(
-        recommendation_id=recommendation.pk,
+        recommendation_id=recommendation_id,
         experiment=assignment.experiment_key,
         variant=assignment.variant,
-        policy="semantic",
+        policy=slate.policy,
         snapshot_version=snapshot.version,
         tools=tools,
-        latency_ms=total * 1000,
+        latency_ms=(finished - started) * 1000,
         timings_ms={
             "prepare": (prepared - started) * 1000,
             "embed": (embedded - prepared) * 1000,
-            "engine": (ranked - embedded) * 1000,
-            "store": (finished - ranked) * 1000,
+            "engine": (ranked_at - embedded) * 1000,
+            "store": (finished - ranked_at) * 1000,
         },
     )
 

@@ -23,3 +23,34 @@ def rebuild_index(force: bool = False) -> int | None:
         cache.delete(REBUILD_PENDING_KEY)
     snapshot = snapshot_build(force=force)
     return snapshot.pk if snapshot else None
+
+
+@shared_task(
+    name="recommender.tasks.learn_from_feedback",
+    soft_time_limit=120,
+    time_limit=150,
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=3,
+)
+def learn_from_feedback(max_batches: int = 10) -> int:
+    """Learn up to `max_batches` batches of feedback; returns how many were learned."""
+    from recommender.learning import LEARN_PENDING_KEY, learning_batch
+
+    with contextlib.suppress(Exception):
+        cache.delete(LEARN_PENDING_KEY)
+    learned = 0
+    for _ in range(max_batches):
+        if learning_batch() is None:
+            break
+        learned += 1
+    return learned
+
+
+@shared_task(name="recommender.tasks.train_ranker", soft_time_limit=1800, time_limit=1900)
+def train_ranker() -> int | None:
+    """Train a LambdaMART ranker on the logged impressions (not activated automatically)."""
+    from recommender.rankers import ranker_train
+
+    ranker = ranker_train()
+    return ranker.pk if ranker else None

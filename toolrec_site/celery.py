@@ -16,6 +16,8 @@ app.autodiscover_tasks()
 # backlog after an outage never piles up duplicate work.
 PERIODIC_TASKS: dict[str, tuple[str, float]] = {
     "rebuild-index-if-stale": ("recommender.tasks.rebuild_index", 15 * 60),
+    "learn-from-feedback": ("recommender.tasks.learn_from_feedback", 5),
+    "train-ranker": ("recommender.tasks.train_ranker", 6 * 3600),
 }
 app.conf.beat_schedule = {
     name: {"task": task, "schedule": every, "options": {"expires": every * 0.9}}

@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from toolrec_site.env import env_bool, env_float, env_int, env_list, env_str
+from toolrec_site.env import env_bool, env_float, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TOOLREC_VAR_DIR") or BASE_DIR / "var")
@@ -152,6 +152,19 @@ RECOMMEND_CANDIDATES = env_int("RECOMMEND_CANDIDATES", 200, minimum=10)
 MAX_MESSAGES = env_int("MAX_MESSAGES", 200, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
 IMPLICIT_FEEDBACK = env_bool("IMPLICIT_FEEDBACK", True)
+# The policy served when no experiment runs (JSON of recommender.engine.policy.PolicyConfig).
+RECOMMEND_POLICY = env_json("RECOMMEND_POLICY", {"name": "hybrid", "exploration": "ucb"})
+LOG_CANDIDATES = env_int("LOG_CANDIDATES", 50, minimum=0)  # candidates logged per recommendation
+NEW_TOOL_SHOWS = env_int("NEW_TOOL_SHOWS", 20, minimum=0)  # a tool shown fewer times is "new"
+
+# --- learning -----------------------------------------------------------------------
+# A recommendation is learned (its unused tools as misses) this long after it was served,
+# leaving the agent time to report uses; uses reported later still count, as corrections.
+LEARN_DELAY_SECONDS = env_float("LEARN_DELAY_SECONDS", 60.0, minimum=0.0)
+LEARN_BATCH_SIZE = env_int("LEARN_BATCH_SIZE", 1000, minimum=1)
+LEARN_DEBOUNCE_SECONDS = env_int("LEARN_DEBOUNCE_SECONDS", 2, minimum=0)
+LEARNING_CHECK_SECONDS = env_float("LEARNING_CHECK_SECONDS", 1.0, minimum=0.0)
+MEMORY_MAX_CONTEXTS = env_int("MEMORY_MAX_CONTEXTS", 50_000, minimum=1)
 
 # --- API ----------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -15,5 +15,6 @@ os.environ.setdefault("TOOLREC_WARMUP", "false")
 from toolrec_site.settings import *  # noqa: F403
 
 SNAPSHOT_CHECK_SECONDS = 0.0  # tests see a new snapshot at once
+LEARNING_CHECK_SECONDS = 0.0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 WHITENOISE_AUTOREFRESH = True  # no collectstatic in tests

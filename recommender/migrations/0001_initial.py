@@ -4,34 +4,49 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='IndexSnapshot',
+            name="IndexSnapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('building', 'Building'), ('ready', 'Ready'), ('failed', 'Failed')], default='building', max_length=10)),
-                ('is_active', models.BooleanField(default=False)),
-                ('path', models.CharField(blank=True, max_length=500)),
-                ('embedding_model', models.CharField(max_length=200)),
-                ('tool_count', models.PositiveIntegerField(default=0)),
-                ('embedded_count', models.PositiveIntegerField(default=0, help_text='Tools embedded anew in this build.')),
-                ('reused_count', models.PositiveIntegerField(default=0, help_text='Tools whose stored vector was reused.')),
-                ('index_kind', models.CharField(blank=True, max_length=50)),
-                ('catalog_fingerprint', models.CharField(blank=True, max_length=64)),
-                ('build_seconds', models.FloatField(default=0.0)),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("building", "Building"), ("ready", "Ready"), ("failed", "Failed")],
+                        default="building",
+                        max_length=10,
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=False)),
+                ("path", models.CharField(blank=True, max_length=500)),
+                ("embedding_model", models.CharField(max_length=200)),
+                ("tool_count", models.PositiveIntegerField(default=0)),
+                (
+                    "embedded_count",
+                    models.PositiveIntegerField(default=0, help_text="Tools embedded anew in this build."),
+                ),
+                (
+                    "reused_count",
+                    models.PositiveIntegerField(default=0, help_text="Tools whose stored vector was reused."),
+                ),
+                ("index_kind", models.CharField(blank=True, max_length=50)),
+                ("catalog_fingerprint", models.CharField(blank=True, max_length=64)),
+                ("build_seconds", models.FloatField(default=0.0)),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-id'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('is_active', True)), fields=('is_active',), name='one_active_snapshot')],
+                "ordering": ["-id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_active", True)), fields=("is_active",), name="one_active_snapshot"
+                    )
+                ],
             },
         ),
     ]

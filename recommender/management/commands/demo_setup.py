@@ -31,9 +31,7 @@ class Command(BaseCommand):
             self.stdout.write(f"index: snapshot v{snapshot.pk}, {snapshot.tool_count} tools")
         user_model = get_user_model()
         password = secrets.token_urlsafe(12)
-        admin, _ = user_model.objects.get_or_create(
-            username="admin", defaults={"is_staff": True, "is_superuser": True}
-        )
+        admin, _ = user_model.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
         admin.set_password(password)
         admin.save(update_fields=["password"])
         _, raw_key = api_key_create(name="demo agent")

@@ -1,0 +1,303 @@
+"""Learning from the feedback log, and serving what was learned.
+
+The learner (a Celery task, or the request in the embedded mode) claims a batch of served
+recommendations old enough to be judged plus late uses, folds them into the shared linear
+bandit, the per-user statistics, the co-use counts and the context memory, and publishes a
+new `LearningState` row, all in one transaction. Web processes poll for the newest version
+and swap a fully built `LearnedState` in with one reference assignment. Everything here can
+be rebuilt from the log (`learning_state_rebuild`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from feedback.models import CoUse, Impression, Recommendation, UsageEvent, UserToolStats
+from recommender.engine.bandit import LinearBanditState, update_batched
+from recommender.engine.features import N_FEATURES
+from recommender.engine.memory import ContextMemory
+from recommender.models import LearningState, MemoryEntry, RankerModel
+
+log = logging.getLogger(__name__)
+MEMORY_DIM = 384  # the local embedder's; the memory adapts to the first vector it sees
+
+
+@dataclass(frozen=True, eq=False)
+class LearnedState:
+    version: int
+    bandit: LinearBanditState
+    memory: ContextMemory
+    memory_last_id: int
+    ranker_id: int | None
+    ranker_text: str | None
+
+
+def _new_memory(dim: int) -> ContextMemory:
+    return ContextMemory(dim, max_size=settings.MEMORY_MAX_CONTEXTS)
+
+
+def _load_memory(memory: ContextMemory | None, after_id: int) -> tuple[ContextMemory | None, int]:
+    """The memory with the entries newer than `after_id` added, as a new object (the old
+    one may be serving requests), or the same one when nothing is new."""
+    rows = list(
+        MemoryEntry.objects.filter(pk__gt=after_id)
+        .order_by("-pk")
+        .values_list("pk", "tool_id", "vector")[: settings.MEMORY_MAX_CONTEXTS]
+    )
+    if not rows:
+        return memory, after_id
+    rows.reverse()
+    vectors = np.stack([np.frombuffer(bytes(v), dtype=np.float32) for _, _, v in rows])
+    fresh = (
+        copy.copy(memory) if memory is not None and memory.dim == vectors.shape[1] else _new_memory(vectors.shape[1])
+    )
+    fresh.add(vectors, np.array([t for _, t, _ in rows], dtype=np.int64))  # add() rebinds, never mutates arrays
+    return fresh, rows[-1][0]
+
+
+class LearningHolder:
+    """The learned state this process serves, refreshed when a newer one is published."""
+
+    def __init__(self) -> None:
+        self._current: LearnedState | None = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> LearnedState | None:
+        if self._current is not None and time.monotonic() - self._checked_at < settings.LEARNING_CHECK_SECONDS:
+            return self._current
+        with self._lock:
+            if self._current is not None and time.monotonic() - self._checked_at < settings.LEARNING_CHECK_SECONDS:
+                return self._current
+            self._checked_at = time.monotonic()
+            latest = LearningState.objects.order_by("-pk").values_list("pk", flat=True).first()
+            ranker = RankerModel.objects.filter(is_active=True).values_list("pk", flat=True).first()
+            current = self._current
+            if latest is None:
+                return None
+            if current is not None and current.version == latest and current.ranker_id == ranker:
+                return current
+            self._current = self._load(latest, ranker, current)  # one assignment: readers see old or new
+            return self._current
+
+    @staticmethod
+    def _load(version: int, ranker_id: int | None, current: LearnedState | None) -> LearnedState:
+        bandit = LinearBanditState.from_bytes(bytes(LearningState.objects.get(pk=version).bandit))
+        memory, last_id = _load_memory(current.memory if current else None, current.memory_last_id if current else 0)
+        if current is not None and current.ranker_id == ranker_id:
+            ranker_text = current.ranker_text
+        else:
+            ranker_text = RankerModel.objects.filter(pk=ranker_id).values_list("model_text", flat=True).first()
+        return LearnedState(
+            version=version,
+            bandit=bandit,
+            memory=memory if memory is not None else _new_memory(MEMORY_DIM),
+            memory_last_id=last_id,
+            ranker_id=ranker_id,
+            ranker_text=ranker_text,
+        )
+
+    def reset(self) -> None:
+        with self._lock:
+            self._current, self._checked_at = None, 0.0
+
+
+learned = LearningHolder()
+
+
+@dataclass(frozen=True)
+class LearnOutcome:
+    version: int
+    recommendations: int
+    events: int
+    seconds: float
+
+
+def _impression_rows(rec_ids: Iterable[object]) -> dict[tuple[object, int], list[float]]:
+    return {
+        (rec_id, tool_id): features
+        for rec_id, tool_id, features in Impression.objects.filter(recommendation_id__in=list(rec_ids)).values_list(
+            "recommendation_id", "tool_id", "features"
+        )
+    }
+
+
+def _latest_state() -> LearningState:
+    state = LearningState.objects.select_for_update().order_by("-pk").first()
+    if state is None:
+        LearningState.objects.create(bandit=LinearBanditState.initial(N_FEATURES).to_bytes())
+        state = LearningState.objects.select_for_update().order_by("-pk").first()
+    assert state is not None
+    return state
+
+
+def learning_batch(*, batch_size: int | None = None, delay_seconds: float | None = None) -> LearnOutcome | None:
+    """Learn one batch; None when there was nothing to learn. Safe to run concurrently:
+    learners queue on the latest state row's lock, and claim rows nobody else holds."""
+    started = time.perf_counter()
+    size = batch_size or settings.LEARN_BATCH_SIZE
+    delay = settings.LEARN_DELAY_SECONDS if delay_seconds is None else delay_seconds
+    now = timezone.now()
+    with transaction.atomic():
+        state = _latest_state()
+        recs = list(
+            Recommendation.objects.select_for_update(skip_locked=True)
+            .filter(learned_at__isnull=True, created_at__lte=now - timedelta(seconds=delay))
+            .order_by("created_at")
+            .values_list("pk", "user_id", "query_vector", "called_tool_ids")[:size]
+        )
+        late = list(
+            UsageEvent.objects.select_for_update(skip_locked=True)
+            .filter(learned_at__isnull=True, used=True, recommendation__learned_at__isnull=False)
+            .order_by("pk")
+            .values_list("pk", "recommendation_id", "tool_id", "reward")[:size]
+        )
+        if not recs and not late:
+            return None
+        rec_ids = [r[0] for r in recs]
+        events = list(
+            UsageEvent.objects.filter(recommendation_id__in=rec_ids).values_list(
+                "pk", "recommendation_id", "tool_id", "used", "reward"
+            )
+        )
+        bandit = LinearBanditState.from_bytes(bytes(state.bandit))
+        bandit, used_pairs = _fold(bandit, recs, events, late)
+        _remember(recs, used_pairs)
+        _count_users(recs, used_pairs)
+        _count_co_use(recs, used_pairs)
+        Recommendation.objects.filter(pk__in=rec_ids).update(learned_at=now)
+        UsageEvent.objects.filter(pk__in=[e[0] for e in events] + [e[0] for e in late]).update(learned_at=now)
+        published = LearningState.objects.create(
+            bandit=bandit.to_bytes(),
+            recommendations_learned=state.recommendations_learned + len(recs),
+            events_learned=state.events_learned + len(events) + len(late),
+            learn_seconds=time.perf_counter() - started,
+        )
+        LearningState.objects.filter(pk__lt=published.pk - 20).delete()  # keep a short history
+    return LearnOutcome(published.pk, len(recs), len(events) + len(late), time.perf_counter() - started)
+
+
+def _fold(
+    bandit: LinearBanditState, recs: list[tuple], events: list[tuple], late: list[tuple]
+) -> tuple[LinearBanditState, set[tuple[object, int]]]:
+    """Fold impressions (used -> its reward, else 0) into the bandit; late uses correct the
+    0 already learned for their impression exactly: A is unchanged, b gains x * reward."""
+    rewards: dict[tuple[object, int], float] = {}
+    for _, rec_id, tool_id, used, reward in events:
+        if used:
+            rewards[(rec_id, tool_id)] = max(rewards.get((rec_id, tool_id), 0.0), reward if reward is not None else 1.0)
+    impressions = _impression_rows(r[0] for r in recs)
+    rows = [(key, feats) for key, feats in impressions.items() if len(feats) == bandit.d]
+    if rows:
+        X = np.asarray([feats for _, feats in rows], dtype=np.float64)
+        y = np.asarray([rewards.get(key, 0.0) for key, _ in rows], dtype=np.float64)
+        bandit = update_batched(bandit, X, y)
+    late_features = _impression_rows({e[1] for e in late})
+    correction = np.zeros(bandit.d)
+    for _, rec_id, tool_id, reward in late:
+        feats = late_features.get((rec_id, tool_id))
+        if feats is not None and len(feats) == bandit.d:
+            correction += np.asarray(feats) * (reward if reward is not None else 1.0)
+            rewards[(rec_id, tool_id)] = 1.0
+    if correction.any():
+        bandit = replace(bandit, b=bandit.b + correction, version=bandit.version + 1)
+    return bandit, set(rewards)
+
+
+def _remember(recs: list[tuple], used_pairs: set[tuple[object, int]]) -> None:
+    vectors = {pk: vector for pk, _, vector, _ in recs if vector}
+    missing = {rec_id for rec_id, _ in used_pairs} - set(vectors)
+    if missing:  # late uses of recommendations learned in an earlier batch
+        vectors.update(
+            Recommendation.objects.filter(pk__in=missing).exclude(query_vector=None).values_list("pk", "query_vector")
+        )
+    MemoryEntry.objects.bulk_create(
+        [
+            MemoryEntry(tool_id=tool_id, vector=bytes(vectors[rec_id]))
+            for rec_id, tool_id in sorted(used_pairs, key=str)
+            if rec_id in vectors
+        ]
+    )
+
+
+def _count_users(recs: list[tuple], used_pairs: set[tuple[object, int]]) -> None:
+    users = {pk: user for pk, user, _, _ in recs if user}
+    counts: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+    for rec_id, tool_id in Impression.objects.filter(recommendation_id__in=list(users)).values_list(
+        "recommendation_id", "tool_id"
+    ):
+        counts[(users[rec_id], tool_id)][0] += 1
+    for rec_id, tool_id in used_pairs:
+        if rec_id in users:
+            counts[(users[rec_id], tool_id)][1] += 1
+    if not counts:
+        return
+    UserToolStats.objects.bulk_create(
+        [UserToolStats(user_id=u, tool_id=t) for u, t in counts], ignore_conflicts=True, batch_size=1000
+    )
+    for (user, tool_id), (shown, used) in sorted(counts.items()):
+        UserToolStats.objects.filter(user_id=user, tool_id=tool_id).update(
+            times_recommended=F("times_recommended") + shown, times_used=F("times_used") + used
+        )
+
+
+def _count_co_use(recs: list[tuple], used_pairs: set[tuple[object, int]]) -> None:
+    called = {pk: ids for pk, _, _, ids in recs if ids}
+    pairs: dict[tuple[int, int], int] = defaultdict(int)
+    for rec_id, tool_id in used_pairs:
+        for after in called.get(rec_id, ()):
+            if after != tool_id:
+                pairs[(after, tool_id)] += 1
+    if not pairs:
+        return
+    CoUse.objects.bulk_create([CoUse(after_id=a, tool_id=t) for a, t in pairs], ignore_conflicts=True)
+    for (after, tool_id), count in sorted(pairs.items()):
+        CoUse.objects.filter(after_id=after, tool_id=tool_id).update(count=F("count") + count)
+
+
+def learning_state_rebuild() -> LearnOutcome | None:
+    """Forget every learned state and learn the whole log again, oldest first."""
+    with transaction.atomic():
+        LearningState.objects.all().delete()
+        MemoryEntry.objects.all().delete()
+        UserToolStats.objects.all().delete()
+        CoUse.objects.all().delete()
+        Recommendation.objects.update(learned_at=None)
+        UsageEvent.objects.update(learned_at=None)
+    last = None
+    while (outcome := learning_batch(delay_seconds=0)) is not None:
+        last = outcome
+    return last
+
+
+LEARN_PENDING_KEY = "toolrec:learn-pending"
+
+
+def learning_schedule() -> None:
+    """Ask for a learning batch soon (debounced). Never raises: the periodic task catches up."""
+    from recommender.tasks import learn_from_feedback
+
+    delay = settings.LEARN_DEBOUNCE_SECONDS
+    try:
+        if delay and not cache.add(LEARN_PENDING_KEY, 1, timeout=delay):
+            return
+    except Exception:
+        log.warning("cache unavailable; scheduling learning without debounce", exc_info=True)
+    try:
+        learn_from_feedback.apply_async(countdown=delay)
+    except Exception:
+        log.exception("could not schedule learning; the periodic task will catch up")

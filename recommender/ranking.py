@@ -1,0 +1,148 @@
+"""From retrieval candidates to a slate: gather the learning signals of the candidates,
+build the feature matrix and let the variant's policy choose (pure engine code does the
+maths; this module only turns rows into arrays)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from feedback.models import CoUse, ToolStats, UserToolStats
+from recommender.engine.features import FeatureInputs, build_features
+from recommender.engine.ltr import predict as ltr_predict
+from recommender.engine.policy import PolicyConfig, Slate, choose_slate
+from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray
+from recommender.learning import LearnedState
+
+log = logging.getLogger(__name__)
+_POLICY_FIELDS = set(PolicyConfig.__dataclass_fields__)
+
+
+def policy_config(raw: dict[str, Any] | None) -> PolicyConfig:
+    """A variant's policy JSON as a PolicyConfig; a bad one falls back to semantic, loudly."""
+    try:
+        return PolicyConfig(**{k: v for k, v in (raw or {}).items() if k in _POLICY_FIELDS})
+    except (TypeError, ValueError):
+        log.error("invalid policy configuration %r; serving semantic", raw)
+        return PolicyConfig()
+
+
+@dataclass(frozen=True)
+class Ranked:
+    slate: Slate
+    features: FloatArray  # (n candidates, d)
+    tool_ids: IntArray  # (n,) catalog ids of the candidates
+
+
+def _tool_signals(tool_ids: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    uses, shows, age = np.zeros(len(tool_ids)), np.zeros(len(tool_ids)), np.full(len(tool_ids), np.inf)
+    position = {t: i for i, t in enumerate(tool_ids)}
+    now = timezone.now()
+    rows = ToolStats.objects.filter(tool_id__in=tool_ids).values_list(
+        "tool_id", "times_used", "times_recommended", "last_used_at"
+    )
+    for tool_id, used, shown, last_used in rows:
+        i = position[tool_id]
+        uses[i], shows[i] = used, shown
+        if last_used is not None:
+            age[i] = (now - last_used).total_seconds()
+    return uses, shows, age
+
+
+def _user_signals(user_id: str, tool_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    uses, shows = np.zeros(len(tool_ids)), np.zeros(len(tool_ids))
+    if not user_id:
+        return uses, shows
+    position = {t: i for i, t in enumerate(tool_ids)}
+    rows = UserToolStats.objects.filter(user_id=user_id, tool_id__in=tool_ids).values_list(
+        "tool_id", "times_used", "times_recommended"
+    )
+    for tool_id, used, shown in rows:
+        uses[position[tool_id]], shows[position[tool_id]] = used, shown
+    return uses, shows
+
+
+def _co_use(called_ids: list[int], tool_ids: list[int]) -> np.ndarray:
+    out = np.zeros(len(tool_ids))
+    if not called_ids:
+        return out
+    position = {t: i for i, t in enumerate(tool_ids)}
+    rows = CoUse.objects.filter(after_id__in=called_ids, tool_id__in=tool_ids).values_list("tool_id", "count")
+    for tool_id, count in rows:
+        out[position[tool_id]] += count
+    return out
+
+
+def rank(
+    *,
+    candidates: Candidates,
+    tool_ids: IntArray,
+    context: ConversationContext,
+    query_vector: FloatArray,
+    called_ids: list[int],
+    user_id: str,
+    k: int,
+    config: PolicyConfig,
+    learned: LearnedState | None,
+    rng: np.random.Generator,
+) -> Ranked:
+    ids = [int(t) for t in tool_ids]
+    uses, shows, age = _tool_signals(ids)
+    user_uses, user_shows = _user_signals(user_id, ids)
+    memory = learned.memory if learned is not None else None
+    votes = memory.votes(query_vector, tool_ids) if memory is not None and len(memory) else np.zeros(len(ids))
+    called = set(called_ids)
+    features = build_features(
+        FeatureInputs(
+            dense=candidates.dense,
+            sparse=candidates.sparse,
+            fused=candidates.fused,
+            fused_rank=np.arange(len(ids)),
+            tool_uses=uses,
+            tool_shows=shows,
+            seconds_since_last_use=age,
+            user_uses=user_uses,
+            user_shows=user_shows,
+            co_use=_co_use(called_ids, ids),
+            neighbor_votes=votes,
+            is_new=shows < settings.NEW_TOOL_SHOWS,
+            has_error=context.has_error,
+            has_code=context.has_code,
+            message_count=context.message_count,
+            already_called=np.array([t in called for t in ids]) if called else None,
+        )
+    )
+    bandit = learned.bandit if learned is not None else None
+    ltr_scores = None
+    if learned is not None and learned.ranker_text and config.name in ("ltr", "hybrid"):
+        ltr_scores = ltr_predict(learned.ranker_text, features)
+    slate = choose_slate(
+        features, retrieval_scores=candidates.fused, k=k, config=config, bandit=bandit, ltr_scores=ltr_scores, rng=rng
+    )
+    return Ranked(slate=slate, features=features, tool_ids=tool_ids)
+
+
+def candidate_log(ranked: Ranked, retrieval_scores: FloatArray, limit: int) -> bytes:
+    """The top `limit` candidates plus every shown one, as npz (no pickle)."""
+    keep = np.union1d(np.arange(min(limit, len(ranked.tool_ids))), ranked.slate.order)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        tool_ids=ranked.tool_ids[keep].astype(np.int64),
+        retrieval=retrieval_scores[keep].astype(np.float32),
+        features=ranked.features[keep].astype(np.float32),
+        created=np.float64(time.time()),
+    )
+    return buffer.getvalue()
+
+
+def read_candidate_log(data: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        return {name: z[name] for name in ("tool_ids", "retrieval", "features")}
