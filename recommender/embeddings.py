@@ -125,3 +125,20 @@ def embed_cached(texts: list[str], *, model_name: str | None = None) -> FloatArr
         except Exception:
             log.warning("embedding cache unavailable for writes", exc_info=True)
     return np.vstack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)
+
+
+def prefill_cache(texts: list[str], *, batch_size: int = 256) -> int:
+    """Embed in batches whatever of `texts` the cache lacks (replays and benchmarks);
+    returns how many were embedded."""
+    embedder = get_embedder()
+    unique = list(dict.fromkeys(texts))
+    found = cache.get_many([_cache_key(embedder.model_name, t) for t in unique])
+    missing = [t for t in unique if _cache_key(embedder.model_name, t) not in found]
+    for start in range(0, len(missing), batch_size):
+        chunk = missing[start : start + batch_size]
+        vectors = embedder.embed(chunk)
+        cache.set_many(
+            {_cache_key(embedder.model_name, t): v.tobytes() for t, v in zip(chunk, vectors)},
+            timeout=settings.EMBEDDING_CACHE_SECONDS,
+        )
+    return len(missing)

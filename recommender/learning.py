@@ -22,8 +22,7 @@ from datetime import timedelta
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from feedback.models import CoUse, Impression, Recommendation, UsageEvent, UserToolStats
@@ -234,6 +233,29 @@ def _remember(recs: list[tuple], used_pairs: set[tuple[object, int]]) -> None:
     )
 
 
+def _upsert_add(
+    model: type, keys: tuple[str, ...], rows: list[tuple], added: tuple[str, ...], latest: str = ""
+) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE adding the counts (PostgreSQL and SQLite alike).
+
+    Raw SQL because Django has no additive upsert: bulk_update compiles a CASE per row
+    (0.3 s for 2,000 rows here) and read-modify-write would race with nothing but cost a read.
+    """
+    if not rows:
+        return
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = [*keys, *added, *([latest] if latest else [])]
+    updates = [f"{c} = {table}.{c} + excluded.{c}" for c in added]
+    if latest:
+        updates.append(f"{latest} = COALESCE(excluded.{latest}, {table}.{latest})")
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
 def _count_users(recs: list[tuple], used_pairs: set[tuple[object, int]]) -> None:
     users = {pk: user for pk, user, _, _ in recs if user}
     counts: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
@@ -244,15 +266,14 @@ def _count_users(recs: list[tuple], used_pairs: set[tuple[object, int]]) -> None
     for rec_id, tool_id in used_pairs:
         if rec_id in users:
             counts[(users[rec_id], tool_id)][1] += 1
-    if not counts:
-        return
-    UserToolStats.objects.bulk_create(
-        [UserToolStats(user_id=u, tool_id=t) for u, t in counts], ignore_conflicts=True, batch_size=1000
+    now = timezone.now()
+    _upsert_add(
+        UserToolStats,
+        ("user_id", "tool_id"),
+        [(user, tool, shown, used, now if used else None) for (user, tool), (shown, used) in sorted(counts.items())],
+        ("times_recommended", "times_used"),
+        latest="last_used_at",
     )
-    for (user, tool_id), (shown, used) in sorted(counts.items()):
-        UserToolStats.objects.filter(user_id=user, tool_id=tool_id).update(
-            times_recommended=F("times_recommended") + shown, times_used=F("times_used") + used
-        )
 
 
 def _count_co_use(recs: list[tuple], used_pairs: set[tuple[object, int]]) -> None:
@@ -262,11 +283,7 @@ def _count_co_use(recs: list[tuple], used_pairs: set[tuple[object, int]]) -> Non
         for after in called.get(rec_id, ()):
             if after != tool_id:
                 pairs[(after, tool_id)] += 1
-    if not pairs:
-        return
-    CoUse.objects.bulk_create([CoUse(after_id=a, tool_id=t) for a, t in pairs], ignore_conflicts=True)
-    for (after, tool_id), count in sorted(pairs.items()):
-        CoUse.objects.filter(after_id=after, tool_id=tool_id).update(count=F("count") + count)
+    _upsert_add(CoUse, ("after_id", "tool_id"), [(a, t, c) for (a, t), c in sorted(pairs.items())], ("count",))
 
 
 def learning_state_rebuild() -> LearnOutcome | None:
@@ -291,6 +308,8 @@ def learning_schedule() -> None:
     """Ask for a learning batch soon (debounced). Never raises: the periodic task catches up."""
     from recommender.tasks import learn_from_feedback
 
+    if not settings.LEARNING_AUTO_SCHEDULE:
+        return
     delay = settings.LEARN_DEBOUNCE_SECONDS
     try:
         if delay and not cache.add(LEARN_PENDING_KEY, 1, timeout=delay):

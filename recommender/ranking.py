@@ -24,6 +24,17 @@ from recommender.learning import LearnedState
 log = logging.getLogger(__name__)
 _POLICY_FIELDS = set(PolicyConfig.__dataclass_fields__)
 
+# Named policies for experiments' variants, `simulate` and `evaluate_policy`.
+POLICY_PRESETS: dict[str, dict[str, Any]] = {
+    "semantic": {"name": "semantic"},
+    "bandit": {"name": "bandit", "exploration": "ucb"},
+    "thompson": {"name": "bandit", "exploration": "thompson"},
+    "hybrid": {"name": "hybrid", "exploration": "ucb"},
+    "hybrid-thompson": {"name": "hybrid", "exploration": "thompson"},
+    "epsilon": {"name": "hybrid", "exploration": "epsilon"},
+    "ltr": {"name": "ltr", "exploration": "ucb"},
+}
+
 
 def policy_config(raw: dict[str, Any] | None) -> PolicyConfig:
     """A variant's policy JSON as a PolicyConfig; a bad one falls back to semantic, loudly."""

@@ -112,7 +112,7 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": "toolrec",
-            "OPTIONS": {"MAX_ENTRIES": 20_000},
+            "OPTIONS": {"MAX_ENTRIES": env_int("LOCAL_CACHE_ENTRIES", 60_000, minimum=100)},
         }
     }
 
@@ -164,6 +164,7 @@ LEARN_DELAY_SECONDS = env_float("LEARN_DELAY_SECONDS", 60.0, minimum=0.0)
 LEARN_BATCH_SIZE = env_int("LEARN_BATCH_SIZE", 1000, minimum=1)
 LEARN_DEBOUNCE_SECONDS = env_int("LEARN_DEBOUNCE_SECONDS", 2, minimum=0)
 LEARNING_CHECK_SECONDS = env_float("LEARNING_CHECK_SECONDS", 1.0, minimum=0.0)
+LEARNING_AUTO_SCHEDULE = env_bool("LEARNING_AUTO_SCHEDULE", True)  # learn soon after feedback
 MEMORY_MAX_CONTEXTS = env_int("MEMORY_MAX_CONTEXTS", 50_000, minimum=1)
 
 # --- API ----------------------------------------------------------------------------

@@ -65,8 +65,15 @@ class LinearBanditState:
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez(buf, format=np.int64(_FORMAT), d=np.int64(self.d), A_inv=self.A_inv,
-                 b=self.b, n_updates=np.int64(self.n_updates), version=np.int64(self.version))
+        np.savez(
+            buf,
+            format=np.int64(_FORMAT),
+            d=np.int64(self.d),
+            A_inv=self.A_inv,
+            b=self.b,
+            n_updates=np.int64(self.n_updates),
+            version=np.int64(self.version),
+        )
         return buf.getvalue()
 
     @classmethod
@@ -74,13 +81,18 @@ class LinearBanditState:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             if int(z["format"]) != _FORMAT:
                 raise ValueError(f"unknown bandit state format {int(z['format'])}")
-            return cls(d=int(z["d"]), A_inv=z["A_inv"].astype(np.float64),
-                       b=z["b"].astype(np.float64), n_updates=int(z["n_updates"]),
-                       version=int(z["version"]))
+            return cls(
+                d=int(z["d"]),
+                A_inv=z["A_inv"].astype(np.float64),
+                b=z["b"].astype(np.float64),
+                n_updates=int(z["n_updates"]),
+                version=int(z["version"]),
+            )
 
 
-def _check_batch(state: LinearBanditState, X: FloatArray | Float64Array,
-                 rewards: FloatArray | Float64Array) -> tuple[Float64Array, Float64Array]:
+def _check_batch(
+    state: LinearBanditState, X: FloatArray | Float64Array, rewards: FloatArray | Float64Array
+) -> tuple[Float64Array, Float64Array]:
     x = np.asarray(X, dtype=np.float64)
     r = np.asarray(rewards, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != state.d or r.shape != (x.shape[0],):
@@ -90,8 +102,9 @@ def _check_batch(state: LinearBanditState, X: FloatArray | Float64Array,
     return x, r
 
 
-def update(state: LinearBanditState, X: FloatArray | Float64Array,
-           rewards: FloatArray | Float64Array) -> LinearBanditState:
+def update(
+    state: LinearBanditState, X: FloatArray | Float64Array, rewards: FloatArray | Float64Array
+) -> LinearBanditState:
     """Fold m events in with m rank-one Sherman-Morrison steps; returns a new state.
 
     (A + x x^T)^-1 = A^-1 - (A^-1 x)(A^-1 x)^T / (1 + x^T A^-1 x), O(d^2) per event.
@@ -102,12 +115,14 @@ def update(state: LinearBanditState, X: FloatArray | Float64Array,
         u = a_inv @ row
         a_inv -= np.outer(u, u) / (1.0 + row @ u)
     a_inv = 0.5 * (a_inv + a_inv.T)  # keep exact symmetry; rounding breaks it slowly
-    return replace(state, A_inv=a_inv, b=state.b + x.T @ r,
-                   n_updates=state.n_updates + x.shape[0], version=state.version + 1)
+    return replace(
+        state, A_inv=a_inv, b=state.b + x.T @ r, n_updates=state.n_updates + x.shape[0], version=state.version + 1
+    )
 
 
-def update_batched(state: LinearBanditState, X: FloatArray | Float64Array,
-                   rewards: FloatArray | Float64Array) -> LinearBanditState:
+def update_batched(
+    state: LinearBanditState, X: FloatArray | Float64Array, rewards: FloatArray | Float64Array
+) -> LinearBanditState:
     """Same result as ``update`` in one step: Woodbury for m <= d, else via the precision.
 
     Woodbury: (A + X^T X)^-1 = A^-1 - A^-1 X^T (I_m + X A^-1 X^T)^-1 X A^-1 (an m x m solve);
@@ -125,8 +140,7 @@ def update_batched(state: LinearBanditState, X: FloatArray | Float64Array,
         precision = np.linalg.inv(state.A_inv) + x.T @ x
         a_inv = np.asarray(np.linalg.inv(precision), dtype=np.float64)
     a_inv = 0.5 * (a_inv + a_inv.T)
-    return replace(state, A_inv=a_inv, b=state.b + x.T @ r,
-                   n_updates=state.n_updates + m, version=state.version + 1)
+    return replace(state, A_inv=a_inv, b=state.b + x.T @ r, n_updates=state.n_updates + m, version=state.version + 1)
 
 
 def predict(state: LinearBanditState, X: FloatArray) -> FloatArray:
@@ -146,16 +160,14 @@ def ucb_scores(state: LinearBanditState, X: FloatArray, alpha: float) -> FloatAr
     return (predict(state, X) + np.float32(alpha) * uncertainty(state, X)).astype(np.float32)
 
 
-def sample_thetas(state: LinearBanditState, rng: np.random.Generator, v: float,
-                  size: int) -> Float64Array:
+def sample_thetas(state: LinearBanditState, rng: np.random.Generator, v: float, size: int) -> Float64Array:
     """``size`` draws of theta ~ N(theta_hat, v^2 A^-1), shape (size, d)."""
     z = rng.standard_normal((size, state.d))
     draws: Float64Array = state.theta + v * z @ state._cov_factor.T
     return draws
 
 
-def thompson_scores(state: LinearBanditState, X: FloatArray, rng: np.random.Generator,
-                    v: float) -> FloatArray:
+def thompson_scores(state: LinearBanditState, X: FloatArray, rng: np.random.Generator, v: float) -> FloatArray:
     """One Thompson draw: sample theta ~ N(theta_hat, v^2 A^-1) and return X theta."""
     theta = sample_thetas(state, rng, v, 1)[0]
     return np.asarray(X @ theta, dtype=np.float32)
@@ -178,15 +190,18 @@ class BetaCounts:
             raise ValueError("Beta parameters must be positive")
 
     @classmethod
-    def from_counts(cls, successes: npt.ArrayLike, trials: npt.ArrayLike,
-                    prior_alpha: float = 1.0, prior_beta: float = 1.0) -> BetaCounts:
+    def from_counts(
+        cls, successes: npt.ArrayLike, trials: npt.ArrayLike, prior_alpha: float = 1.0, prior_beta: float = 1.0
+    ) -> BetaCounts:
         s = np.asarray(successes, dtype=np.float64)
         t = np.maximum(np.asarray(trials, dtype=np.float64), s)
         return cls(alpha=prior_alpha + s, beta=prior_beta + t - s)
 
     def updated(self, successes: npt.ArrayLike, failures: npt.ArrayLike) -> BetaCounts:
-        return BetaCounts(alpha=self.alpha + np.asarray(successes, dtype=np.float64),
-                          beta=self.beta + np.asarray(failures, dtype=np.float64))
+        return BetaCounts(
+            alpha=self.alpha + np.asarray(successes, dtype=np.float64),
+            beta=self.beta + np.asarray(failures, dtype=np.float64),
+        )
 
     @property
     def mean(self) -> Float64Array:
@@ -209,8 +224,9 @@ class BetaCounts:
         return out
 
 
-def fit_beta_prior(successes: npt.ArrayLike, trials: npt.ArrayLike, *,
-                   min_trials: float = 20.0, max_strength: float = 100.0) -> tuple[float, float]:
+def fit_beta_prior(
+    successes: npt.ArrayLike, trials: npt.ArrayLike, *, min_trials: float = 20.0, max_strength: float = 100.0
+) -> tuple[float, float]:
     """Empirical-Bayes Beta prior (method of moments) from tools with enough shows.
 
     The prior's mean is the catalog's typical use rate, so a new tool starts where an average

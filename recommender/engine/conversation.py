@@ -40,7 +40,7 @@ _NOT_AN_ERROR = re.compile(
     re.IGNORECASE,
 )
 _STATUS = re.compile(
-    r"""(?:status(?:[ _]?code)?|http)["']?\s*[:= ]\s*["']?([1-5]\d\d)\b""", re.IGNORECASE
+    r"""(?:status(?:[ _]?code)?|http(?:/\d(?:\.\d)?)?)["']?\s*[:= ]\s*["']?([1-5]\d\d)\b""", re.IGNORECASE
 )
 _CODE = re.compile(
     r"```|traceback \(most recent call last\)|^\s*(?:def|class|async def)\s+\w+.*:\s*$"
@@ -79,13 +79,13 @@ _LEADING_CONNECTOR = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[A-Za-z0-9]+")
+# A pasted document is not a list of requests: only its head is split.
+MAX_SPLIT_CHARS = 2000
 MIN_SUB_QUERY_WORDS = 2  # content words (not stop words) a need must have
 WEAK_MIN_WORDS = 3
 
 
-def read_conversation(
-    messages: Sequence[Mapping[str, Any]], *, max_context_chars: int = 600
-) -> ConversationContext:
+def read_conversation(messages: Sequence[Mapping[str, Any]], *, max_context_chars: int = 600) -> ConversationContext:
     """The last user request, a condensed recent context and conversation flags."""
     turns = [m for m in messages if isinstance(m, Mapping)] if _is_sequence(messages) else []
     if not turns:
@@ -120,29 +120,45 @@ def split_request(text: str, *, max_parts: int = MAX_SUB_QUERIES) -> tuple[str, 
     """
     if max_parts < 2 or not text:
         return ()
-    # (separator, body) pairs. A plain "and" is a weak boundary ("stocks and bonds" is one
-    # need): it splits only between two pieces of WEAK_MIN_WORDS content words each. A
-    # short piece is glued back with its separator, so the text stays verbatim.
-    pieces: list[tuple[str, str, bool]] = []
-    position, separator, weak = 0, "", False
+    text = truncate_words(text, MAX_SPLIT_CHARS)
+    # Segments between strong boundaries (sentences, enumerations, explicit connectors),
+    # each a list of (separator, body) pieces between weak boundaries (a plain "and").
+    segments: list[tuple[str, list[tuple[str, str]]]] = [("", [])]
+    position, separator = 0, ""
     for match in _BOUNDARY.finditer(text):
-        pieces.append((separator, text[position : match.start()], weak))
+        segments[-1][1].append((separator, text[position : match.start()]))
         position, separator = match.end(), match.group(0)
-        weak = match.group("weak") is not None
-    pieces.append((separator, text[position:], weak))
+        if match.group("weak") is None:
+            segments.append((separator, []))
+            separator = ""
+    segments[-1][1].append((separator, text[position:]))
+    # "stocks and bonds" is one need: a weak boundary splits only between two pieces of
+    # WEAK_MIN_WORDS content words each. Then a part too short to name a need joins its
+    # neighbour. Glued pieces keep their separator, so the text stays verbatim.
     parts: list[tuple[str, str]] = []  # (separator before, text)
-    for sep, body, is_weak in pieces:
-        if not body.strip(" ,;:"):
-            continue
-        minimum = WEAK_MIN_WORDS if is_weak else MIN_SUB_QUERY_WORDS
-        if parts and min(_n_content_words(body), _n_content_words(parts[-1][1])) < minimum:
-            parts[-1] = (parts[-1][0], f"{parts[-1][1]}{sep}{body}")
-        else:
-            parts.append((sep, body))
+    for strong_sep, pieces in segments:
+        clauses = _glue([(sep, body) for sep, body in pieces], WEAK_MIN_WORDS)
+        if clauses:
+            clauses[0] = (strong_sep, clauses[0][1])
+        parts.extend(clauses)
+    parts = _glue(parts, MIN_SUB_QUERY_WORDS)
     if len(parts) < 2:
         return ()
     groups = _balanced_groups(parts, max_parts)
     return tuple(_LEADING_CONNECTOR.sub("", g.strip(" ,;:")).strip(" ,;:") for g in groups)
+
+
+def _glue(pieces: list[tuple[str, str]], minimum: int) -> list[tuple[str, str]]:
+    """Join each piece with fewer than ``minimum`` content words to its neighbour."""
+    parts: list[tuple[str, str]] = []
+    for sep, body in pieces:
+        if not body.strip(" ,;:"):
+            continue
+        if parts and min(_n_content_words(body), _n_content_words(parts[-1][1])) < minimum:
+            parts[-1] = (parts[-1][0], f"{parts[-1][1]}{sep}{body}")
+        else:
+            parts.append((sep, body))
+    return parts
 
 
 def _n_content_words(text: str) -> int:
@@ -160,8 +176,10 @@ def _balanced_groups(parts: list[tuple[str, str]], n_groups: int) -> list[str]:
         remaining_parts = len(parts) - i
         remaining_groups = n_groups - len(groups)
         boundary = total * len(groups) / n_groups
-        if groups[-1] and remaining_groups > 0 and (
-            done + len(part) / 2 > boundary or remaining_parts <= remaining_groups
+        if (
+            groups[-1]
+            and remaining_groups > 0
+            and (done + len(part) / 2 > boundary or remaining_parts <= remaining_groups)
         ):
             groups.append([])
         groups[-1].append((sep, part))

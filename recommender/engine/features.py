@@ -82,8 +82,18 @@ class FeatureConfig:
     def __post_init__(self) -> None:
         if self.prior_alpha <= 0 or self.prior_beta <= 0:
             raise ValueError("Beta prior parameters must be positive")
-        if min(self.bm25_scale, self.rank_scale, self.count_scale, self.user_count_scale,
-               self.co_use_scale, self.recency_tau_seconds, self.message_scale) <= 0:
+        if (
+            min(
+                self.bm25_scale,
+                self.rank_scale,
+                self.count_scale,
+                self.user_count_scale,
+                self.co_use_scale,
+                self.recency_tau_seconds,
+                self.message_scale,
+            )
+            <= 0
+        ):
             raise ValueError("scales must be positive")
         if self.memory_k < 1 or self.user_prior_strength < 0:
             raise ValueError("memory_k must be >= 1 and user_prior_strength >= 0")
@@ -112,9 +122,19 @@ class FeatureInputs:
 
     def __post_init__(self) -> None:
         n = self.dense.shape[0]
-        arrays = (self.sparse, self.fused, self.fused_rank, self.tool_uses, self.tool_shows,
-                  self.seconds_since_last_use, self.user_uses, self.user_shows, self.co_use,
-                  self.neighbor_votes, self.is_new)
+        arrays = (
+            self.sparse,
+            self.fused,
+            self.fused_rank,
+            self.tool_uses,
+            self.tool_shows,
+            self.seconds_since_last_use,
+            self.user_uses,
+            self.user_shows,
+            self.co_use,
+            self.neighbor_votes,
+            self.is_new,
+        )
         if any(a.shape != (n,) for a in (self.dense, *arrays)):
             raise ValueError("all FeatureInputs arrays must be 1-d with one entry per candidate")
         if self.already_called is not None and self.already_called.shape != (n,):
@@ -178,7 +198,8 @@ def build_features(inputs: FeatureInputs, config: FeatureConfig | None = None) -
     m = cfg.user_prior_strength
     denom = user_shows + m
     out[:, col["user_mean"]] = np.where(
-        denom > 0, (user_uses + m * pop_mean) / np.where(denom > 0, denom, 1.0), pop_mean)
+        denom > 0, (user_uses + m * pop_mean) / np.where(denom > 0, denom, 1.0), pop_mean
+    )
     out[:, col["user_log_uses"]] = _log_scaled(user_uses, cfg.user_count_scale)
     out[:, col["co_use"]] = _log_scaled(inputs.co_use, cfg.co_use_scale)
 
@@ -189,8 +210,7 @@ def build_features(inputs: FeatureInputs, config: FeatureConfig | None = None) -
     is_new = inputs.is_new.astype(np.float64)
     out[:, col["is_new"]] = is_new
     out[:, col["new_x_dense"]] = is_new * np.maximum(dense, 0.0)
-    out[:, col["already_called"]] = (
-        0.0 if inputs.already_called is None else inputs.already_called.astype(np.float64))
+    out[:, col["already_called"]] = 0.0 if inputs.already_called is None else inputs.already_called.astype(np.float64)
 
     out[:, col["has_error"]] = float(inputs.has_error)
     out[:, col["has_code"]] = float(inputs.has_code)

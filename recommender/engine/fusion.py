@@ -11,6 +11,7 @@ the candidate union would let one retriever's misses shift the other's scale.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -29,28 +30,43 @@ def ranks(scores: FloatArray) -> FloatArray:
     return result
 
 
-def normalise(scores: FloatArray, top: FloatArray, method: FusionMethod) -> FloatArray:
+@dataclass(frozen=True)
+class TopStats:
+    """Summary of one retriever's top list for one query: the scale of its scores."""
+
+    mean: float
+    std: float
+    low: float
+    high: float
+    size: int
+
+    @classmethod
+    def of(cls, top: FloatArray) -> TopStats:
+        if top.size == 0:
+            return cls(0.0, 0.0, 0.0, 0.0, 0)
+        return cls(float(top.mean()), float(top.std()), float(top.min()), float(top.max()), int(top.size))
+
+    @property
+    def peakedness(self) -> float:
+        """How far the best score stands above the list, in standard deviations.
+
+        A retriever that is sure of itself on a query (one or two tools far ahead) is
+        worth more on that query than one whose top list is flat.
+        """
+        if self.size < 3:
+            return 0.0
+        return (self.high - self.mean) / max(self.std, _EPS)
+
+
+def normalise(scores: FloatArray, top: TopStats, method: FusionMethod) -> FloatArray:
     """Scores of the candidates on a scale set by the retriever's own top list."""
     if top.size == 0:
         return np.zeros_like(scores)
     if method == "zscore":
-        mean, std = float(top.mean()), float(top.std())
-        result: FloatArray = (scores - mean) / max(std, _EPS)
+        result: FloatArray = (scores - top.mean) / max(top.std, _EPS)
         return result
-    low, high = float(top.min()), float(top.max())
-    scaled: FloatArray = np.clip((scores - low) / max(high - low, _EPS), 0.0, None)
+    scaled: FloatArray = np.clip((scores - top.low) / max(top.high - top.low, _EPS), 0.0, None)
     return scaled
-
-
-def peakedness(top: FloatArray) -> float:
-    """How far the best score stands above the rest of the list, in standard deviations.
-
-    A retriever that is sure of itself (one or two tools far ahead) is worth more on this
-    query than one whose top list is flat.
-    """
-    if top.size < 3:
-        return 0.0
-    return float((top.max() - top.mean()) / max(float(top.std()), _EPS))
 
 
 def fuse(
@@ -65,27 +81,28 @@ def fuse(
     rrf_k: float,
     peak_exponent: float = 0.0,
 ) -> FloatArray:
-    """One fused score per candidate for one query; higher is better."""
+    """One fused score per candidate for one query; higher is better.
+
+    With ``peak_exponent`` e > 0 the two weights are re-shared per query in proportion
+    to peakedness**e (their sum kept): w_d' = 2 w_d p_d^e / (p_d^e + p_s^e), and alike.
+    """
+    dense_stats, sparse_stats = TopStats.of(dense_top), TopStats.of(sparse_top)
     wd, ws = dense_weight, sparse_weight
-    has_sparse = sparse_top.size > 0 and float(sparse_top.max()) > 0.0
+    has_sparse = sparse_stats.size > 0 and sparse_stats.high > 0.0
     if not has_sparse:
         ws = 0.0
     if peak_exponent and has_sparse:
-        pd, ps = peakedness(dense_top), peakedness(sparse_top)
+        pd, ps = dense_stats.peakedness, sparse_stats.peakedness
         if pd > 0 and ps > 0:
-            wd *= pd**peak_exponent
-            ws *= ps**peak_exponent
-            total = wd + ws
-            wd, ws = 2 * wd / total * dense_weight, 2 * ws / total * sparse_weight
+            share = pd**peak_exponent / (pd**peak_exponent + ps**peak_exponent)
+            wd, ws = 2 * share * wd, 2 * (1 - share) * ws
     if method == "rrf":
         fused: FloatArray = wd / (rrf_k + ranks(dense))
         if ws:
             sparse_rank = ranks(sparse)
-            fused = fused + np.where(sparse > 0, ws / (rrf_k + sparse_rank), 0.0).astype(
-                np.float32
-            )
+            fused = fused + np.where(sparse > 0, ws / (rrf_k + sparse_rank), 0.0).astype(np.float32)
         return fused
-    result: FloatArray = wd * normalise(dense, dense_top, method)
+    result: FloatArray = wd * normalise(dense, dense_stats, method)
     if ws:
-        result = result + ws * normalise(sparse, sparse_top, method)
+        result = result + ws * normalise(sparse, sparse_stats, method)
     return result.astype(np.float32)

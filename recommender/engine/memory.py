@@ -48,8 +48,9 @@ class ContextMemory:
     re-sorts, O(n log n) plus a copy of the vectors: add in batches, as the learner does.
     """
 
-    def __init__(self, dim: int, max_size: int = 50_000, *, floor: float = 0.3,
-                 power: float = 2.0, per_tool_limit: int = 256) -> None:
+    def __init__(
+        self, dim: int, max_size: int = 50_000, *, floor: float = 0.3, power: float = 2.0, per_tool_limit: int = 256
+    ) -> None:
         if dim < 1 or max_size < 1 or per_tool_limit < 1:
             raise ValueError("dim, max_size and per_tool_limit must be >= 1")
         if not 0.0 <= floor < 1.0 or power <= 0:
@@ -88,13 +89,11 @@ class ContextMemory:
         """For the (unique) tools with stored rows: their index, first and end row, keeping
         at most the newest per_tool_limit rows of each."""
         ends = np.searchsorted(self._tool_ids, tools, side="right")
-        starts = np.maximum(np.searchsorted(self._tool_ids, tools, side="left"),
-                            ends - self.per_tool_limit)
+        starts = np.maximum(np.searchsorted(self._tool_ids, tools, side="left"), ends - self.per_tool_limit)
         present = np.flatnonzero(ends > starts)
         return present.tolist(), starts[present].tolist(), ends[present].tolist()
 
-    def votes(self, query_vector: npt.ArrayLike, candidate_tool_ids: npt.ArrayLike,
-              k: int = 20) -> FloatArray:
+    def votes(self, query_vector: npt.ArrayLike, candidate_tool_ids: npt.ArrayLike, k: int = 20) -> FloatArray:
         """Per candidate, the summed weights of the k nearest stored contexts that used it."""
         cands = np.asarray(candidate_tool_ids, dtype=np.int64).reshape(-1)
         out = np.zeros(cands.shape[0], dtype=np.float32)
@@ -109,8 +108,7 @@ class ContextMemory:
             return out
         # one contiguous slice per candidate tool: no gather copy
         sims = np.concatenate([self._vectors[s:e] @ q for s, e in zip(starts, ends)])
-        owner = np.repeat(np.asarray(present, dtype=np.int64),
-                          np.subtract(ends, starts))
+        owner = np.repeat(np.asarray(present, dtype=np.int64), np.subtract(ends, starts))
         if sims.shape[0] > k:
             top = np.argpartition(sims, -k)[-k:]
             sims, owner = sims[top], owner[top]
@@ -138,8 +136,7 @@ class ContextMemory:
         buf = io.BytesIO()
         params = np.array([self.floor, self.power], dtype=np.float64)
         sizes = np.array([_FORMAT, self.dim, self.max_size, self.per_tool_limit], dtype=np.int64)
-        np.savez(buf, sizes=sizes, params=params, vectors=self._vectors, tool_ids=self._tool_ids,
-                 seq=self._seq)
+        np.savez(buf, sizes=sizes, params=params, vectors=self._vectors, tool_ids=self._tool_ids, seq=self._seq)
         return buf.getvalue()
 
     @classmethod

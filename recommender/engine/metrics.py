@@ -38,11 +38,7 @@ def ndcg_at_k(ranked: Sequence[str], relevant: Collection[str], k: int) -> float
     wanted = set(relevant)
     if not wanted or k <= 0:
         return 0.0
-    dcg = sum(
-        1.0 / math.log2(rank + 2)
-        for rank, key in enumerate(_top_unique(ranked, k))
-        if key in wanted
-    )
+    dcg = sum(1.0 / math.log2(rank + 2) for rank, key in enumerate(_top_unique(ranked, k)) if key in wanted)
     ideal = sum(1.0 / math.log2(rank + 2) for rank in range(min(k, len(wanted))))
     return dcg / ideal
 
@@ -55,9 +51,7 @@ def complete_at_k(ranked: Sequence[str], relevant: Collection[str], k: int) -> f
     return 1.0 if wanted <= set(_top_unique(ranked, k)) else 0.0
 
 
-def percentiles(
-    values_ms: Sequence[float], ps: Sequence[float] = (50, 95, 99)
-) -> dict[str, float]:
+def percentiles(values_ms: Sequence[float], ps: Sequence[float] = (50, 95, 99)) -> dict[str, float]:
     """{"p50": ..., "p95": ..., "p99": ...} by linear interpolation; NaN when empty."""
     if len(values_ms) == 0:
         return {f"p{p:g}": math.nan for p in ps}

@@ -76,9 +76,13 @@ class _Log:
         return float(self.weights.sum()) ** 2 / sq if sq > 0 else 0.0
 
 
-def _prepare(rewards: npt.ArrayLike, logging_propensities: npt.ArrayLike,
-             target_probabilities: npt.ArrayLike, rounds: npt.ArrayLike | None,
-             config: OpeConfig) -> _Log:
+def _prepare(
+    rewards: npt.ArrayLike,
+    logging_propensities: npt.ArrayLike,
+    target_probabilities: npt.ArrayLike,
+    rounds: npt.ArrayLike | None,
+    config: OpeConfig,
+) -> _Log:
     r = np.asarray(rewards, dtype=np.float64)
     mu = np.asarray(logging_propensities, dtype=np.float64)
     pi = np.asarray(target_probabilities, dtype=np.float64)
@@ -94,12 +98,10 @@ def _prepare(rewards: npt.ArrayLike, logging_propensities: npt.ArrayLike,
             raise ValueError("rounds must be aligned with the events")
         inverse = np.unique(ids, return_inverse=True)[1].reshape(-1)
     n_rounds = int(inverse.max()) + 1
-    return _Log(rewards=r, weights=np.minimum(pi / mu, config.max_weight),
-                inverse=inverse, n_rounds=n_rounds)
+    return _Log(rewards=r, weights=np.minimum(pi / mu, config.max_weight), inverse=inverse, n_rounds=n_rounds)
 
 
-def _mean_estimate(contrib: Float64Array, log: _Log, config: OpeConfig,
-                   rng: np.random.Generator | None) -> Estimate:
+def _mean_estimate(contrib: Float64Array, log: _Log, config: OpeConfig, rng: np.random.Generator | None) -> Estimate:
     value = float(contrib.mean())
     if config.ci == "bootstrap":
         return _bootstrap(contrib, None, value, log, config, rng)
@@ -115,8 +117,14 @@ def _sem(x: Float64Array) -> float:
     return float(x.std(ddof=1) / np.sqrt(x.shape[0])) if x.shape[0] > 1 else float("inf")
 
 
-def _bootstrap(num: Float64Array, den: Float64Array | None, value: float, log: _Log,
-               config: OpeConfig, rng: np.random.Generator | None) -> Estimate:
+def _bootstrap(
+    num: Float64Array,
+    den: Float64Array | None,
+    value: float,
+    log: _Log,
+    config: OpeConfig,
+    rng: np.random.Generator | None,
+) -> Estimate:
     """Percentile interval over resampled rounds (of mean(num) or mean(num) / mean(den))."""
     if rng is None:
         raise ValueError("a bootstrap interval needs an explicit numpy Generator")
@@ -129,18 +137,30 @@ def _bootstrap(num: Float64Array, den: Float64Array | None, value: float, log: _
     return Estimate(value, float(low), float(high), log.n_rounds, log.effective_n)
 
 
-def ips(rewards: npt.ArrayLike, logging_propensities: npt.ArrayLike,
-        target_probabilities: npt.ArrayLike, *, rounds: npt.ArrayLike | None = None,
-        config: OpeConfig | None = None, rng: np.random.Generator | None = None) -> Estimate:
+def ips(
+    rewards: npt.ArrayLike,
+    logging_propensities: npt.ArrayLike,
+    target_probabilities: npt.ArrayLike,
+    *,
+    rounds: npt.ArrayLike | None = None,
+    config: OpeConfig | None = None,
+    rng: np.random.Generator | None = None,
+) -> Estimate:
     """Inverse propensity scoring: mean over rounds of sum(w * r)."""
     cfg = config if config is not None else OpeConfig()
     log = _prepare(rewards, logging_propensities, target_probabilities, rounds, cfg)
     return _mean_estimate(log.per_round(log.weights * log.rewards), log, cfg, rng)
 
 
-def snips(rewards: npt.ArrayLike, logging_propensities: npt.ArrayLike,
-          target_probabilities: npt.ArrayLike, *, rounds: npt.ArrayLike | None = None,
-          config: OpeConfig | None = None, rng: np.random.Generator | None = None) -> Estimate:
+def snips(
+    rewards: npt.ArrayLike,
+    logging_propensities: npt.ArrayLike,
+    target_probabilities: npt.ArrayLike,
+    *,
+    rounds: npt.ArrayLike | None = None,
+    config: OpeConfig | None = None,
+    rng: np.random.Generator | None = None,
+) -> Estimate:
     """Self-normalised IPS: mean(sum w r) / mean(sum w / events in the round).
 
     The normaliser has expectation 1 when the target shows as many items per round as the
@@ -162,11 +182,17 @@ def snips(rewards: npt.ArrayLike, logging_propensities: npt.ArrayLike,
     return Estimate(value, value - half, value + half, log.n_rounds, log.effective_n)
 
 
-def doubly_robust(rewards: npt.ArrayLike, logging_propensities: npt.ArrayLike,
-                  target_probabilities: npt.ArrayLike, reward_hat_logged: npt.ArrayLike,
-                  reward_hat_target: npt.ArrayLike, *, rounds: npt.ArrayLike | None = None,
-                  config: OpeConfig | None = None,
-                  rng: np.random.Generator | None = None) -> Estimate:
+def doubly_robust(
+    rewards: npt.ArrayLike,
+    logging_propensities: npt.ArrayLike,
+    target_probabilities: npt.ArrayLike,
+    reward_hat_logged: npt.ArrayLike,
+    reward_hat_target: npt.ArrayLike,
+    *,
+    rounds: npt.ArrayLike | None = None,
+    config: OpeConfig | None = None,
+    rng: np.random.Generator | None = None,
+) -> Estimate:
     """DR: the reward model's value of the target, corrected by weighted residuals.
 
     Per round: DM + sum over its events of w * (r - reward_hat_logged), where DM is the sum of

@@ -85,7 +85,7 @@ class Slate:
     scores: FloatArray  # the policy's score of each item, exploration included
     propensities: FloatArray  # inclusion probability of each item (see module docstring)
     explored: BoolArray  # shown only because of exploration
-    policy: str  # the policy that served, after fallbacks ("ltr" without a model -> ...)
+    policy: str  # the policy that served, after fallbacks (ltr without scores -> bandit)
     exploration: str
 
     def __len__(self) -> int:
@@ -148,8 +148,7 @@ class _Request:
         if self.ltr is not None:
             learned.append(_minmax(self.ltr)[:, None])
         mixed = sum(learned[1:], learned[0]) / len(learned)
-        out: Float64Array = (self.config.w_semantic * _minmax(self.retrieval)[:, None]
-                             + self.config.w_learned * mixed)
+        out: Float64Array = self.config.w_semantic * _minmax(self.retrieval)[:, None] + self.config.w_learned * mixed
         return out
 
     def tool_uncertainty(self) -> Float64Array:
@@ -157,32 +156,36 @@ class _Request:
 
     def ucb_bonus(self) -> Float64Array:
         cfg = self.config
-        width = (np.zeros(self.n) if self.bandit is None
-                 else uncertainty(self.bandit, self.features).astype(np.float64))
-        bonus: Float64Array = self.bonus_weight * self.relevance * (
-            cfg.alpha * width + cfg.tool_bonus * self.tool_uncertainty())
+        width = np.zeros(self.n) if self.bandit is None else uncertainty(self.bandit, self.features).astype(np.float64)
+        bonus: Float64Array = (
+            self.bonus_weight * self.relevance * (cfg.alpha * width + cfg.tool_bonus * self.tool_uncertainty())
+        )
         return bonus
 
     def thompson_matrix(self, draws: int, rng: np.random.Generator) -> Float64Array:
         """(n, draws) sampled scores: theta draws plus noise on the tool's own uncertainty."""
-        thetas = (None if self.bandit is None or self.name == "ltr"
-                  else sample_thetas(self.bandit, rng, self.config.v, draws))
+        thetas = (
+            None if self.bandit is None or self.name == "ltr" else sample_thetas(self.bandit, rng, self.config.v, draws)
+        )
         scores = self.exploit(thetas)
-        noise_scale = (self.bonus_weight * self.config.tool_bonus
-                       * self.relevance * self.tool_uncertainty())
+        noise_scale = self.bonus_weight * self.config.tool_bonus * self.relevance * self.tool_uncertainty()
         out: Float64Array = scores + noise_scale[:, None] * rng.standard_normal((self.n, draws))
         return out
 
 
-def _resolve(features: FloatArray, retrieval_scores: FloatArray, k: int, config: PolicyConfig,
-             bandit: LinearBanditState | None, ltr_scores: FloatArray | None) -> _Request:
+def _resolve(
+    features: FloatArray,
+    retrieval_scores: FloatArray,
+    k: int,
+    config: PolicyConfig,
+    bandit: LinearBanditState | None,
+    ltr_scores: FloatArray | None,
+) -> _Request:
     n = retrieval_scores.shape[0]
     if retrieval_scores.ndim != 1 or features.ndim != 2 or features.shape[0] != n:
         raise ValueError("features must be (n, d) and retrieval_scores (n,)")
     if ltr_scores is not None and ltr_scores.shape != (n,):
         raise ValueError("ltr_scores must be (n,)")
-    if bandit is not None and features.shape[1] != bandit.d:
-        raise ValueError(f"bandit expects {bandit.d} features, got {features.shape[1]}")
     name: PolicyName = config.name
     if name == "ltr" and ltr_scores is None:
         name = "bandit"
@@ -190,22 +193,26 @@ def _resolve(features: FloatArray, retrieval_scores: FloatArray, k: int, config:
         name = "semantic"
     if name == "bandit" and bandit is None:
         name = "semantic"
+    if name != "semantic" and bandit is not None and features.shape[1] != bandit.d:
+        raise ValueError(f"bandit expects {bandit.d} features, got {features.shape[1]}")
     retrieval = retrieval_scores.astype(np.float64)
     return _Request(
-        features=features, retrieval=retrieval, k=max(0, min(k, config.k_max, n)),
-        config=config, name=name,
+        features=features,
+        retrieval=retrieval,
+        k=max(0, min(k, config.k_max, n)),
+        config=config,
+        name=name,
         bandit=bandit if name != "semantic" else None,  # ltr reads its UCB width
-        ltr=(ltr_scores.astype(np.float64)
-             if ltr_scores is not None and name in ("ltr", "hybrid") else None),
-        relevance=_minmax(retrieval) ** config.relevance_power if n else retrieval)
+        ltr=(ltr_scores.astype(np.float64) if ltr_scores is not None and name in ("ltr", "hybrid") else None),
+        relevance=_minmax(retrieval) ** config.relevance_power if n else retrieval,
+    )
 
 
 def _exploration(req: _Request) -> ExplorationName:
     return "none" if req.name == "semantic" else req.config.exploration
 
 
-def _epsilon_plan(req: _Request, greedy_scores: Float64Array) -> tuple[IntArray, IntArray,
-                                                                        Float64Array]:
+def _epsilon_plan(req: _Request, greedy_scores: Float64Array) -> tuple[IntArray, IntArray, Float64Array]:
     """Greedy top k, the explore pool, and the exact inclusion probability of each."""
     k, eps = req.k, req.config.epsilon
     greedy = _top_k(greedy_scores, req.retrieval, k)
@@ -239,9 +246,14 @@ def _epsilon_slate(req: _Request, rng: np.random.Generator) -> Slate:
     prop = np.empty(k)
     prop[greedy_slots] = probs[: k - n_explore]
     prop[explore_slots] = probs[k + picks]
-    return Slate(order=order, scores=exploit[order].astype(np.float32),
-                 propensities=prop.astype(np.float32), explored=explored,
-                 policy=req.name, exploration="epsilon")
+    return Slate(
+        order=order,
+        scores=exploit[order].astype(np.float32),
+        propensities=prop.astype(np.float32),
+        explored=explored,
+        policy=req.name,
+        exploration="epsilon",
+    )
 
 
 def _thompson_slate(req: _Request, rng: np.random.Generator) -> Slate:
@@ -250,9 +262,14 @@ def _thompson_slate(req: _Request, rng: np.random.Generator) -> Slate:
     order = _top_k(sampled[:, 0], req.retrieval, req.k)  # column 0 is the served draw
     inclusion = _topk_share(sampled, req.k)
     greedy = _top_k(req.exploit()[:, 0], req.retrieval, req.k)
-    return Slate(order=order, scores=sampled[order, 0].astype(np.float32),
-                 propensities=inclusion[order].astype(np.float32),
-                 explored=~np.isin(order, greedy), policy=req.name, exploration="thompson")
+    return Slate(
+        order=order,
+        scores=sampled[order, 0].astype(np.float32),
+        propensities=inclusion[order].astype(np.float32),
+        explored=~np.isin(order, greedy),
+        policy=req.name,
+        exploration="thompson",
+    )
 
 
 def _topk_share(sampled: Float64Array, k: int) -> Float64Array:
@@ -265,10 +282,17 @@ def _topk_share(sampled: Float64Array, k: int) -> Float64Array:
     return share
 
 
-def choose_slate(features: FloatArray, *, retrieval_scores: FloatArray, k: int,
-                 config: PolicyConfig, bandit: LinearBanditState | None,
-                 ltr_scores: FloatArray | None, rng: np.random.Generator) -> Slate:
-    """Pick k of the n candidates (rows of ``features``) with the configured policy.
+def choose_slate(
+    features: FloatArray,
+    *,
+    retrieval_scores: FloatArray,
+    k: int,
+    config: PolicyConfig,
+    bandit: LinearBanditState | None,
+    ltr_scores: FloatArray | None,
+    rng: np.random.Generator,
+) -> Slate:
+    """Pick k of the n candidates (rows of ``build_features``) with the configured policy.
 
     Falls back instead of failing when a model is missing: ``ltr`` without scores serves
     ``bandit``, ``bandit`` without a state serves ``semantic``; ``Slate.policy`` says which.
@@ -277,8 +301,14 @@ def choose_slate(features: FloatArray, *, retrieval_scores: FloatArray, k: int,
     exploration = _exploration(req)
     if req.k == 0:
         empty = np.empty(0, dtype=np.float32)
-        return Slate(order=np.empty(0, dtype=np.int64), scores=empty, propensities=empty,
-                     explored=np.empty(0, dtype=bool), policy=req.name, exploration=exploration)
+        return Slate(
+            order=np.empty(0, dtype=np.int64),
+            scores=empty,
+            propensities=empty,
+            explored=np.empty(0, dtype=bool),
+            policy=req.name,
+            exploration=exploration,
+        )
     if exploration == "epsilon":
         return _epsilon_slate(req, rng)
     if exploration == "thompson":
@@ -286,17 +316,29 @@ def choose_slate(features: FloatArray, *, retrieval_scores: FloatArray, k: int,
     exploit = req.exploit()[:, 0]
     scores = exploit + req.ucb_bonus() if exploration == "ucb" else exploit
     order = _top_k(scores, req.retrieval, req.k)
-    explored = (~np.isin(order, _top_k(exploit, req.retrieval, req.k))
-                if exploration == "ucb" else np.zeros(req.k, dtype=bool))
-    return Slate(order=order, scores=scores[order].astype(np.float32),
-                 propensities=np.ones(req.k, dtype=np.float32), explored=explored,
-                 policy=req.name, exploration=exploration)
+    explored = (
+        ~np.isin(order, _top_k(exploit, req.retrieval, req.k)) if exploration == "ucb" else np.zeros(req.k, dtype=bool)
+    )
+    return Slate(
+        order=order,
+        scores=scores[order].astype(np.float32),
+        propensities=np.ones(req.k, dtype=np.float32),
+        explored=explored,
+        policy=req.name,
+        exploration=exploration,
+    )
 
 
-def inclusion_probabilities(features: FloatArray, *, retrieval_scores: FloatArray, k: int,
-                            config: PolicyConfig, bandit: LinearBanditState | None,
-                            ltr_scores: FloatArray | None,
-                            rng: np.random.Generator) -> FloatArray:
+def inclusion_probabilities(
+    features: FloatArray,
+    *,
+    retrieval_scores: FloatArray,
+    k: int,
+    config: PolicyConfig,
+    bandit: LinearBanditState | None,
+    ltr_scores: FloatArray | None,
+    rng: np.random.Generator,
+) -> FloatArray:
     """Every candidate's probability of being in the slate ``choose_slate`` would pick.
 
     Exact for deterministic and epsilon policies; a Monte Carlo share of

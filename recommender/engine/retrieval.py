@@ -62,7 +62,7 @@ class RetrievalConfig:
     # top list, weighted; each weight scaled by how peaked that retriever's top list is
     # (peak_exponent; 0 turns it off).
     fusion: FusionMethod = "zscore"
-    dense_weight: float = 1.25
+    dense_weight: float = 1.5
     sparse_weight: float = 1.0
     rrf_k: float = 60.0  # only for fusion="rrf"
     peak_exponent: float = 1.0
@@ -85,6 +85,18 @@ class RetrievalConfig:
     hub_weight: float = 0.35
     # Nearest-neighbour index by catalog size.
     ann: AnnConfig = field(default_factory=AnnConfig)
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """What one search knows about its queries before scoring candidates."""
+
+    vectors: FloatArray  # (q, dim) query vectors
+    roles: list[str]  # main / sub / context per query
+    bias: FloatArray | None  # per-row hubness penalty on cosine, None when off
+    sparse_all: FloatArray  # (q, n) BM25 score of every row, 0 where not allowed
+    dense_tops: FloatArray  # (q, <=n_dense) each query's dense top-list scores
+    sparse_tops: list[FloatArray]  # each query's BM25 top-list scores
 
 
 def query_roles(ctx: ConversationContext) -> list[str]:
@@ -161,9 +173,7 @@ class RetrievalIndex:
         (directory / _META_FILE).write_text(json.dumps(payload), encoding="utf-8")
 
     @classmethod
-    def load(
-        cls, directory: pathlib.Path, config: RetrievalConfig = RetrievalConfig()
-    ) -> RetrievalIndex:
+    def load(cls, directory: pathlib.Path, config: RetrievalConfig = RetrievalConfig()) -> RetrievalIndex:
         """Load a saved index; query-time knobs come from ``config``.
 
         Build-time knobs (field weights, BM25 k1/b) are baked into the saved BM25 matrix;
@@ -225,9 +235,7 @@ class RetrievalIndex:
         cfg = self.config
         texts, roles = ctx.queries(), query_roles(ctx)
         if query_vectors.ndim != 2 or query_vectors.shape[0] != len(texts):
-            raise ValueError(
-                f"query_vectors shape {query_vectors.shape} != ({len(texts)}, dim) queries"
-            )
+            raise ValueError(f"query_vectors shape {query_vectors.shape} != ({len(texts)}, dim) queries")
         if allowed is not None and allowed.shape != (self.size,):
             raise ValueError(f"allowed mask shape {allowed.shape} != ({self.size},)")
         keep = [i for i, r in enumerate(roles) if r != "sub" or cfg.use_sub_queries]
@@ -246,23 +254,28 @@ class RetrievalIndex:
         if allowed is not None:
             sparse_all[:, ~allowed] = 0.0
         sparse_top_rows = _top_positive(sparse_all, cfg.n_sparse)
+        evidence = _Evidence(
+            vectors=vectors,
+            roles=roles,
+            bias=bias,
+            sparse_all=sparse_all,
+            dense_tops=dense_top_scores[:, : cfg.n_dense],
+            sparse_tops=[sparse_all[j, r] for j, r in enumerate(sparse_top_rows)],
+        )
         rows = np.unique(np.concatenate([dense_top_rows.ravel(), *sparse_top_rows]))
         rows = rows[rows >= 0]
-        sparse_tops = [sparse_all[j, r] for j, r in enumerate(sparse_top_rows)]
 
         # 2-3. fused score of each candidate over the queries.
-        fused = self._fuse_queries(
-            rows, vectors, bias, sparse_all, dense_top_scores, sparse_tops, roles
-        )
+        cosine = self._dense.scores_of(rows, vectors)
+        fused = self._fuse_queries(rows, cosine, evidence)
 
         # 4. family awareness.
         if cfg.family_boost > 0 and self._lookup.n_families:
             extra = self._family_siblings(rows, fused, allowed)
             if extra.size:
                 rows = np.concatenate([rows, extra])
-                fused = self._fuse_queries(
-                    rows, vectors, bias, sparse_all, dense_top_scores, sparse_tops, roles
-                )
+                cosine = np.concatenate([cosine, self._dense.scores_of(extra, vectors)], axis=1)
+                fused = self._fuse_queries(rows, cosine, evidence)
             fused = fused + cfg.family_boost * self._family_score(rows, fused)
 
         # 5. order and cut.
@@ -270,29 +283,22 @@ class RetrievalIndex:
         rows = rows[order]
         return Candidates(
             rows=rows.astype(np.int64),
-            dense=self._dense.scores_of(rows, vectors).max(axis=0).astype(np.float32),
+            dense=cosine[:, order].max(axis=0).astype(np.float32),
             sparse=sparse_all[:, rows].max(axis=0).astype(np.float32),
             fused=fused[order].astype(np.float32),
         )
 
-    def _fuse_queries(
-        self,
-        rows: IntArray,
-        vectors: FloatArray,
-        bias: FloatArray | None,
-        sparse_all: FloatArray,
-        dense_top_scores: FloatArray,
-        sparse_tops: list[FloatArray],
-        roles: list[str],
-    ) -> FloatArray:
+    def _fuse_queries(self, rows: IntArray, cosine: FloatArray, evidence: _Evidence) -> FloatArray:
+        """One score per candidate: per-query fusion, then the queries combined by role."""
         cfg = self.config
-        dense = self._dense.scores_of(rows, vectors, bias)
+        dense = cosine if evidence.bias is None else cosine - evidence.bias[rows]
+        roles = evidence.roles
         per_query = [
             fuse(
                 dense[j],
-                sparse_all[j, rows],
-                dense_top_scores[j, : cfg.n_dense],
-                sparse_tops[j],
+                evidence.sparse_all[j, rows],
+                evidence.dense_tops[j],
+                evidence.sparse_tops[j],
                 method=cfg.fusion,
                 dense_weight=cfg.dense_weight,
                 sparse_weight=cfg.sparse_weight,
@@ -318,9 +324,7 @@ class RetrievalIndex:
         bias: FloatArray = (self.config.hub_weight * self._hubness).astype(np.float32)
         return bias
 
-    def _family_siblings(
-        self, rows: IntArray, fused: FloatArray, allowed: BoolArray | None
-    ) -> IntArray:
+    def _family_siblings(self, rows: IntArray, fused: FloatArray, allowed: BoolArray | None) -> IntArray:
         """Allowed members of the top families that are not candidates yet."""
         families = self._top_families(rows, fused)
         if not families:

@@ -79,9 +79,7 @@ class RowLookup:
         for i, name in enumerate(meta.names):
             self._rows_by_name.setdefault(name, []).append(i)
         self._namespace_ids, self._namespace_codes = _codes(meta.namespaces)
-        self._category_ids, self._category_codes = _codes(
-            [c.casefold() for c in meta.categories]
-        )
+        self._category_ids, self._category_codes = _codes([c.casefold() for c in meta.categories])
         self._rows_by_tag: dict[str, list[int]] = {}
         for i, tags in enumerate(meta.tags):
             for tag in {t.casefold() for t in tags}:
@@ -98,8 +96,7 @@ class RowLookup:
         order = np.argsort(codes, kind="stable")
         order = order[valid[order]]
         self.family_members: IntArray = order
-        counts = np.bincount(codes[valid], minlength=self.n_families) if self.n_families else (
-            np.zeros(0, np.int64))
+        counts = np.bincount(codes[valid], minlength=self.n_families) if self.n_families else (np.zeros(0, np.int64))
         self.family_offsets: IntArray = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
 
     def members(self, family_code: int) -> IntArray:
@@ -122,11 +119,7 @@ class RowLookup:
             wanted = [self._namespace_ids[v] for v in flt.namespaces if v in self._namespace_ids]
             allowed &= np.isin(self._namespace_codes, wanted)
         if flt.categories is not None:
-            wanted = [
-                self._category_ids[c]
-                for c in {v.casefold() for v in flt.categories}
-                if c in self._category_ids
-            ]
+            wanted = [self._category_ids[c] for c in {v.casefold() for v in flt.categories} if c in self._category_ids]
             allowed &= np.isin(self._category_codes, wanted)
         if flt.tags is not None:
             tagged = np.zeros(self.n, dtype=np.bool_)

@@ -38,13 +38,10 @@ class SparseIndex:
         self._indptr = indptr
 
     @classmethod
-    def build(
-        cls, documents: Sequence[Sequence[str]], *, k1: float, b: float
-    ) -> SparseIndex:
+    def build(cls, documents: Sequence[Sequence[str]], *, k1: float, b: float) -> SparseIndex:
         n_docs = len(documents)
         if not any(documents):  # bm25s cannot index an empty vocabulary
-            return cls(n_docs, {}, np.zeros(0, np.float32), np.zeros(0, np.int32),
-                       np.zeros(1, np.int64))
+            return cls(n_docs, {}, np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int64))
         bm25 = bm25s.BM25(k1=k1, b=b, method="lucene")
         bm25.index([list(doc) for doc in documents], show_progress=False)
         scores = bm25.scores
@@ -71,9 +68,7 @@ class SparseIndex:
         starts, ends = self._indptr[ids], self._indptr[ids + 1]
         spans = [np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
         positions = np.concatenate(spans)
-        summed = np.bincount(
-            self._indices[positions], weights=self._data[positions], minlength=self.n_docs
-        )
+        summed = np.bincount(self._indices[positions], weights=self._data[positions], minlength=self.n_docs)
         return summed.astype(np.float32)
 
     def save(self, directory: pathlib.Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -30,27 +30,20 @@ _SPACES = re.compile(r"\s+")
 # Function words and request boilerplate ("can you please give me ...") carry no
 # signal about which tool is meant; dropping them keeps BM25 from rewarding tools
 # whose descriptions happen to be chatty.
-STOPWORDS: frozenset[str] = frozenset(
-    (
-        "a", "about", "above", "after", "again", "all", "also", "am", "an", "and",
-        "any", "are", "as", "at", "be", "because", "been", "before", "being", "below",
-        "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing",
-        "down", "during", "each", "few", "for", "from", "further", "had", "has", "have",
-        "having", "he", "her", "here", "hers", "herself", "him", "himself", "his",
-        "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me",
-        "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on",
-        "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own",
-        "same", "she", "should", "so", "some", "such", "than", "that", "the", "their",
-        "theirs", "them", "themselves", "then", "there", "these", "they", "this",
-        "those", "through", "to", "too", "under", "until", "up", "very", "was", "we",
-        "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will",
-        "with", "would", "you", "your", "yours", "yourself", "yourselves", "please",
-        "want", "need", "like", "know", "let", "help", "thank", "thanks", "im", "ive",
-        "id", "ill", "youre", "dont", "cant", "could", "would", "should", "may",
-        "might", "must", "shall", "get", "give", "tell", "provide", "show", "find",
-        "fetch", "retrieve", "us", "one",
-    )
-)
+_STOPWORD_TEXT = """
+    a about above after again all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during
+    each few for from further had has have having he her here hers herself him
+    himself his how i if in into is it its itself just me more most my myself no nor
+    not now of off on once only or other our ours ourselves out over own same she
+    should so some such than that the their theirs them themselves then there these
+    they this those through to too under until up very was we were what when where
+    which while who whom why will with would you your yours yourself yourselves
+    please want need like know let help thank thanks im ive id ill youre dont cant
+    could would should may might must shall get give tell provide show find fetch
+    retrieve us one
+"""
+STOPWORDS: frozenset[str] = frozenset(_STOPWORD_TEXT.split())
 
 
 @dataclass(frozen=True)
@@ -144,10 +137,6 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def join_nonempty(texts: Iterable[str], sep: str = " ") -> str:
-    return sep.join(t for t in texts if t)
-
-
 def truncate_words(text: str, max_chars: int) -> str:
     """Cut at a word boundary; ``max_chars <= 0`` gives the empty string."""
     if max_chars <= 0:
@@ -156,7 +145,3 @@ def truncate_words(text: str, max_chars: int) -> str:
         return text
     cut = text[:max_chars].rsplit(" ", 1)[0]
     return cut or text[:max_chars]
-
-
-def texts_of(docs: Sequence[ToolDoc]) -> list[str]:
-    return [embedding_text(d) for d in docs]

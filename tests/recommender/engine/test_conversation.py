@@ -98,6 +98,7 @@ def test_called_tools_come_in_call_order_from_tool_calls_and_legacy_functions() 
         'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: bad',
         '{"status": 404, "message": "no such city"}',
         "HTTP 503 Service Unavailable",
+        "HTTP/1.1 502 Bad Gateway",
         '{"error": "rate limit exceeded"}',
         "Permission denied",
     ],
@@ -115,7 +116,13 @@ def test_a_failing_tool_result_sets_has_error(result: str) -> None:
 
 @pytest.mark.parametrize(
     "result",
-    ['{"status": 200, "items": [1, 2]}', '{"error": null, "data": "ok"}', '{"errors": []}', "done, no errors"],
+    [
+        '{"status": 200, "items": [1, 2]}',
+        "HTTP/1.1 200 OK",
+        '{"error": null, "data": "ok"}',
+        '{"errors": []}',
+        "done, no errors",
+    ],
 )
 def test_a_successful_tool_result_does_not_set_has_error(result: str) -> None:
     assert not looks_like_error(result)
@@ -213,3 +220,11 @@ def test_the_number_of_texts_to_embed_stays_within_budget() -> None:
         ]
     )
     assert len(later_turn.queries()) <= MAX_QUERY_TEXTS
+
+
+def test_a_pasted_document_is_read_quickly_and_split_at_most_twice() -> None:
+    document = "The service returned an answer and the client parsed it. " * 5000
+    ctx = read_conversation([{"role": "user", "content": document}, {"role": "tool", "content": document}])
+    assert len(ctx.sub_queries) <= 2
+    assert all(len(q) <= 2000 for q in ctx.sub_queries)
+    assert ctx.context == ctx.last_user_message

@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import random
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
+from django.test.utils import override_settings, setup_databases, teardown_databases
+
+from recommender.ranking import POLICY_PRESETS
+from recommender.simulation import (
+    AgentModel,
+    Scenario,
+    clear_pending_flags,
+    load_queries,
+    load_specs,
+    prepare_embeddings,
+    simulate_policy,
+)
+
+
+@contextlib.contextmanager
+def throwaway_database() -> Iterator[None]:
+    """A fresh, migrated database for the replay (never the configured one), dropped after."""
+    connection = connections["default"]
+    connection.settings_dict.setdefault("TEST", {})["NAME"] = (
+        None if connection.vendor == "sqlite" else f"toolrec_simulate_{os.getpid()}"
+    )
+    old = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    try:
+        yield
+    finally:
+        teardown_databases(old, verbosity=0)
+
+
+class Command(BaseCommand):
+    help = (
+        "Replay queries as conversations through the real recommendation, feedback and learning code with a "
+        "simulated agent, and compare policies side by side (usage, hit rate, Recall@5 and nDCG@10 on test queries, "
+        "coverage, and how fast tools added mid-run are picked up)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--tools", type=Path, action="append", required=True)
+        parser.add_argument("--queries", type=Path, action="append", required=True)
+        parser.add_argument(
+            "--test-queries",
+            type=Path,
+            action="append",
+            default=None,
+            help="held-out queries; without it, --test-fraction of --queries is held out",
+        )
+        parser.add_argument("--test-fraction", type=float, default=0.2)
+        parser.add_argument("--test-size", type=int, default=500, help="test queries scored at each checkpoint")
+        parser.add_argument("--steps", type=int, default=10_000)
+        parser.add_argument(
+            "--policies", default="semantic,hybrid", help=f"comma-separated, from: {', '.join(POLICY_PRESETS)}"
+        )
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--k", type=int, default=5)
+        parser.add_argument("--batch", type=int, default=100, help="steps between learning batches")
+        parser.add_argument("--eval-every", type=int, default=1000)
+        parser.add_argument("--train-every", type=int, default=2000, help="LambdaMART retraining, for ltr/hybrid")
+        parser.add_argument(
+            "--add-tools-at",
+            default=None,
+            metavar="STEP:FRACTION",
+            help="hold back FRACTION of the tools that the stream asks for, add them at STEP",
+        )
+        parser.add_argument("--use-probability", type=float, default=0.9)
+        parser.add_argument("--position-decay", type=float, default=0.1)
+        parser.add_argument("--false-use", type=float, default=0.02)
+        parser.add_argument("--json", type=Path, default=None)
+        parser.add_argument(
+            "--in-current-database",
+            action="store_true",
+            help="use the configured database as is (it is WIPED: for tests only)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        policies = [p.strip() for p in options["policies"].split(",") if p.strip()]
+        unknown = [p for p in policies if p not in POLICY_PRESETS]
+        if unknown or not policies:
+            raise CommandError(f"unknown policies {unknown}; choose from {', '.join(POLICY_PRESETS)}")
+        for path in [*options["tools"], *options["queries"], *(options["test_queries"] or [])]:
+            if not path.is_file():
+                raise CommandError(f"no such file: {path}")
+        if options["steps"] < 1 or not 1 <= options["k"] <= 50:
+            raise CommandError("--steps must be >= 1 and --k between 1 and 50")
+        scenario = self._scenario(options)
+        isolation = contextlib.nullcontext() if options["in_current_database"] else throwaway_database()
+        work = tempfile.mkdtemp(prefix="toolrec-simulate-")
+        with (
+            isolation,
+            override_settings(
+                SNAPSHOT_DIR=Path(work) / "snapshots",
+                QDRANT_PATH=Path(settings.VAR_DIR) / "simulate-qdrant",  # never the service's own vectors
+                LEARNING_AUTO_SCHEDULE=False,
+                IMPLICIT_FEEDBACK=False,
+            ),
+        ):
+            clear_pending_flags()
+            embedded = prepare_embeddings(scenario)
+            self.stdout.write(
+                f"{len(scenario.specs)} tools, {len(scenario.stream)} steps, "
+                f"{len(scenario.test)} test queries; {embedded} texts embedded up front"
+            )
+            runs = [simulate_policy(scenario, name, POLICY_PRESETS[name]) for name in policies]
+        report = {
+            "tools": len(scenario.specs),
+            "steps": len(scenario.stream),
+            "k": scenario.k,
+            "test_queries": len(scenario.test),
+            "seed": scenario.seed,
+            "add_tools_at": options["add_tools_at"],
+            "held_back_tools": len(scenario.held_back),
+            "agent": asdict(scenario.agent),
+            "runs": [asdict(run) for run in runs],
+            "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        }
+        self._print(report)
+        if options["json"]:
+            options["json"].parent.mkdir(parents=True, exist_ok=True)
+            options["json"].write_text(json.dumps(report, indent=2, default=str))
+            self.stdout.write(f"wrote {options['json']}")
+
+    def _scenario(self, options: dict[str, Any]) -> Scenario:
+        specs = load_specs(options["tools"])
+        known = {s.name for s in specs}
+        rng = random.Random(options["seed"])
+        queries = load_queries(options["queries"], known)
+        if options["test_queries"]:
+            test = load_queries(options["test_queries"], known)
+            stream_pool = queries
+        else:
+            rng.shuffle(queries)
+            cut = int(len(queries) * options["test_fraction"])
+            test, stream_pool = queries[:cut], queries[cut:]
+        if not stream_pool or not test:
+            raise CommandError("no usable queries: their relevant tools must be in the catalog")
+        stream = [stream_pool[i % len(stream_pool)] for i in range(options["steps"])]
+        rng.shuffle(stream)
+        test = rng.sample(test, min(options["test_size"], len(test)))
+        add_at, held_back = None, frozenset[str]()
+        if options["add_tools_at"]:
+            try:
+                step_text, fraction_text = options["add_tools_at"].split(":")
+                add_at, fraction = int(step_text), float(fraction_text)
+            except ValueError as exc:
+                raise CommandError("--add-tools-at must be STEP:FRACTION, e.g. 2000:0.1") from exc
+            asked = sorted({t for q in stream for t in q.relevant})
+            held_back = frozenset(rng.sample(asked, max(1, round(fraction * len(asked)))))
+        return Scenario(
+            specs=specs,
+            stream=stream,
+            test=test,
+            k=options["k"],
+            batch=options["batch"],
+            eval_every=options["eval_every"],
+            add_at=add_at,
+            held_back=held_back,
+            train_every=options["train_every"],
+            agent=AgentModel(options["use_probability"], options["position_decay"], options["false_use"]),
+            seed=options["seed"],
+            progress=lambda line: self.stdout.write(line),
+        )
+
+    def _print(self, report: dict[str, Any]) -> None:
+        self.stdout.write(
+            f"\n{'policy':<16} {'step':>6} {'usage':>7} {'hit':>7} {'R@5':>7} {'nDCG@10':>8} "
+            f"{'coverage':>9} {'events':>7}"
+        )
+        for run in report["runs"]:
+            for c in run["checkpoints"]:
+                self.stdout.write(
+                    f"{run['policy']:<16} {c['step']:>6} {c['usage_rate']:>7.1f} {c['hit_rate']:>7.1f} "
+                    f"{c['recall_at_5']:>7.1f} {c['ndcg_at_10']:>8.1f} {c['coverage']:>9.1f} {c['learned_events']:>7}"
+                )
+        self.stdout.write("")
+        for run in report["runs"]:
+            batches = run["learn_batch_seconds"]
+            line = f"{run['policy']:<16} {run['seconds']:.0f}s"
+            if batches:
+                line += f", learning batch max {max(batches) * 1000:.0f} ms"
+            if run["held_back"]:
+                held = run["held_back"]
+                line += (
+                    f"; held-back tools: {held['recommended']}/{held['tools']} recommended, median "
+                    f"{held['median_queries_before_recommended']} of their queries before"
+                )
+            self.stdout.write(line)
