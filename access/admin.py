@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from access.models import ApiKey
-from access.services import api_key_create
+from access.services import api_key_create, api_key_revoke
 
 
 @admin.register(ApiKey)
@@ -28,5 +28,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected keys")
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
-        count = queryset.update(is_active=False)
-        messages.success(request, f"Revoked {count} key(s).")
+        for api_key in queryset:
+            api_key_revoke(api_key=api_key)
+        messages.success(request, f"Revoked {queryset.count()} key(s).")

@@ -20,4 +20,8 @@ def api_key_create(*, name: str) -> tuple[ApiKey, str]:
 
 
 def api_key_revoke(*, api_key: ApiKey) -> None:
+    """Revoke a key; other processes stop accepting it within their key cache's lifetime."""
+    from access.authentication import forget_cached_keys
+
     ApiKey.objects.filter(pk=api_key.pk).update(is_active=False)
+    forget_cached_keys()

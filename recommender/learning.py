@@ -11,6 +11,7 @@ be rebuilt from the log (`learning_state_rebuild`).
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import threading
 import time
@@ -25,14 +26,58 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from feedback.models import CoUse, Impression, Recommendation, UsageEvent, UserToolStats
+from feedback.models import CoUse, Impression, Recommendation, ToolStats, UsageEvent, UserToolStats
 from recommender.engine.bandit import LinearBanditState, update_batched
 from recommender.engine.features import N_FEATURES
 from recommender.engine.memory import ContextMemory
 from recommender.models import LearningState, MemoryEntry, RankerModel
+from toolrec_site.background import run_task
 
 log = logging.getLogger(__name__)
 MEMORY_DIM = 384  # the local embedder's; the memory adapts to the first vector it sees
+
+
+@dataclass(frozen=True, eq=False)
+class ToolStatsTable:
+    """Per-tool counts as of a learning version, sorted by tool id for vectorised lookups."""
+
+    tool_ids: np.ndarray
+    uses: np.ndarray
+    shows: np.ndarray
+    last_used: np.ndarray  # epoch seconds, NaN when never used
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(buffer, tool_ids=self.tool_ids, uses=self.uses, shows=self.shows, last_used=self.last_used)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ToolStatsTable:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return cls(z["tool_ids"], z["uses"], z["shows"], z["last_used"])
+
+    @classmethod
+    def current(cls) -> ToolStatsTable:
+        rows = list(
+            ToolStats.objects.order_by("tool_id").values_list(
+                "tool_id", "times_used", "times_recommended", "last_used_at"
+            )
+        )
+        return cls(
+            tool_ids=np.array([r[0] for r in rows], dtype=np.int64),
+            uses=np.array([r[1] for r in rows], dtype=np.float64),
+            shows=np.array([r[2] for r in rows], dtype=np.float64),
+            last_used=np.array([r[3].timestamp() if r[3] else np.nan for r in rows], dtype=np.float64),
+        )
+
+    def lookup(self, tool_ids: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(uses, shows, seconds since last use) for these tools; unknown tools count zero."""
+        at = np.clip(np.searchsorted(self.tool_ids, tool_ids), 0, max(len(self.tool_ids) - 1, 0))
+        found = (self.tool_ids[at] == tool_ids) if len(self.tool_ids) else np.zeros(len(tool_ids), dtype=bool)
+        uses = np.where(found, self.uses[at] if len(self.tool_ids) else 0.0, 0.0)
+        shows = np.where(found, self.shows[at] if len(self.tool_ids) else 0.0, 0.0)
+        last = np.where(found, self.last_used[at] if len(self.tool_ids) else np.nan, np.nan)
+        return uses, shows, np.where(np.isnan(last), np.inf, now - last)
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +88,7 @@ class LearnedState:
     memory_last_id: int
     ranker_id: int | None
     ranker_text: str | None
+    tool_stats: ToolStatsTable | None
 
 
 def _new_memory(dim: int) -> ContextMemory:
@@ -95,7 +141,8 @@ class LearningHolder:
 
     @staticmethod
     def _load(version: int, ranker_id: int | None, current: LearnedState | None) -> LearnedState:
-        bandit = LinearBanditState.from_bytes(bytes(LearningState.objects.get(pk=version).bandit))
+        state = LearningState.objects.get(pk=version)
+        bandit = LinearBanditState.from_bytes(bytes(state.bandit))
         memory, last_id = _load_memory(current.memory if current else None, current.memory_last_id if current else 0)
         if current is not None and current.ranker_id == ranker_id:
             ranker_text = current.ranker_text
@@ -108,6 +155,7 @@ class LearningHolder:
             memory_last_id=last_id,
             ranker_id=ranker_id,
             ranker_text=ranker_text,
+            tool_stats=ToolStatsTable.from_bytes(bytes(state.tool_stats)) if state.tool_stats else None,
         )
 
     def reset(self) -> None:
@@ -182,6 +230,7 @@ def learning_batch(*, batch_size: int | None = None, delay_seconds: float | None
         UsageEvent.objects.filter(pk__in=[e[0] for e in events] + [e[0] for e in late]).update(learned_at=now)
         published = LearningState.objects.create(
             bandit=bandit.to_bytes(),
+            tool_stats=ToolStatsTable.current().to_bytes(),
             recommendations_learned=state.recommendations_learned + len(recs),
             events_learned=state.events_learned + len(events) + len(late),
             learn_seconds=time.perf_counter() - started,
@@ -317,6 +366,6 @@ def learning_schedule() -> None:
     except Exception:
         log.warning("cache unavailable; scheduling learning without debounce", exc_info=True)
     try:
-        learn_from_feedback.apply_async(countdown=delay)
+        run_task(learn_from_feedback, countdown=delay)
     except Exception:
         log.exception("could not schedule learning; the periodic task will catch up")

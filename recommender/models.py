@@ -46,6 +46,9 @@ class LearningState(models.Model):
     """
 
     bandit = models.BinaryField(help_text="LinearBanditState.to_bytes()")
+    # Per-tool uses, shows and last use (npz) as of publishing: features read these from
+    # memory instead of querying ToolStats on every request.
+    tool_stats = models.BinaryField(null=True, blank=True)
     recommendations_learned = models.PositiveIntegerField(default=0)
     events_learned = models.PositiveIntegerField(default=0)
     learn_seconds = models.FloatField(default=0.0)

@@ -52,7 +52,9 @@ class Ranked:
     tool_ids: IntArray  # (n,) catalog ids of the candidates
 
 
-def _tool_signals(tool_ids: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _tool_signals(tool_ids: list[int], learned: LearnedState | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if learned is not None and learned.tool_stats is not None:
+        return learned.tool_stats.lookup(np.asarray(tool_ids, dtype=np.int64), time.time())
     uses, shows, age = np.zeros(len(tool_ids)), np.zeros(len(tool_ids)), np.full(len(tool_ids), np.inf)
     position = {t: i for i, t in enumerate(tool_ids)}
     now = timezone.now()
@@ -105,7 +107,7 @@ def rank(
     rng: np.random.Generator,
 ) -> Ranked:
     ids = [int(t) for t in tool_ids]
-    uses, shows, age = _tool_signals(ids)
+    uses, shows, age = _tool_signals(ids, learned)
     user_uses, user_shows = _user_signals(user_id, ids)
     memory = learned.memory if learned is not None else None
     votes = memory.votes(query_vector, tool_ids) if memory is not None and len(memory) else np.zeros(len(ids))

@@ -175,11 +175,15 @@ def indexed(catalog: Callable[..., None]) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> None:
+    from access.authentication import forget_cached_keys
     from experiments.selectors import reset_cache
+    from recommender.learning import learned
     from recommender.snapshots import snapshots
 
     snapshots.reset()
+    learned.reset()
     reset_cache()
+    forget_cached_keys()
 
 
 def in_ci() -> bool:

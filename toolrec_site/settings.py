@@ -121,6 +121,8 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 # Without a broker, tasks run in the calling process (the embedded default).
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# Without a broker, run background work in a thread of the process that asked for it.
+BACKGROUND_THREADS = env_bool("BACKGROUND_THREADS", True)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -137,6 +139,10 @@ QDRANT_COLLECTION_PREFIX = env_str("QDRANT_COLLECTION_PREFIX", "toolrec_tools")
 LOCAL_EMBEDDING_MODEL = "local/all-MiniLM-L6-v2"
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", LOCAL_EMBEDDING_MODEL)
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1)
+# CPU threads per process for the local embedder and the engine's numpy/faiss. One each is
+# fastest with several web processes per machine (two threads on two busy cores measured 2x slower).
+EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", 1, minimum=1)
+ENGINE_THREADS = env_int("ENGINE_THREADS", 1, minimum=1)
 EMBEDDING_CACHE_SECONDS = env_int("EMBEDDING_CACHE_SECONDS", 7 * 24 * 3600, minimum=0)
 SNAPSHOT_DIR = Path(env_str("SNAPSHOT_DIR") or VAR_DIR / "snapshots")
 # How often a web process asks the database whether a newer snapshot is active.

@@ -16,5 +16,6 @@ from toolrec_site.settings import *  # noqa: F403
 
 SNAPSHOT_CHECK_SECONDS = 0.0  # tests see a new snapshot at once
 LEARNING_CHECK_SECONDS = 0.0
+BACKGROUND_THREADS = False  # run background work inline, where the test can see it
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 WHITENOISE_AUTOREFRESH = True  # no collectstatic in tests

@@ -318,3 +318,12 @@ def _has_code(turns: list[Mapping[str, Any]]) -> bool:
         and bool(_CODE.search(content_text(m.get("content"))[:4000]))
         for m in turns
     )
+
+
+def previous_user_texts(messages: Sequence[Mapping[str, Any]], *, limit: int = 3, max_chars: int = 300) -> list[str]:
+    """The user turns before the last one, newest last (at most `limit`, each cut to
+    `max_chars`): what the service embeds (mostly from cache) to stand for the context."""
+    turns = [m for m in messages if isinstance(m, Mapping)] if _is_sequence(messages) else []
+    texts = [content_text(m.get("content")) for m in turns if _role(m) == "user"]
+    texts = [t[:max_chars] for t in texts if t]
+    return texts[-(limit + 1) : -1] if len(texts) > 1 else []

@@ -122,3 +122,33 @@ def test_without_an_index_the_answer_is_503(api: APIClient) -> None:
     response = _ask(api, "anything")
     assert response.status_code == 503
     assert "rebuild_index" in response.json()["error"]["message"]
+
+
+def test_a_revoked_key_is_refused(api: APIClient, indexed: None) -> None:
+    from access.models import ApiKey
+    from access.services import api_key_revoke
+
+    assert _ask(api, "weather in Paris").status_code == 200
+    api_key_revoke(api_key=ApiKey.objects.get())
+    assert _ask(api, "weather in Paris").status_code == 401
+
+
+def test_the_context_vector_is_the_mean_of_the_recent_turns(indexed: None) -> None:
+    import numpy as np
+
+    from recommender.embeddings import embed_cached
+    from recommender.engine.conversation import read_conversation
+    from recommender.services import embed_queries
+
+    messages = [
+        {"role": "user", "content": "I am planning a trip to Lisbon next month"},
+        {"role": "assistant", "content": "Nice! How can I help?"},
+        {"role": "user", "content": "what will the weather be like?"},
+    ]
+    context = read_conversation(messages)
+    vectors = embed_queries(context, messages)
+    assert vectors.shape[0] == len(context.queries())
+    turns = embed_cached([messages[2]["content"], messages[0]["content"]])
+    expected = turns.mean(axis=0) / np.linalg.norm(turns.mean(axis=0))
+    assert np.allclose(vectors[-1], expected, atol=1e-5)
+    assert np.allclose(vectors[0], turns[0], atol=1e-6)

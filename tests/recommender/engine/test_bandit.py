@@ -22,8 +22,7 @@ def ridge_solution(X: np.ndarray, r: np.ndarray, ridge: float) -> tuple[np.ndarr
 
 
 @pytest.mark.parametrize("seed,ridge", [(0, 1.0), (1, 0.3), (2, 5.0)])
-def test_sherman_morrison_updates_equal_the_closed_form_ridge_solution(seed: int,
-                                                                        ridge: float) -> None:
+def test_sherman_morrison_updates_equal_the_closed_form_ridge_solution(seed: int, ridge: float) -> None:
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((40, 7)).astype(np.float32)
     r = rng.binomial(1, 0.3, 40).astype(np.float32)
@@ -77,8 +76,7 @@ def test_the_bandit_learns_the_weights_that_generate_rewards() -> None:
 
 def test_state_round_trips_through_bytes_exactly() -> None:
     rng = np.random.default_rng(5)
-    state = update(LinearBanditState.initial(6, ridge=2.0), rng.standard_normal((30, 6)),
-                   rng.random(30))
+    state = update(LinearBanditState.initial(6, ridge=2.0), rng.standard_normal((30, 6)), rng.random(30))
 
     restored = LinearBanditState.from_bytes(state.to_bytes())
 
@@ -92,8 +90,15 @@ def test_it_refuses_bytes_of_an_unknown_format() -> None:
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, format=np.int64(99), d=np.int64(1), A_inv=np.eye(1), b=np.zeros(1),
-             n_updates=np.int64(0), version=np.int64(0))
+    np.savez(
+        buf,
+        format=np.int64(99),
+        d=np.int64(1),
+        A_inv=np.eye(1),
+        b=np.zeros(1),
+        n_updates=np.int64(0),
+        version=np.int64(0),
+    )
 
     with pytest.raises(ValueError):
         LinearBanditState.from_bytes(buf.getvalue())
@@ -119,12 +124,12 @@ def test_thompson_draws_concentrate_on_the_mean_as_data_grows() -> None:
     rows = rng.standard_normal((10, 4)).astype(np.float32)
 
     def spread(state: LinearBanditState) -> float:
-        draws = np.stack([thompson_scores(state, rows, np.random.default_rng(s), v=1.0)
-                          for s in range(200)])
+        draws = np.stack([thompson_scores(state, rows, np.random.default_rng(s), v=1.0) for s in range(200)])
         return float(draws.std(axis=0).mean())
 
     assert spread(update(LinearBanditState.initial(4), X, r)) < 0.1 * spread(
-        update(LinearBanditState.initial(4), X[:20], r[:20]))
+        update(LinearBanditState.initial(4), X[:20], r[:20])
+    )
 
 
 def test_ucb_scores_are_the_mean_plus_alpha_times_the_width() -> None:

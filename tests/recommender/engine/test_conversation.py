@@ -228,3 +228,19 @@ def test_a_pasted_document_is_read_quickly_and_split_at_most_twice() -> None:
     assert len(ctx.sub_queries) <= 2
     assert all(len(q) <= 2000 for q in ctx.sub_queries)
     assert ctx.context == ctx.last_user_message
+
+
+def test_previous_user_texts_are_the_turns_before_the_last() -> None:
+    from recommender.engine.conversation import previous_user_texts
+
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": [{"type": "text", "text": "two"}]},
+        {"role": "user", "content": "three"},
+    ]
+    assert previous_user_texts(messages) == ["one", "two"]
+    assert previous_user_texts(messages, limit=1) == ["two"]
+    assert previous_user_texts(messages[:2]) == []
+    assert previous_user_texts([]) == []

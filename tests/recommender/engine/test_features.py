@@ -68,8 +68,7 @@ def test_every_feature_stays_in_a_small_range_even_for_extreme_inputs() -> None:
 
 def test_a_never_shown_tool_gets_the_prior_mean_and_full_uncertainty() -> None:
     config = FeatureConfig(prior_alpha=2.0, prior_beta=18.0)
-    inputs = replace(make_inputs(3), tool_uses=np.array([0, 50, 5]),
-                     tool_shows=np.array([0, 100, 10]))
+    inputs = replace(make_inputs(3), tool_uses=np.array([0, 50, 5]), tool_shows=np.array([0, 100, 10]))
 
     features = build_features(inputs, config)
 
@@ -84,11 +83,9 @@ def test_a_never_shown_tool_gets_the_prior_mean_and_full_uncertainty() -> None:
 
 def test_recency_is_zero_when_never_used_and_decays_with_age() -> None:
     tau = 3600.0
-    inputs = replace(make_inputs(3),
-                     seconds_since_last_use=np.array([np.inf, 0.0, tau]))
+    inputs = replace(make_inputs(3), seconds_since_last_use=np.array([np.inf, 0.0, tau]))
 
-    recency = build_features(inputs, FeatureConfig(recency_tau_seconds=tau))[
-        :, FEATURE_INDEX["recency"]]
+    recency = build_features(inputs, FeatureConfig(recency_tau_seconds=tau))[:, FEATURE_INDEX["recency"]]
 
     assert recency == pytest.approx([0.0, 1.0, np.exp(-1.0)], rel=1e-6)
 
@@ -103,8 +100,7 @@ def test_rank_features_fall_with_rank() -> None:
 
 
 def test_a_user_without_history_gets_the_tools_global_rate() -> None:
-    inputs = replace(make_inputs(4), user_uses=np.array([0, 0, 9, 0]),
-                     user_shows=np.array([0, 0, 10, 10]))
+    inputs = replace(make_inputs(4), user_uses=np.array([0, 0, 9, 0]), user_shows=np.array([0, 0, 10, 10]))
 
     features = build_features(inputs)
 
@@ -125,8 +121,9 @@ def test_neighbour_vote_shares_sum_to_one_when_any_candidate_has_votes() -> None
 
 
 def test_new_tools_are_flagged_and_weighted_by_relevance() -> None:
-    inputs = replace(make_inputs(3), is_new=np.array([True, False, True]),
-                     dense=np.array([0.9, 0.9, -0.2], dtype=np.float32))
+    inputs = replace(
+        make_inputs(3), is_new=np.array([True, False, True]), dense=np.array([0.9, 0.9, -0.2], dtype=np.float32)
+    )
 
     features = build_features(inputs)
 
@@ -135,8 +132,9 @@ def test_new_tools_are_flagged_and_weighted_by_relevance() -> None:
 
 
 def test_conversation_flags_are_broadcast_to_every_candidate() -> None:
-    inputs = replace(make_inputs(4), has_error=True, has_code=False,
-                     already_called=np.array([False, True, False, False]))
+    inputs = replace(
+        make_inputs(4), has_error=True, has_code=False, already_called=np.array([False, True, False, False])
+    )
 
     features = build_features(inputs)
 

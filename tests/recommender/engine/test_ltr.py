@@ -16,8 +16,7 @@ def ranking_problem(n_groups: int = 300, size: int = 20, seed: int = 0):
     y = (X[:, 2] > 1.0).astype(np.int32) + (X[:, 2] > 1.8).astype(np.int32)
     # weakly sort each group by a noisy copy of the relevant feature, like a poor retriever
     noisy = X[:, 2] + rng.normal(0, 3.0, n)
-    order = np.concatenate([g * size + np.argsort(-noisy[g * size:(g + 1) * size])
-                            for g in range(n_groups)])
+    order = np.concatenate([g * size + np.argsort(-noisy[g * size : (g + 1) * size]) for g in range(n_groups)])
     return X[order], y[order], np.full(n_groups, size)
 
 

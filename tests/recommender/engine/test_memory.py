@@ -128,8 +128,7 @@ def test_memory_round_trips_through_bytes() -> None:
 
     assert len(restored) == 100
     assert (restored.floor, restored.power, restored.per_tool_limit) == (0.25, 1.5, 7)
-    np.testing.assert_array_equal(restored.votes(query, np.arange(10)),
-                                  memory.votes(query, np.arange(10)))
+    np.testing.assert_array_equal(restored.votes(query, np.arange(10)), memory.votes(query, np.arange(10)))
 
 
 def test_an_empty_memory_votes_zero() -> None:
@@ -150,8 +149,7 @@ def test_votes_latency_with_50k_stored_contexts() -> None:
     tools = np.minimum(rng.zipf(1.3, 50_000), n_tools) - 1
     memory = ContextMemory(dim, max_size=50_000)
     memory.add(unit(rng, 50_000, dim), tools)
-    candidates = np.concatenate([np.arange(10), rng.choice(np.arange(10, n_tools), 190,
-                                                           replace=False)])
+    candidates = np.concatenate([np.arange(10), rng.choice(np.arange(10, n_tools), 190, replace=False)])
     query = unit(rng, 1, dim)[0]
     memory.votes(query, candidates)
 
@@ -164,6 +162,8 @@ def test_votes_latency_with_50k_stored_contexts() -> None:
     for _ in range(20):
         memory.nearest(query, 20)
     scan_ms = (time.perf_counter() - started) / 20 * 1e3
-    print(f"\nContextMemory.votes, 50k x {dim}, 200 candidates (10 most popular tools among "
-          f"them): {per_call_ms:.3f} ms; full exact scan: {scan_ms:.2f} ms")
+    print(
+        f"\nContextMemory.votes, 50k x {dim}, 200 candidates (10 most popular tools among "
+        f"them): {per_call_ms:.3f} ms; full exact scan: {scan_ms:.2f} ms"
+    )
     assert votes.shape == (200,)

@@ -71,8 +71,9 @@ def test_ips_snips_and_dr_intervals_contain_the_true_policy_value(seed: int) -> 
     estimates = {
         "ips": ips(log.reward, log.logging, target),
         "snips": snips(log.reward, log.logging, target),
-        "dr": doubly_robust(log.reward, log.logging, target, r_hat[rows, log.action],
-                            (log.target_all * r_hat).sum(axis=1)),
+        "dr": doubly_robust(
+            log.reward, log.logging, target, r_hat[rows, log.action], (log.target_all * r_hat).sum(axis=1)
+        ),
     }
 
     for name, estimate in estimates.items():
@@ -88,8 +89,7 @@ def test_doubly_robust_has_a_narrower_interval_than_ips() -> None:
     r_hat = reward_model(log)
 
     plain = ips(log.reward, log.logging, target)
-    dr = doubly_robust(log.reward, log.logging, target, r_hat[rows, log.action],
-                       (log.target_all * r_hat).sum(axis=1))
+    dr = doubly_robust(log.reward, log.logging, target, r_hat[rows, log.action], (log.target_all * r_hat).sum(axis=1))
     normalised = snips(log.reward, log.logging, target)
 
     assert dr.half_width < 0.8 * plain.half_width
@@ -104,11 +104,20 @@ def test_doubly_robust_agrees_with_contextualbandits_for_a_deterministic_target(
     chosen = log.target_all.argmax(axis=1)
     target = (chosen == log.action).astype(np.float64)
 
-    ours = doubly_robust(log.reward, log.logging, target, r_hat[rows, log.action],
-                         r_hat[rows, chosen], config=OpeConfig(max_weight=1e9))
-    theirs = evaluateDoublyRobust(chosen, log.X, log.action, log.reward, log.logging,
-                                  np.c_[r_hat[rows, chosen], r_hat[rows, log.action]],
-                                  handle_invalid=False, c=None, pmin=None)
+    ours = doubly_robust(
+        log.reward, log.logging, target, r_hat[rows, log.action], r_hat[rows, chosen], config=OpeConfig(max_weight=1e9)
+    )
+    theirs = evaluateDoublyRobust(
+        chosen,
+        log.X,
+        log.action,
+        log.reward,
+        log.logging,
+        np.c_[r_hat[rows, chosen], r_hat[rows, log.action]],
+        handle_invalid=False,
+        c=None,
+        pmin=None,
+    )
 
     assert ours.value == pytest.approx(theirs, rel=1e-12)
 
@@ -151,10 +160,8 @@ def test_slate_ips_with_epsilon_logging_recovers_the_target_slate_value() -> Non
     different policy."""
     rng = np.random.default_rng(6)
     n, k, rounds = 20, 4, 3000
-    logging_config = PolicyConfig(name="ltr", exploration="epsilon", epsilon=0.3,
-                                  explore_pool=n)
-    target_config = PolicyConfig(name="ltr", exploration="epsilon", epsilon=0.1,
-                                 explore_pool=5)
+    logging_config = PolicyConfig(name="ltr", exploration="epsilon", epsilon=0.3, explore_pool=n)
+    target_config = PolicyConfig(name="ltr", exploration="epsilon", epsilon=0.1, explore_pool=5)
     features = np.zeros((n, 23), dtype=np.float32)
     retrieval = np.linspace(1, 0, n).astype(np.float32)
     rewards, logged, targeted, round_ids, true_values = [], [], [], [], []
@@ -162,11 +169,24 @@ def test_slate_ips_with_epsilon_logging_recovers_the_target_slate_value() -> Non
         use_prob = rng.beta(1, 6, n)
         logging_scores = (use_prob + rng.normal(0, 0.2, n)).astype(np.float32)  # noisy
         target_scores = use_prob.astype(np.float32)  # a better ranker
-        shown = choose_slate(features, retrieval_scores=retrieval, k=k, config=logging_config,
-                             bandit=None, ltr_scores=logging_scores, rng=rng)
-        target = inclusion_probabilities(features, retrieval_scores=retrieval, k=k,
-                                         config=target_config, bandit=None,
-                                         ltr_scores=target_scores, rng=rng)
+        shown = choose_slate(
+            features,
+            retrieval_scores=retrieval,
+            k=k,
+            config=logging_config,
+            bandit=None,
+            ltr_scores=logging_scores,
+            rng=rng,
+        )
+        target = inclusion_probabilities(
+            features,
+            retrieval_scores=retrieval,
+            k=k,
+            config=target_config,
+            bandit=None,
+            ltr_scores=target_scores,
+            rng=rng,
+        )
         rewards.extend(rng.binomial(1, use_prob[shown.order]))
         logged.extend(shown.propensities)
         targeted.extend(target[shown.order])

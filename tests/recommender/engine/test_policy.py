@@ -27,19 +27,32 @@ def trained_bandit(seed: int = 1) -> LinearBanditState:
     return update(LinearBanditState.initial(D), X, X @ weights + rng.normal(0, 0.05, 300))
 
 
-def slate(features: np.ndarray, retrieval: np.ndarray, config: PolicyConfig, *, k: int = 5,
-          bandit: LinearBanditState | None = None, ltr: np.ndarray | None = None,
-          seed: int = 0):
-    return choose_slate(features, retrieval_scores=retrieval, k=k, config=config, bandit=bandit,
-                        ltr_scores=ltr, rng=np.random.default_rng(seed))
+def slate(
+    features: np.ndarray,
+    retrieval: np.ndarray,
+    config: PolicyConfig,
+    *,
+    k: int = 5,
+    bandit: LinearBanditState | None = None,
+    ltr: np.ndarray | None = None,
+    seed: int = 0,
+):
+    return choose_slate(
+        features,
+        retrieval_scores=retrieval,
+        k=k,
+        config=config,
+        bandit=bandit,
+        ltr_scores=ltr,
+        rng=np.random.default_rng(seed),
+    )
 
 
 def test_the_semantic_policy_serves_the_retrieval_order_with_propensity_one() -> None:
     features, retrieval = candidates(30)
     shuffled = np.random.default_rng(2).permutation(30)
 
-    chosen = slate(features[shuffled], retrieval[shuffled], PolicyConfig(name="semantic",
-                                                                         exploration="ucb"))
+    chosen = slate(features[shuffled], retrieval[shuffled], PolicyConfig(name="semantic", exploration="ucb"))
 
     assert retrieval[shuffled][chosen.order].tolist() == pytest.approx(retrieval[:5].tolist())
     assert chosen.propensities.tolist() == [1.0] * 5
@@ -50,8 +63,7 @@ def test_the_bandit_policy_without_exploration_ranks_by_predicted_reward() -> No
     features, retrieval = candidates(40)
     bandit = trained_bandit()
 
-    chosen = slate(features, retrieval, PolicyConfig(name="bandit", exploration="none"),
-                   bandit=bandit)
+    chosen = slate(features, retrieval, PolicyConfig(name="bandit", exploration="none"), bandit=bandit)
 
     predicted = features.astype(np.float64) @ bandit.theta
     assert chosen.order.tolist() == np.argsort(-predicted)[:5].tolist()
@@ -106,8 +118,7 @@ def test_ucb_eventually_shows_every_relevant_candidate() -> None:
     features, retrieval = candidates(n, seed=4)
     shows = np.zeros(n)
     bandit = LinearBanditState.initial(D)
-    config = PolicyConfig(name="bandit", exploration="ucb", alpha=0.2, tool_bonus=0.3,
-                          relevance_power=1.0)
+    config = PolicyConfig(name="bandit", exploration="ucb", alpha=0.2, tool_bonus=0.3, relevance_power=1.0)
     for _ in range(200):
         features[:, FEATURE_INDEX["pop_uncertainty"]] = np.sqrt(11.0 / (11.0 + shows))
         chosen = slate(features, retrieval, config, k=k, bandit=bandit)
@@ -123,9 +134,15 @@ def test_epsilon_inclusion_probabilities_sum_to_k() -> None:
     features, retrieval = candidates(40)
     config = PolicyConfig(name="bandit", exploration="epsilon", epsilon=0.3, explore_pool=10)
 
-    probs = inclusion_probabilities(features, retrieval_scores=retrieval, k=6, config=config,
-                                    bandit=trained_bandit(), ltr_scores=None,
-                                    rng=np.random.default_rng(0))
+    probs = inclusion_probabilities(
+        features,
+        retrieval_scores=retrieval,
+        k=6,
+        config=config,
+        bandit=trained_bandit(),
+        ltr_scores=None,
+        rng=np.random.default_rng(0),
+    )
 
     assert probs.sum() == pytest.approx(6.0, abs=1e-5)
     assert np.sum(probs > 0) == 16  # the greedy 6 and the pool of 10
@@ -141,13 +158,15 @@ def test_epsilon_propensities_match_how_often_each_item_is_shown() -> None:
     logged = {}
     draws = 20_000
     for _ in range(draws):
-        chosen = choose_slate(features, retrieval_scores=retrieval, k=4, config=config,
-                              bandit=bandit, ltr_scores=None, rng=rng)
+        chosen = choose_slate(
+            features, retrieval_scores=retrieval, k=4, config=config, bandit=bandit, ltr_scores=None, rng=rng
+        )
         counts[chosen.order] += 1
         logged.update(zip(chosen.order.tolist(), chosen.propensities.tolist()))
 
-    exact = inclusion_probabilities(features, retrieval_scores=retrieval, k=4, config=config,
-                                    bandit=bandit, ltr_scores=None, rng=rng)
+    exact = inclusion_probabilities(
+        features, retrieval_scores=retrieval, k=4, config=config, bandit=bandit, ltr_scores=None, rng=rng
+    )
     np.testing.assert_allclose(counts / draws, exact, atol=0.01)
     for item, propensity in logged.items():
         assert propensity == pytest.approx(exact[item])
@@ -157,8 +176,9 @@ def test_epsilon_zero_serves_the_greedy_slate() -> None:
     features, retrieval = candidates(20)
     greedy = slate(features, retrieval, PolicyConfig(name="bandit"), bandit=trained_bandit())
 
-    chosen = slate(features, retrieval, PolicyConfig(name="bandit", exploration="epsilon",
-                                                     epsilon=0.0), bandit=trained_bandit())
+    chosen = slate(
+        features, retrieval, PolicyConfig(name="bandit", exploration="epsilon", epsilon=0.0), bandit=trained_bandit()
+    )
 
     assert chosen.order.tolist() == greedy.order.tolist()
     assert chosen.propensities.tolist() == [1.0] * 5 and not chosen.explored.any()
@@ -198,11 +218,15 @@ def test_thompson_propensities_estimate_how_often_each_item_is_shown() -> None:
     counts = np.zeros(15)
     draws = 3000
     for _ in range(draws):
-        counts[choose_slate(features, retrieval_scores=retrieval, k=3, config=config,
-                            bandit=bandit, ltr_scores=None, rng=rng).order] += 1
+        counts[
+            choose_slate(
+                features, retrieval_scores=retrieval, k=3, config=config, bandit=bandit, ltr_scores=None, rng=rng
+            ).order
+        ] += 1
 
-    estimate = inclusion_probabilities(features, retrieval_scores=retrieval, k=3, config=config,
-                                       bandit=bandit, ltr_scores=None, rng=rng)
+    estimate = inclusion_probabilities(
+        features, retrieval_scores=retrieval, k=3, config=config, bandit=bandit, ltr_scores=None, rng=rng
+    )
     assert estimate.sum() == pytest.approx(3.0)
     assert np.max(np.minimum(estimate, 1 - estimate)) > 0.05  # genuinely random
     np.testing.assert_allclose(counts / draws, estimate, atol=0.07)
@@ -213,8 +237,7 @@ def test_k_is_capped_by_the_candidates_and_k_max() -> None:
 
     small = slate(features, retrieval, PolicyConfig(), k=10)
     capped = slate(*candidates(30), PolicyConfig(k_max=3), k=10)
-    empty = slate(features[:0], retrieval[:0], PolicyConfig(name="bandit", exploration="ucb"),
-                  bandit=trained_bandit())
+    empty = slate(features[:0], retrieval[:0], PolicyConfig(name="bandit", exploration="ucb"), bandit=trained_bandit())
 
     assert len(small) == 4 and len(capped) == 3 and len(empty) == 0
 
