@@ -65,6 +65,9 @@ DATASETS = ROOT.parent / "shared" / "datasets"
 PY = ROOT / ".venv" / "bin" / "python"
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 PARTS = ("prepare", "embed", "engine", "store")
+# The parts of "engine": candidate retrieval, learning signals read (database / memory),
+# features and policy; "compute" = retrieve + rank, the engine's own time.
+ENGINE_DETAIL = ("retrieve", "signals", "rank", "compute")
 STOP = threading.Event()  # set on Ctrl-C or an error: client threads stop claiming requests
 _FUNCTION_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")  # as catalog.models.Tool.function_name
 
@@ -581,7 +584,10 @@ def summarise(rows: list[dict[str, Any]], wall: float, cpu: dict[str, float]) ->
         if all(p in r for p in PARTS):  # no Server-Timing header: no split, only end-to-end
             r["server"] = sum(r[p] for p in PARTS)
             r["overhead"] = r["e2e"] - r["server"]
-    series = {name: _pcts([r[name] for r in ok if name in r]) for name in ("e2e", *PARTS, "server", "overhead")}
+        if "retrieve" in r and "rank" in r:
+            r["compute"] = r["retrieve"] + r["rank"]
+    names = ("e2e", *PARTS, *ENGINE_DETAIL, "server", "overhead")
+    series = {name: _pcts([r[name] for r in ok if name in r]) for name in names}
     by_texts = {
         str(n): {
             "count": len(g),
@@ -628,8 +634,10 @@ def print_phase(title: str, s: dict[str, Any]) -> None:
     )
     print(f"{'ms':<26}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}{'mean':>8}")
     labels = {"e2e": "end-to-end (client)", "server": "server (sum of parts)", "overhead": "HTTP/DRF/auth remainder"}
-    for name in ("e2e", "server", *PARTS, "overhead"):
-        stats = s["ms"][name]
+    rows = ["e2e", "server", "prepare", "embed", "engine", *ENGINE_DETAIL, "store", "overhead"]
+    labels |= {n: f"    {n}" for n in ENGINE_DETAIL} | {"compute": "    compute (retrieve+rank)"}
+    for name in rows:
+        stats = s["ms"].get(name)
         if stats:
             label = labels.get(name, f"  {name}")
             print(f"{label:<26}" + "".join(f"{stats[c]:>8.1f}" for c in ("p50", "p95", "p99", "max", "mean")))

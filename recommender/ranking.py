@@ -50,6 +50,7 @@ class Ranked:
     slate: Slate
     features: FloatArray  # (n candidates, d)
     tool_ids: IntArray  # (n,) catalog ids of the candidates
+    signals_ms: float  # time spent reading the learning signals (database, memory)
 
 
 def _tool_signals(tool_ids: list[int], learned: LearnedState | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,12 +107,15 @@ def rank(
     learned: LearnedState | None,
     rng: np.random.Generator,
 ) -> Ranked:
+    started = time.perf_counter()
     ids = [int(t) for t in tool_ids]
     uses, shows, age = _tool_signals(ids, learned)
     user_uses, user_shows = _user_signals(user_id, ids)
     memory = learned.memory if learned is not None else None
     votes = memory.votes(query_vector, tool_ids) if memory is not None and len(memory) else np.zeros(len(ids))
     called = set(called_ids)
+    co_use = _co_use(called_ids, ids)
+    signals_ms = (time.perf_counter() - started) * 1000
     features = build_features(
         FeatureInputs(
             dense=candidates.dense,
@@ -123,7 +127,7 @@ def rank(
             seconds_since_last_use=age,
             user_uses=user_uses,
             user_shows=user_shows,
-            co_use=_co_use(called_ids, ids),
+            co_use=co_use,
             neighbor_votes=votes,
             is_new=shows < settings.NEW_TOOL_SHOWS,
             has_error=context.has_error,
@@ -139,7 +143,7 @@ def rank(
     slate = choose_slate(
         features, retrieval_scores=candidates.fused, k=k, config=config, bandit=bandit, ltr_scores=ltr_scores, rng=rng
     )
-    return Ranked(slate=slate, features=features, tool_ids=tool_ids)
+    return Ranked(slate=slate, features=features, tool_ids=tool_ids, signals_ms=signals_ms)
 
 
 def candidate_log(ranked: Ranked, retrieval_scores: FloatArray, limit: int) -> bytes:

@@ -148,6 +148,7 @@ def recommendation_create(
     vectors = embed_queries(context, messages)
     embedded = time.perf_counter()
     candidates = retrieve(snapshot, context, vectors, k=k, tool_filter=tool_filter)
+    retrieved = time.perf_counter()
     tool_ids = snapshot.tool_ids[candidates.rows]
     state = learned.get()
     ranked = rank(
@@ -220,6 +221,10 @@ def recommendation_create(
             "embed": (embedded - prepared) * 1000,
             "engine": (ranked_at - embedded) * 1000,
             "store": (finished - ranked_at) * 1000,
+            # the parts of "engine": candidates, learning signals read, features and policy
+            "retrieve": (retrieved - embedded) * 1000,
+            "signals": ranked.signals_ms,
+            "rank": (ranked_at - retrieved) * 1000 - ranked.signals_ms,
         },
     )
 
