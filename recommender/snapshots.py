@@ -79,7 +79,7 @@ def embed_tools(tools: list[Tool], docs: list[ToolDoc], model_name: str) -> tupl
                 vectors[i] = found.vector
             else:
                 stale.append(i)
-        embedder = get_embedder(model_name)
+        embedder = get_embedder()  # model_name names its vectors; the configured embedder makes them
         for start in range(0, len(stale), EMBED_CHUNK):
             chunk = stale[start : start + EMBED_CHUNK]
             fresh = embedder.embed([texts[i] for i in chunk])
@@ -111,7 +111,7 @@ def build_index(tools: list[Tool], model_name: str) -> tuple[RetrievalIndex, int
 def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
     """Build and activate a snapshot of the enabled tools. None when nothing changed."""
     started = time.perf_counter()
-    model_name = settings.EMBEDDING_MODEL
+    model_name = get_embedder().model_name  # the backend can make it a model of its own
     tools = list(Tool.objects.filter(enabled=True).order_by("id"))
     tool_stats_ensure(tool_ids=[t.pk for t in tools])
     fingerprint = catalog_fingerprint([(t.pk, t.content_hash) for t in tools])
