@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -68,6 +68,12 @@ def recommendation_record(
 ) -> Recommendation:
     """Log a served recommendation and its impressions, and count the shows per tool."""
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # The impression log may lose its last milliseconds in a crash (nothing was
+            # acknowledged as stored), so it skips waiting for the WAL flush: a commit costs
+            # ~0.1 ms instead of a disk sync. Feedback events keep synchronous commits.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         recommendation = Recommendation.objects.create(
             api_key=api_key,
             user_id=user_id,

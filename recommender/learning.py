@@ -335,6 +335,20 @@ def _count_co_use(recs: list[tuple], used_pairs: set[tuple[object, int]]) -> Non
     _upsert_add(CoUse, ("after_id", "tool_id"), [(a, t, c) for (a, t), c in sorted(pairs.items())], ("count",))
 
 
+def learning_publish_stats() -> int:
+    """Publish the current state again with fresh per-tool counts (after a catalog change,
+    so new tools and their zero counts are served from memory); returns the version."""
+    with transaction.atomic():
+        state = _latest_state()
+        published = LearningState.objects.create(
+            bandit=bytes(state.bandit),
+            tool_stats=ToolStatsTable.current().to_bytes(),
+            recommendations_learned=state.recommendations_learned,
+            events_learned=state.events_learned,
+        )
+    return published.pk
+
+
 def learning_state_rebuild() -> LearnOutcome | None:
     """Forget every learned state and learn the whole log again, oldest first."""
     with transaction.atomic():

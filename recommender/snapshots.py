@@ -154,6 +154,9 @@ def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
             finished_at=timezone.now(),
         )
     _prune_old_snapshots()
+    from recommender.learning import learning_publish_stats
+
+    learning_publish_stats()
     snapshot.refresh_from_db()
     log.info(
         "snapshot v%s: %s tools (%s embedded, %s reused) in %.1fs",
