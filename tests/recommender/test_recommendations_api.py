@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 from rest_framework.test import APIClient
 
@@ -24,7 +25,7 @@ def test_weather_question_gets_weather_tools_first(api: APIClient, indexed: None
     assert "weather_get_current" in names
     assert body["tools"][0]["function"]["function"]["name"] == "weather_get_forecast"
     assert "semantic similarity" in body["tools"][0]["reason"]
-    assert body["variant"] == "default" and body["policy"] == "semantic"
+    assert body["variant"] == "default" and body["policy"] == settings.RECOMMEND_POLICY["name"]
 
 
 def test_every_answer_is_logged_as_an_impression(api: APIClient, indexed: None) -> None:

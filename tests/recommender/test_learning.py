@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rest_framework.test import APIClient
+
+from feedback.models import Impression, Recommendation, UsageEvent, UserToolStats
+from recommender.engine.bandit import LinearBanditState
+from recommender.learning import learned, learning_batch, learning_state_rebuild
+from recommender.models import LearningState, MemoryEntry
+
+REC, FEEDBACK = "/api/v1/recommendations", "/api/v1/feedback"
+
+
+def _recommend(api: APIClient, text: str, **extra: Any) -> dict[str, Any]:
+    response = api.post(REC, {"messages": [{"role": "user", "content": text}], **extra}, format="json")
+    assert response.status_code == 200, response.json()
+    return response.json()
+
+
+def _use(api: APIClient, body: dict[str, Any], tool: str) -> None:
+    response = api.post(
+        FEEDBACK, {"recommendation_id": body["recommendation_id"], "tool": tool, "used": True}, format="json"
+    )
+    assert response.status_code == 201
+
+
+def _latest_bandit() -> LinearBanditState:
+    return LinearBanditState.from_bytes(bytes(LearningState.objects.order_by("-pk").first().bandit))
+
+
+def test_a_batch_learns_uses_and_misses_once(api: APIClient, indexed: None) -> None:
+    first = _recommend(api, "send an email to Bob", k=3, user_id="ann")
+    _use(api, first, first["tools"][0]["name"])
+    _recommend(api, "convert 20 dollars to euros", k=3)  # no use: three misses
+    outcome = learning_batch(delay_seconds=0)
+    assert outcome is not None and outcome.recommendations == 2 and outcome.events == 1
+    bandit = _latest_bandit()
+    assert bandit.n_updates == 6  # every shown tool, used or not
+    assert MemoryEntry.objects.count() == 1
+    stats = UserToolStats.objects.get(user_id="ann", tool__name=first["tools"][0]["name"])
+    assert (stats.times_recommended, stats.times_used) == (1, 1)
+    assert not Recommendation.objects.filter(learned_at=None).exists()
+    assert not UsageEvent.objects.filter(learned_at=None).exists()
+    assert learning_batch(delay_seconds=0) is None  # nothing is learned twice
+
+
+def test_recent_recommendations_wait_for_their_feedback(api: APIClient, indexed: None) -> None:
+    _recommend(api, "send an email to Bob", k=3)
+    assert learning_batch(delay_seconds=3600) is None
+    assert learning_batch(delay_seconds=0) is not None
+
+
+def test_a_late_use_turns_the_learned_miss_into_a_use_exactly(api: APIClient, indexed: None) -> None:
+    body = _recommend(api, "send an email to Bob", k=2)
+    learning_batch(delay_seconds=0)
+    before = _latest_bandit()
+    _use(api, body, body["tools"][1]["name"])
+    assert learning_batch(delay_seconds=0) is not None
+    after = _latest_bandit()
+    features = np.asarray(Impression.objects.get(recommendation_id=body["recommendation_id"], rank=2).features)
+    assert np.allclose(after.A_inv, before.A_inv)  # the impression is not counted twice
+    assert np.allclose(after.b, before.b + features)  # its reward went from 0 to 1
+    assert MemoryEntry.objects.count() == 1
+
+
+def test_the_state_can_be_rebuilt_from_the_log(api: APIClient, indexed: None) -> None:
+    for text, tool_index in (("send an email", 0), ("what is the weather", 1), ("stock price of ACME", 0)):
+        body = _recommend(api, text, k=3, user_id="u")
+        _use(api, body, body["tools"][tool_index]["name"])
+        learning_batch(delay_seconds=0)
+    learned_once = _latest_bandit()
+    memory_once = MemoryEntry.objects.count()
+    learning_state_rebuild()
+    again = _latest_bandit()
+    assert np.allclose(again.A_inv, learned_once.A_inv) and np.allclose(again.b, learned_once.b)
+    assert MemoryEntry.objects.count() == memory_once == 3
+
+
+def test_what_is_learned_changes_what_is_recommended(api: APIClient, indexed: None) -> None:
+    """The agent always needs the current weather when asked about 'the weather in X':
+    semantic retrieval puts the forecast first; after feedback, the learned policy does not."""
+    cities = ["Paris", "Rome", "Oslo", "Lima", "Cairo", "Delhi", "Quito", "Seoul", "Perth", "Dakar", "Hanoi", "Porto"]
+    ask = "weather in {} for the coming days"
+    semantic = _recommend(api, ask.format("Madrid"), k=1)
+    assert semantic["tools"][0]["name"] == "weather_get_forecast"  # before any feedback
+    for round_ in range(3):
+        for city in cities:
+            body = _recommend(api, ask.format(city), k=2, user_id=f"user-{round_}")
+            if "weather_get_current" in [t["name"] for t in body["tools"]]:
+                _use(api, body, "weather_get_current")
+        learning_batch(delay_seconds=0)
+    learned.reset()
+    assert _recommend(api, ask.format("Madrid"), k=1)["tools"][0]["name"] == "weather_get_current"
