@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from catalog.importers import parse_tools
+from catalog.importers import ToolSpec, parse_tools
 from catalog.models import Tool
 from catalog.services import tool_import
 from recommender.embeddings import get_embedder
@@ -104,14 +104,15 @@ class EvaluationCatalog:
 
 def catalog_load(tool_files: Sequence[Path], namespace: str) -> EvaluationCatalog:
     started = time.perf_counter()
+    names: set[str] = set()
     for path in tool_files:
-        report = tool_import(
-            records=parse_tools(path.read_text(encoding="utf-8"), "auto", source=path.name),
-            namespace=namespace,
-            schedule_rebuild=False,
-        )
+        records = list(parse_tools(path.read_text(encoding="utf-8"), "auto", source=path.name))
+        names.update(r.name for r in records if isinstance(r, ToolSpec))
+        report = tool_import(records=records, namespace=namespace, schedule_rebuild=False)
         if report.rejected:
             log.warning("%s: %d records rejected, first: %s", path.name, len(report.rejected), report.rejected[0])
+    # A namespace kept from an earlier run (--keep) must hold exactly the tools of these files.
+    Tool.objects.filter(namespace=namespace).exclude(name__in=names).delete()
     tools = list(Tool.objects.filter(namespace=namespace, enabled=True).order_by("id"))
     if not tools:
         raise EvaluationError("the tool files hold no valid tools")
