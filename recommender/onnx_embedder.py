@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,8 @@ def _export(model_dir: Path, target: Path) -> None:
     sample = reference.tokenizer(_CHECK_TEXTS, padding=True, return_tensors="pt")
     axes = {0: "batch", 1: "tokens"}
     partial = target.with_suffix(f".{os.getpid()}.partial")
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes about shapes the dynamic axes cover
         torch.onnx.export(
             LastHiddenState(),
             (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]),
@@ -113,7 +115,11 @@ def _quantize(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     partial = target.with_suffix(f".{os.getpid()}.partial")
-    quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8)
+    logging.disable(logging.INFO)  # the quantiser logs a line per tensor on the root logger
+    try:
+        quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8)
+    finally:
+        logging.disable(logging.NOTSET)
     partial.replace(target)
 
 
