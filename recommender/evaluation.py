@@ -30,7 +30,7 @@ from recommender.engine.retrieval import RetrievalIndex
 from recommender.engine.text import tokenize
 from recommender.engine.types import ConversationContext, FloatArray
 from recommender.services import retrieve
-from recommender.snapshots import LoadedSnapshot, embed_tools, tool_doc
+from recommender.snapshots import LoadedSnapshot, embed_tools, retrieval_config, tool_doc
 from recommender.vectorstore import open_vector_store
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def catalog_load(tool_files: Sequence[Path], namespace: str) -> EvaluationCatalo
     if not tools:
         raise EvaluationError("the tool files hold no valid tools")
     vectors, embedded, reused = embed_tools(tools, [tool_doc(t) for t in tools], get_embedder().model_name)
-    index = RetrievalIndex.build([tool_doc(t) for t in tools], vectors)
+    index = RetrievalIndex.build([tool_doc(t) for t in tools], vectors, retrieval_config())
     return EvaluationCatalog(
         namespace, LoadedSnapshot.in_memory(index, tools), vectors, embedded, reused, time.perf_counter() - started
     )

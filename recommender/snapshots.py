@@ -28,7 +28,8 @@ from catalog.models import Tool
 from feedback.services import tool_stats_ensure
 from recommender import metrics
 from recommender.embeddings import get_embedder
-from recommender.engine.retrieval import RetrievalIndex
+from recommender.engine.ann import AnnConfig
+from recommender.engine.retrieval import RetrievalConfig, RetrievalIndex
 from recommender.engine.text import embedding_text, text_hash
 from recommender.engine.types import ToolDoc
 from recommender.models import IndexSnapshot
@@ -99,13 +100,18 @@ def embed_tools(tools: list[Tool], docs: list[ToolDoc], model_name: str) -> tupl
     return np.vstack(vectors).astype(np.float32), len(stale), len(tools) - len(stale)
 
 
+def retrieval_config() -> RetrievalConfig:
+    """The engine's tuned defaults, with the index-size switch from the settings."""
+    return RetrievalConfig(ann=AnnConfig(flat_max_tools=settings.ANN_FLAT_MAX_TOOLS))
+
+
 def build_index(tools: list[Tool], model_name: str) -> tuple[RetrievalIndex, int, int]:
     """The retrieval index over these tools: (index, tools embedded anew, vectors reused)."""
     docs = [tool_doc(t) for t in tools]
     if not tools:
-        return RetrievalIndex.build(docs, np.zeros((0, 1), dtype=np.float32)), 0, 0
+        return RetrievalIndex.build(docs, np.zeros((0, 1), dtype=np.float32), retrieval_config()), 0, 0
     vectors, embedded, reused = embed_tools(tools, docs, model_name)
-    return RetrievalIndex.build(docs, vectors), embedded, reused
+    return RetrievalIndex.build(docs, vectors, retrieval_config()), embedded, reused
 
 
 def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
@@ -149,7 +155,7 @@ def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
             tool_count=len(tools),
             embedded_count=embedded,
             reused_count=reused,
-            index_kind=type(index).__name__,
+            index_kind=index.ann_kind,
             build_seconds=time.perf_counter() - started,
             finished_at=timezone.now(),
         )
@@ -206,7 +212,9 @@ class LoadedSnapshot:
     @classmethod
     def load(cls, version: int, path: Path) -> LoadedSnapshot:
         return cls.from_rows(
-            version, RetrievalIndex.load(path / "index"), json.loads((path / "tools.json").read_text())
+            version,
+            RetrievalIndex.load(path / "index", retrieval_config()),
+            json.loads((path / "tools.json").read_text()),
         )
 
     @classmethod

@@ -155,6 +155,8 @@ SNAPSHOT_DIR = Path(env_str("SNAPSHOT_DIR") or VAR_DIR / "snapshots")
 SNAPSHOT_CHECK_SECONDS = env_float("SNAPSHOT_CHECK_SECONDS", 2.0, minimum=0.0)
 # A catalog change schedules one rebuild this many seconds later (changes in between join it).
 REBUILD_DEBOUNCE_SECONDS = env_int("REBUILD_DEBOUNCE_SECONDS", 10, minimum=0)
+# Exact FAISS search up to this many tools (fast enough, measured), HNSW beyond.
+ANN_FLAT_MAX_TOOLS = env_int("ANN_FLAT_MAX_TOOLS", 20_000, minimum=1)
 SNAPSHOTS_KEPT = env_int("SNAPSHOTS_KEPT", 3, minimum=1)
 
 # --- recommendations ----------------------------------------------------------------

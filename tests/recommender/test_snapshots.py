@@ -92,3 +92,21 @@ def test_the_rebuild_command_reports_what_it_did(catalog: Callable[..., None]) -
     out = StringIO()
     call_command("rebuild_index", stdout=out)
     assert "nothing to do" in out.getvalue()
+
+
+def test_the_index_switches_to_hnsw_past_the_size_threshold(api: APIClient, catalog: Callable[..., None]) -> None:
+    from django.test import override_settings
+
+    catalog()
+    with override_settings(ANN_FLAT_MAX_TOOLS=5):
+        snapshot = snapshot_build()
+        assert snapshot is not None and snapshot.index_kind == "hnsw"
+        assert _top(api, "What's the weather in Paris tomorrow?")[0] == "weather_get_forecast"
+        # A selective filter on the graph index still returns every matching tool.
+        body = api.post(
+            "/api/v1/recommendations",
+            {"messages": [{"role": "user", "content": "weather in Paris"}], "k": 5, "category": "mail"},
+            format="json",
+        ).json()
+        assert {t["name"] for t in body["tools"]} == {"mail_send", "mail_search"}
+    assert snapshot_build(force=True).index_kind == "flat"
