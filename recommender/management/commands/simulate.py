@@ -65,6 +65,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--policies", default="semantic,hybrid", help=f"comma-separated, from: {', '.join(POLICY_PRESETS)}"
         )
+        parser.add_argument(
+            "--policy",
+            action="append",
+            default=[],
+            metavar="NAME=JSON",
+            help='an extra policy, e.g. hybrid-w=\'{"name": "hybrid", "w_semantic": 0.3}\'',
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--k", type=int, default=5)
         parser.add_argument("--batch", type=int, default=100, help="steps between learning batches")
@@ -87,8 +94,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        policies = [p.strip() for p in options["policies"].split(",") if p.strip()]
-        unknown = [p for p in policies if p not in POLICY_PRESETS]
+        policies = {p.strip(): POLICY_PRESETS.get(p.strip()) for p in options["policies"].split(",") if p.strip()}
+        unknown = [name for name, config in policies.items() if config is None]
+        for extra in options["policy"]:
+            name, _, raw = extra.partition("=")
+            try:
+                policies[name.strip()] = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise CommandError(f"--policy {extra!r}: expected NAME=JSON") from exc
         if unknown or not policies:
             raise CommandError(f"unknown policies {unknown}; choose from {', '.join(POLICY_PRESETS)}")
         for path in [*options["tools"], *options["queries"], *(options["test_queries"] or [])]:
@@ -114,7 +127,7 @@ class Command(BaseCommand):
                 f"{len(scenario.specs)} tools, {len(scenario.stream)} steps, "
                 f"{len(scenario.test)} test queries; {embedded} texts embedded up front"
             )
-            runs = [simulate_policy(scenario, name, POLICY_PRESETS[name]) for name in policies]
+            runs = [simulate_policy(scenario, name, config) for name, config in policies.items()]
         report = {
             "tools": len(scenario.specs),
             "steps": len(scenario.stream),
