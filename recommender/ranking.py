@@ -27,7 +27,9 @@ _POLICY_FIELDS = set(PolicyConfig.__dataclass_fields__)
 # Named policies for experiments' variants, `simulate` and `evaluate_policy`.
 POLICY_PRESETS: dict[str, dict[str, Any]] = {
     "semantic": {"name": "semantic"},
-    "bandit": {"name": "bandit", "exploration": "ucb"},
+    # Exploration widths as tuned with `simulate` (alpha 0.2 / tool bonus 0.05 beat the engine's
+    # defaults 0.5 / 0.1 on hit rate and Recall@5, and still picked up every added tool).
+    "bandit": {"name": "bandit", "exploration": "ucb", "alpha": 0.2, "tool_bonus": 0.05},
     "thompson": {"name": "bandit", "exploration": "thompson"},
     "hybrid": {"name": "hybrid", "exploration": "ucb"},
     "hybrid-thompson": {"name": "hybrid", "exploration": "thompson"},

@@ -167,7 +167,9 @@ MAX_MESSAGES = env_int("MAX_MESSAGES", 200, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
 IMPLICIT_FEEDBACK = env_bool("IMPLICIT_FEEDBACK", True)
 # The policy served when no experiment runs (JSON of recommender.engine.policy.PolicyConfig).
-RECOMMEND_POLICY = env_json("RECOMMEND_POLICY", {"name": "hybrid", "exploration": "ucb"})
+RECOMMEND_POLICY = env_json(
+    "RECOMMEND_POLICY", {"name": "bandit", "exploration": "ucb", "alpha": 0.2, "tool_bonus": 0.05}
+)
 LOG_CANDIDATES = env_int("LOG_CANDIDATES", 50, minimum=0)  # candidates logged per recommendation
 NEW_TOOL_SHOWS = env_int("NEW_TOOL_SHOWS", 20, minimum=0)  # a tool shown fewer times is "new"
 
