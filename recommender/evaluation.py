@@ -23,7 +23,7 @@ import numpy as np
 from catalog.importers import ToolSpec, parse_tools
 from catalog.models import Tool
 from catalog.services import tool_import
-from recommender.embeddings import get_embedder
+from recommender.embeddings import configured_model_name, get_embedder
 from recommender.engine.conversation import read_conversation
 from recommender.engine.metrics import complete_at_k, ndcg_at_k, percentiles, recall_at_k
 from recommender.engine.retrieval import RetrievalIndex
@@ -116,7 +116,7 @@ def catalog_load(tool_files: Sequence[Path], namespace: str) -> EvaluationCatalo
     tools = list(Tool.objects.filter(namespace=namespace, enabled=True).order_by("id"))
     if not tools:
         raise EvaluationError("the tool files hold no valid tools")
-    vectors, embedded, reused = embed_tools(tools, [tool_doc(t) for t in tools], get_embedder().model_name)
+    vectors, embedded, reused = embed_tools(tools, [tool_doc(t) for t in tools], configured_model_name())
     index = RetrievalIndex.build([tool_doc(t) for t in tools], vectors, retrieval_config())
     return EvaluationCatalog(
         namespace, LoadedSnapshot.in_memory(index, tools), vectors, embedded, reused, time.perf_counter() - started
@@ -125,7 +125,7 @@ def catalog_load(tool_files: Sequence[Path], namespace: str) -> EvaluationCatalo
 
 def catalog_drop(namespace: str) -> None:
     ids = list(Tool.objects.filter(namespace=namespace).values_list("pk", flat=True))
-    with open_vector_store(get_embedder().model_name) as store:
+    with open_vector_store(configured_model_name()) as store:
         store.delete(ids)
     Tool.objects.filter(namespace=namespace).delete()
 

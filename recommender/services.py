@@ -74,7 +74,9 @@ def _called_ids(called: tuple[str, ...], snapshot: LoadedSnapshot) -> list[int]:
     return [int(snapshot.tool_ids[r]) for r in rows]
 
 
-def embed_queries(context: ConversationContext, messages: list[dict[str, Any]]) -> FloatArray:
+def embed_queries(
+    context: ConversationContext, messages: list[dict[str, Any]], model_name: str | None = None
+) -> FloatArray:
     """Vectors for `context.queries()`, in order.
 
     The condensed context is not embedded as one long text: MiniLM's cost grows with the
@@ -86,7 +88,7 @@ def embed_queries(context: ConversationContext, messages: list[dict[str, Any]]) 
     texts, roles = context.queries(), query_roles(context)
     direct = [t for t, role in zip(texts, roles) if role != "context"]
     history = previous_user_texts(messages) if "context" in roles else []
-    vectors = embed_cached(direct + history)
+    vectors = embed_cached(direct + history, model_name=model_name)
     rows, direct_row = [], 0
     for role in roles:
         if role == "context":
@@ -145,7 +147,7 @@ def recommendation_create(
     assignment = assignment_for(user_id=user_id, conversation_id=conversation_id)
     config = policy_config(policy if policy is not None else assignment.policy or settings.RECOMMEND_POLICY)
     prepared = time.perf_counter()
-    vectors = embed_queries(context, messages)
+    vectors = embed_queries(context, messages, snapshot.embedding_model)
     embedded = time.perf_counter()
     candidates = retrieve(snapshot, context, vectors, k=k, tool_filter=tool_filter)
     retrieved = time.perf_counter()

@@ -27,7 +27,7 @@ from django.utils import timezone
 from catalog.models import Tool
 from feedback.services import tool_stats_ensure
 from recommender import metrics
-from recommender.embeddings import get_embedder
+from recommender.embeddings import configured_model_name, get_embedder
 from recommender.engine.ann import AnnConfig
 from recommender.engine.retrieval import RetrievalConfig, RetrievalIndex
 from recommender.engine.text import embedding_text, text_hash
@@ -80,7 +80,7 @@ def embed_tools(tools: list[Tool], docs: list[ToolDoc], model_name: str) -> tupl
                 vectors[i] = found.vector
             else:
                 stale.append(i)
-        embedder = get_embedder()  # model_name names its vectors; the configured embedder makes them
+        embedder = get_embedder(model_name)
         for start in range(0, len(stale), EMBED_CHUNK):
             chunk = stale[start : start + EMBED_CHUNK]
             fresh = embedder.embed([texts[i] for i in chunk])
@@ -117,7 +117,7 @@ def build_index(tools: list[Tool], model_name: str) -> tuple[RetrievalIndex, int
 def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
     """Build and activate a snapshot of the enabled tools. None when nothing changed."""
     started = time.perf_counter()
-    model_name = get_embedder().model_name  # the backend can make it a model of its own
+    model_name = configured_model_name()
     tools = list(Tool.objects.filter(enabled=True).order_by("id"))
     tool_stats_ensure(tool_ids=[t.pk for t in tools])
     fingerprint = catalog_fingerprint([(t.pk, t.content_hash) for t in tools])
@@ -208,22 +208,26 @@ class LoadedSnapshot:
     keys: list[str]
     row_by_tool_id: dict[int, int]
     row_by_name: dict[str, int]  # tool name and function name -> row
+    embedding_model: str  # queries are embedded with the model of the tool vectors
 
     @classmethod
-    def load(cls, version: int, path: Path) -> LoadedSnapshot:
+    def load(cls, version: int, path: Path, embedding_model: str) -> LoadedSnapshot:
         return cls.from_rows(
             version,
             RetrievalIndex.load(path / "index", retrieval_config()),
             json.loads((path / "tools.json").read_text()),
+            embedding_model,
         )
 
     @classmethod
     def in_memory(cls, index: RetrievalIndex, tools: list[Tool]) -> LoadedSnapshot:
         """A snapshot that never touched the disk (evaluation, simulation)."""
-        return cls.from_rows(0, index, _tool_rows(tools))
+        return cls.from_rows(0, index, _tool_rows(tools), configured_model_name())
 
     @classmethod
-    def from_rows(cls, version: int, index: RetrievalIndex, rows: list[dict[str, Any]]) -> LoadedSnapshot:
+    def from_rows(
+        cls, version: int, index: RetrievalIndex, rows: list[dict[str, Any]], embedding_model: str
+    ) -> LoadedSnapshot:
         row_by_name: dict[str, int] = {}
         for i, row in enumerate(rows):
             row_by_name.setdefault(row["function_name"], i)
@@ -236,6 +240,7 @@ class LoadedSnapshot:
             keys=[r["key"] for r in rows],
             row_by_tool_id={r["id"]: i for i, r in enumerate(rows)},
             row_by_name=row_by_name,
+            embedding_model=embedding_model,
         )
 
 
@@ -255,13 +260,13 @@ class SnapshotHolder:
             if self._current is not None and time.monotonic() - self._checked_at < settings.SNAPSHOT_CHECK_SECONDS:
                 return self._current
             self._checked_at = time.monotonic()
-            active = IndexSnapshot.objects.filter(is_active=True).values_list("id", "path").first()
+            active = IndexSnapshot.objects.filter(is_active=True).values_list("id", "path", "embedding_model").first()
             if active is None:
                 return self._current
-            version, path = active
+            version, path, embedding_model = active
             if self._current is None or self._current.version != version:
                 try:
-                    loaded = LoadedSnapshot.load(version, Path(path))
+                    loaded = LoadedSnapshot.load(version, Path(path), embedding_model)
                 except (OSError, ValueError, KeyError):
                     log.exception(
                         "could not load snapshot v%s; keeping v%s", version, getattr(self._current, "version", None)

@@ -110,3 +110,22 @@ def test_the_index_switches_to_hnsw_past_the_size_threshold(api: APIClient, cata
         ).json()
         assert {t["name"] for t in body["tools"]} == {"mail_send", "mail_search"}
     assert snapshot_build(force=True).index_kind == "flat"
+
+
+def test_queries_use_the_model_of_the_served_snapshot_until_a_rebuild(
+    api: APIClient, catalog: Callable[..., None]
+) -> None:
+    from django.test import override_settings
+
+    catalog()
+    with override_settings(EMBEDDING_BACKEND="onnx"):
+        float_snapshot = snapshot_build()
+    assert float_snapshot is not None and float_snapshot.embedding_model == "local/all-MiniLM-L6-v2"
+    # The configured backend is now int8, but the served vectors are float ones: queries
+    # must be embedded with the float model to be comparable.
+    assert snapshots.get().embedding_model == "local/all-MiniLM-L6-v2"
+    assert _top(api, "What's the weather in Paris tomorrow?")[0] == "weather_get_forecast"
+    rebuilt = snapshot_build()  # the model changed: not "nothing to do"
+    assert rebuilt is not None and rebuilt.embedding_model == "local/all-MiniLM-L6-v2-int8"
+    assert snapshots.get().embedding_model == rebuilt.embedding_model
+    assert _top(api, "What's the weather in Paris tomorrow?")[0] == "weather_get_forecast"
