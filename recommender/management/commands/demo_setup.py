@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,13 @@ class Command(BaseCommand):
         admin.set_password(password)
         admin.save(update_fields=["password"])
         _, raw_key = api_key_create(name="demo agent")
-        self.stdout.write(self.style.SUCCESS("\ntoolrec is ready on http://127.0.0.1:8000"))
-        self.stdout.write(f"  admin:    http://127.0.0.1:8000/admin/  user admin, password {password}")
+        base = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+        self.stdout.write(self.style.SUCCESS(f"\ntoolrec is ready on {base}"))
+        self.stdout.write(f"  admin:    {base}/admin/  user admin, password {password}")
         self.stdout.write(f"  API key:  {raw_key}")
-        self.stdout.write("  API docs: http://127.0.0.1:8000/api/v1/docs")
+        self.stdout.write(f"  API docs: {base}/api/v1/docs")
         self.stdout.write(
-            f'  try:     curl -s http://127.0.0.1:8000/api/v1/recommendations -H "Authorization: Bearer {raw_key}" '
+            f'  try:     curl -s {base}/api/v1/recommendations -H "Authorization: Bearer {raw_key}" '
             '-H \'Content-Type: application/json\' -d \'{"messages": [{"role": "user", '
             '"content": "what is the weather in Paris tomorrow?"}], "k": 3}\'\n'
         )
