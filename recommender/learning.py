@@ -72,12 +72,17 @@ class ToolStatsTable:
 
     def lookup(self, tool_ids: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(uses, shows, seconds since last use) for these tools; unknown tools count zero."""
-        at = np.clip(np.searchsorted(self.tool_ids, tool_ids), 0, max(len(self.tool_ids) - 1, 0))
-        found = (self.tool_ids[at] == tool_ids) if len(self.tool_ids) else np.zeros(len(tool_ids), dtype=bool)
-        uses = np.where(found, self.uses[at] if len(self.tool_ids) else 0.0, 0.0)
-        shows = np.where(found, self.shows[at] if len(self.tool_ids) else 0.0, 0.0)
-        last = np.where(found, self.last_used[at] if len(self.tool_ids) else np.nan, np.nan)
-        return uses, shows, np.where(np.isnan(last), np.inf, now - last)
+        if not len(self.tool_ids):
+            zeros = np.zeros(len(tool_ids))
+            return zeros, zeros.copy(), np.full(len(tool_ids), np.inf)
+        at = np.clip(np.searchsorted(self.tool_ids, tool_ids), 0, len(self.tool_ids) - 1)
+        found = self.tool_ids[at] == tool_ids
+        last = np.where(found, self.last_used[at], np.nan)
+        return (
+            np.where(found, self.uses[at], 0.0),
+            np.where(found, self.shows[at], 0.0),
+            np.where(np.isnan(last), np.inf, now - last),
+        )
 
 
 @dataclass(frozen=True, eq=False)

@@ -206,7 +206,6 @@ class LoadedSnapshot:
     tool_ids: np.ndarray  # row -> Tool.pk
     definitions: list[dict[str, Any]]  # row -> OpenAI function definition
     keys: list[str]
-    row_by_tool_id: dict[int, int]
     row_by_name: dict[str, int]  # tool name and function name -> row
     embedding_model: str  # queries are embedded with the model of the tool vectors
 
@@ -238,7 +237,6 @@ class LoadedSnapshot:
             tool_ids=np.asarray([r["id"] for r in rows], dtype=np.int64),
             definitions=[r["definition"] for r in rows],
             keys=[r["key"] for r in rows],
-            row_by_tool_id={r["id"]: i for i, r in enumerate(rows)},
             row_by_name=row_by_name,
             embedding_model=embedding_model,
         )
