@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import io
 import logging
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -30,6 +29,7 @@ from feedback.models import CoUse, Impression, Recommendation, ToolStats, UsageE
 from recommender.engine.bandit import LinearBanditState, update_batched
 from recommender.engine.features import N_FEATURES
 from recommender.engine.memory import ContextMemory
+from recommender.holders import RefreshingHolder
 from recommender.models import LearningState, MemoryEntry, RankerModel
 from toolrec_site.background import run_task
 
@@ -119,30 +119,22 @@ def _load_memory(memory: ContextMemory | None, after_id: int) -> tuple[ContextMe
     return fresh, rows[-1][0]
 
 
-class LearningHolder:
+class LearningHolder(RefreshingHolder[LearnedState]):
     """The learned state this process serves, refreshed when a newer one is published."""
 
-    def __init__(self) -> None:
-        self._current: LearnedState | None = None
-        self._checked_at = 0.0
-        self._lock = threading.Lock()
+    name = "learned-state"
 
-    def get(self) -> LearnedState | None:
-        if self._current is not None and time.monotonic() - self._checked_at < settings.LEARNING_CHECK_SECONDS:
-            return self._current
-        with self._lock:
-            if self._current is not None and time.monotonic() - self._checked_at < settings.LEARNING_CHECK_SECONDS:
-                return self._current
-            self._checked_at = time.monotonic()
-            latest = LearningState.objects.order_by("-pk").values_list("pk", flat=True).first()
-            ranker = RankerModel.objects.filter(is_active=True).values_list("pk", flat=True).first()
-            current = self._current
-            if latest is None:
-                return None
-            if current is not None and current.version == latest and current.ranker_id == ranker:
-                return current
-            self._current = self._load(latest, ranker, current)  # one assignment: readers see old or new
-            return self._current
+    def interval(self) -> float:
+        return float(settings.LEARNING_CHECK_SECONDS)
+
+    def refresh(self, current: LearnedState | None) -> LearnedState | None:
+        latest = LearningState.objects.order_by("-pk").values_list("pk", flat=True).first()
+        ranker = RankerModel.objects.filter(is_active=True).values_list("pk", flat=True).first()
+        if latest is None:
+            return None
+        if current is not None and current.version == latest and current.ranker_id == ranker:
+            return current
+        return self._load(latest, ranker, current)
 
     @staticmethod
     def _load(version: int, ranker_id: int | None, current: LearnedState | None) -> LearnedState:
@@ -162,10 +154,6 @@ class LearningHolder:
             ranker_text=ranker_text,
             tool_stats=ToolStatsTable.from_bytes(bytes(state.tool_stats)) if state.tool_stats else None,
         )
-
-    def reset(self) -> None:
-        with self._lock:
-            self._current, self._checked_at = None, 0.0
 
 
 learned = LearningHolder()

@@ -14,7 +14,8 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from feedback.models import CoUse, ToolStats, UserToolStats
+from feedback.models import ToolStats
+from feedback.selectors import co_use_counts, user_tool_counts
 from recommender.engine.features import FeatureInputs, build_features
 from recommender.engine.ltr import predict as ltr_predict
 from recommender.engine.policy import PolicyConfig, Slate, choose_slate
@@ -74,24 +75,16 @@ def _tool_signals(tool_ids: list[int], learned: LearnedState | None) -> tuple[np
 
 def _user_signals(user_id: str, tool_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
     uses, shows = np.zeros(len(tool_ids)), np.zeros(len(tool_ids))
-    if not user_id:
-        return uses, shows
     position = {t: i for i, t in enumerate(tool_ids)}
-    rows = UserToolStats.objects.filter(user_id=user_id, tool_id__in=tool_ids).values_list(
-        "tool_id", "times_used", "times_recommended"
-    )
-    for tool_id, used, shown in rows:
+    for tool_id, used, shown in user_tool_counts(user_id=user_id, tool_ids=tool_ids):
         uses[position[tool_id]], shows[position[tool_id]] = used, shown
     return uses, shows
 
 
 def _co_use(called_ids: list[int], tool_ids: list[int]) -> np.ndarray:
     out = np.zeros(len(tool_ids))
-    if not called_ids:
-        return out
     position = {t: i for i, t in enumerate(tool_ids)}
-    rows = CoUse.objects.filter(after_id__in=called_ids, tool_id__in=tool_ids).values_list("tool_id", "count")
-    for tool_id, count in rows:
+    for tool_id, count in co_use_counts(called_ids=called_ids, tool_ids=tool_ids):
         out[position[tool_id]] += count
     return out
 

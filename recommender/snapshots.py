@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import shutil
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from recommender.engine.ann import AnnConfig
 from recommender.engine.retrieval import RetrievalConfig, RetrievalIndex
 from recommender.engine.text import embedding_text, text_hash
 from recommender.engine.types import ToolDoc
+from recommender.holders import RefreshingHolder
 from recommender.models import IndexSnapshot
 from recommender.vectorstore import open_vector_store
 
@@ -242,42 +242,29 @@ class LoadedSnapshot:
         )
 
 
-class SnapshotHolder:
+class SnapshotHolder(RefreshingHolder[LoadedSnapshot]):
     """The snapshot this process serves, refreshed when a newer one becomes active."""
 
-    def __init__(self) -> None:
-        self._current: LoadedSnapshot | None = None
-        self._checked_at = 0.0
-        self._lock = threading.Lock()
+    name = "snapshot"
 
-    def get(self) -> LoadedSnapshot | None:
-        now = time.monotonic()
-        if self._current is not None and now - self._checked_at < settings.SNAPSHOT_CHECK_SECONDS:
-            return self._current
-        with self._lock:
-            if self._current is not None and time.monotonic() - self._checked_at < settings.SNAPSHOT_CHECK_SECONDS:
-                return self._current
-            self._checked_at = time.monotonic()
-            active = IndexSnapshot.objects.filter(is_active=True).values_list("id", "path", "embedding_model").first()
-            if active is None:
-                return self._current
-            version, path, embedding_model = active
-            if self._current is None or self._current.version != version:
-                try:
-                    loaded = LoadedSnapshot.load(version, Path(path), embedding_model)
-                except (OSError, ValueError, KeyError):
-                    log.exception(
-                        "could not load snapshot v%s; keeping v%s", version, getattr(self._current, "version", None)
-                    )
-                    return self._current
-                self._current = loaded  # one reference assignment: readers see old or new, whole
-                metrics.SNAPSHOT_VERSION.set(version)
-                metrics.ACTIVE_TOOLS.set(len(loaded.keys))
-            return self._current
+    def interval(self) -> float:
+        return float(settings.SNAPSHOT_CHECK_SECONDS)
 
-    def reset(self) -> None:
-        with self._lock:
-            self._current, self._checked_at = None, 0.0
+    def refresh(self, current: LoadedSnapshot | None) -> LoadedSnapshot | None:
+        active = IndexSnapshot.objects.filter(is_active=True).values_list("id", "path", "embedding_model").first()
+        if active is None:
+            return current
+        version, path, embedding_model = active
+        if current is not None and current.version == version:
+            return current
+        try:
+            loaded = LoadedSnapshot.load(version, Path(path), embedding_model)
+        except (OSError, ValueError, KeyError):
+            log.exception("could not load snapshot v%s; keeping v%s", version, getattr(current, "version", None))
+            return current
+        metrics.SNAPSHOT_VERSION.set(version)
+        metrics.ACTIVE_TOOLS.set(len(loaded.keys))
+        return loaded
 
 
 snapshots = SnapshotHolder()

@@ -128,6 +128,9 @@ class RetrievalIndex:
         self._dense = dense
         self._sparse = sparse
         self._lookup = RowLookup(meta)
+        # Computed once: the dense index keys its fp16 scan copy on this very array.
+        self._bias = self._dense_bias()
+        dense.prepare(self._bias)
 
     @property
     def size(self) -> int:
@@ -248,7 +251,7 @@ class RetrievalIndex:
 
         # 1. candidates: dense top lists and BM25 top lists of every query, united.
         depth = max(cfg.n_dense, n_candidates)
-        bias = self._dense_bias()
+        bias = self._bias
         dense_top_scores, dense_top_rows = self._dense.search(vectors, depth, allowed, bias)
         sparse_all = np.stack([self._sparse.scores(tokenize(t)) for t in texts])
         if allowed is not None:

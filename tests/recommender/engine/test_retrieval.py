@@ -9,7 +9,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from recommender.engine.ann import AnnConfig
+from recommender.engine.ann import AnnConfig, DenseIndex
 from recommender.engine.retrieval import RetrievalConfig, RetrievalIndex
 from recommender.engine.text import embedding_text, text_hash
 from recommender.engine.types import ConversationContext, FloatArray, ToolDoc, ToolFilter
@@ -137,6 +137,23 @@ def test_hnsw_with_a_filter_returns_k_allowed_tools(exact_filter_max_rows: int) 
     result = index.search(_ctx("zzz"), vectors[[7]], n_candidates=20, allowed=allowed)
     assert len(result) == 20
     assert allowed[result.rows].all()
+
+
+def test_the_flat_scan_ranks_as_the_exact_float32_scores_with_bias_and_filter() -> None:
+    rng = np.random.default_rng(9)
+    vectors = _unit(rng.normal(size=(2000, 384)))
+    bias = rng.uniform(0.1, 0.35, size=2000).astype(np.float32)
+    dense = DenseIndex.build(vectors, AnnConfig())
+    allowed = rng.random(2000) < 0.3
+    queries = _unit(rng.normal(size=(3, 384)))
+    scores, rows = dense.search(queries, 50, allowed, bias)
+    exact = queries @ vectors.T - bias
+    exact[:, ~allowed] = -np.inf
+    for j in range(3):
+        expected = np.argsort(-exact[j])[:50]
+        assert len(set(rows[j].tolist()) & set(expected.tolist())) >= 49  # fp16 may swap a tie at the cut
+        np.testing.assert_allclose(scores[j], exact[j, rows[j]], atol=2e-3)
+        assert allowed[rows[j]].all()
 
 
 def test_a_small_catalog_uses_an_exact_flat_index() -> None:

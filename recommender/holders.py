@@ -1,0 +1,82 @@
+"""A per-process holder of a published, versioned thing (the index snapshot, the learned
+state) that requests read without ever waiting for it to be checked or reloaded.
+
+Checking for a newer version is a database query, and loading one can take from a few to a
+few hundred milliseconds; done on the request path (as this project first did) that landed
+on whichever request came due, and made up much of the tail latency. Here a daemon thread
+per process re-checks every ``interval`` seconds and swaps a fully built new value in with
+one reference assignment, so readers see the old or the new value, whole.
+
+Only the first load (nothing to serve yet) is synchronous. An interval of 0 turns the
+thread off and checks on every read instead (the tests: a new version is seen at once).
+The thread is started lazily and again after a fork (gunicorn ``--preload``), since threads
+do not survive one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Generic, TypeVar
+
+from django.db import close_old_connections, connection
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class RefreshingHolder(Generic[T]):
+    name = "holder"
+
+    def __init__(self) -> None:
+        self._current: T | None = None
+        self._lock = threading.Lock()  # one refresh at a time
+        self._thread_pid: int | None = None
+        self._found_nothing_at = -1e9  # when a synchronous check last found nothing to serve
+
+    def interval(self) -> float:
+        raise NotImplementedError
+
+    def refresh(self, current: T | None) -> T | None:
+        """The newest published value (or `current` if nothing newer); may raise."""
+        raise NotImplementedError
+
+    def get(self) -> T | None:
+        current, interval = self._current, self.interval()
+        if current is None and interval > 0 and time.monotonic() - self._found_nothing_at < interval:
+            return None  # nothing published yet: look again after the interval, not on every read
+        if current is None or interval <= 0:
+            with self._lock:
+                current = self._current = self.refresh(self._current)
+                if current is None:
+                    self._found_nothing_at = time.monotonic()
+        if current is not None and interval > 0 and self._thread_pid != os.getpid():
+            self._start_thread()
+        return current
+
+    def reset(self) -> None:
+        with self._lock:
+            self._current, self._found_nothing_at = None, -1e9
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._thread_pid == os.getpid():
+                return
+            self._thread_pid = os.getpid()
+        threading.Thread(target=self._run, name=f"toolrec-{self.name}-refresh", daemon=True).start()
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while self._thread_pid == pid:
+            time.sleep(max(self.interval(), 0.05))
+            close_old_connections()  # a dropped or expired connection is replaced, not reused
+            try:
+                with self._lock:
+                    fresh = self.refresh(self._current)
+                    if fresh is not None:
+                        self._current = fresh
+            except Exception:
+                log.exception("refreshing the %s failed; serving the one loaded", self.name)
+                connection.close()
