@@ -68,12 +68,7 @@ def recommendation_record(
 ) -> Recommendation:
     """Log a served recommendation and its impressions, and count the shows per tool."""
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # The impression log may lose its last milliseconds in a crash (nothing was
-            # acknowledged as stored), so it skips waiting for the WAL flush: a commit costs
-            # ~0.1 ms instead of a disk sync. Feedback events keep synchronous commits.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        _skip_wal_flush()
         recommendation = Recommendation.objects.create(
             api_key=api_key,
             user_id=user_id,
@@ -111,6 +106,19 @@ def recommendation_record(
     return recommendation
 
 
+def _skip_wal_flush() -> None:
+    """This transaction's commit does not wait for the WAL to reach the disk (PostgreSQL).
+
+    For writes that nobody was told are stored (the impression log, implicit uses read from
+    a request): a crash may lose their last few milliseconds, and a commit costs ~0.1 ms
+    instead of a disk sync on the request path. Explicit feedback, which is acknowledged as
+    stored, keeps synchronous commits.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
 def tool_stats_ensure(*, tool_ids: Sequence[int]) -> None:
     """Create the (zero) stats rows of new tools so later updates are a single UPDATE."""
     ToolStats.objects.bulk_create([ToolStats(tool_id=t) for t in tool_ids], ignore_conflicts=True, batch_size=1000)
@@ -126,8 +134,10 @@ def _insert_event(event: UsageEvent) -> bool:
         return False
 
 
-def _record_events(events: list[UsageEvent]) -> FeedbackOutcome:
+def _record_events(events: list[UsageEvent], *, durable: bool = True) -> FeedbackOutcome:
     with transaction.atomic():
+        if not durable:
+            _skip_wal_flush()
         inserted = [e for e in events if _insert_event(e)]
         used_ids = sorted({e.tool_id for e in inserted if e.used})
         if used_ids:
@@ -213,4 +223,5 @@ def implicit_feedback_record(
         )
         for tool_id in sorted(shown_ids)
     ]
-    return _record_events(events) if events else FeedbackOutcome(0, 0)
+    # Nothing acknowledges these to the agent, so they are written like the impression log.
+    return _record_events(events, durable=False) if events else FeedbackOutcome(0, 0)
