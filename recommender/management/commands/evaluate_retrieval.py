@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from recommender.evaluation import (
     SYSTEMS,
@@ -16,6 +18,17 @@ from recommender.evaluation import (
     load_queries,
     namespace_for,
 )
+
+
+def _require_migrated() -> None:
+    """The catalog is loaded into a throwaway namespace of the configured database, so its
+    tables must exist: say so plainly instead of failing on a missing table."""
+    executor = MigrationExecutor(connection)
+    if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+        raise CommandError(
+            "The database has unapplied migrations: run `manage.py migrate` first "
+            "(`make run` does it for the embedded default)."
+        )
 
 
 class Command(BaseCommand):
@@ -43,6 +56,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no such file: {path}")
         if not 1 <= options["k"] <= 50:
             raise CommandError("--k must be between 1 and 50")
+        _require_migrated()
         namespace = namespace_for(options["tools"])
         try:
             catalog = catalog_load(options["tools"], namespace)
