@@ -13,11 +13,12 @@ from __future__ import annotations
 import copy
 import io
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
@@ -176,7 +177,20 @@ def _impression_rows(rec_ids: Iterable[object]) -> dict[tuple[object, int], list
     }
 
 
+# Learners queue here before reading the latest state. Locking the latest row is not enough:
+# under READ COMMITTED a learner that waited for that row lock still reads the row it found
+# before waiting, not the newer state the other learner published meanwhile, and would learn
+# on top of a stale bandit (updates were lost this way with two learners). A lock taken
+# *before* the read makes the read see the last commit. The thread lock does the same within
+# one process (SQLite, the embedded mode, has no advisory locks).
+_LEARNER_ADVISORY_LOCK = 0x746F6F6C  # "tool"
+_learner_lock = threading.Lock()
+
+
 def _latest_state() -> LearningState:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LEARNER_ADVISORY_LOCK])
     state = LearningState.objects.select_for_update().order_by("-pk").first()
     if state is None:
         LearningState.objects.create(bandit=LinearBanditState.initial(N_FEATURES).to_bytes())
@@ -185,14 +199,17 @@ def _latest_state() -> LearningState:
     return state
 
 
-def learning_batch(*, batch_size: int | None = None, delay_seconds: float | None = None) -> LearnOutcome | None:
+def learning_batch(
+    *, batch_size: int | None = None, delay_seconds: float | None = None, now: datetime | None = None
+) -> LearnOutcome | None:
     """Learn one batch; None when there was nothing to learn. Safe to run concurrently:
-    learners queue on the latest state row's lock, and claim rows nobody else holds."""
+    learners queue on one lock (see `_latest_state`), and claim rows nobody else holds.
+    `now` fixes the cutoff for a run of several batches."""
     started = time.perf_counter()
     size = batch_size or settings.LEARN_BATCH_SIZE
     delay = settings.LEARN_DELAY_SECONDS if delay_seconds is None else delay_seconds
-    now = timezone.now()
-    with transaction.atomic():
+    now = now or timezone.now()
+    with _learner_lock, transaction.atomic():
         state = _latest_state()
         recs = list(
             Recommendation.objects.select_for_update(skip_locked=True)

@@ -3,7 +3,9 @@ from __future__ import annotations
 import contextlib
 
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 
 
 @shared_task(
@@ -39,11 +41,17 @@ def learn_from_feedback(max_batches: int = 10) -> int:
 
     with contextlib.suppress(Exception):
         cache.delete(LEARN_PENDING_KEY)
-    learned = 0
+    # One cutoff for the whole run, and stop at the first partial batch: otherwise, under
+    # steady traffic, each batch claimed the few recommendations that had just come of age
+    # and published a new state every 50-200 ms (each web process then reloads it).
+    learned, now = 0, timezone.now()
     for _ in range(max_batches):
-        if learning_batch() is None:
+        outcome = learning_batch(now=now)
+        if outcome is None:
             break
         learned += 1
+        if outcome.recommendations < settings.LEARN_BATCH_SIZE:
+            break
     return learned
 
 
