@@ -19,6 +19,19 @@ What it does, in order:
 5. Reports p50/p95/p99/max of the end-to-end time and of each ``Server-Timing`` part,
    throughput, errors and where the time goes; writes JSON with machine info and raw rows.
 
+``--learning`` measures with learning on (issue 4: the latency goals must still hold). The
+server runs with ``LEARN_DELAY_SECONDS=--learn-delay`` (default 2 s instead of 60 s), so
+learning batches run and new states are published and swapped in while latency is measured.
+Before measuring, ``--seed-feedback`` recommendations (default 2000) from queries kept out of
+the measured phases are sent, with explicit feedback (``POST /api/v1/feedback``) marking as
+used the shown tools that are relevant to the query; then everything pending is learned (a
+``learning_batch`` loop in a ``manage.py shell`` subprocess) and the learned state printed.
+In every phase each client also posts such feedback after each recommendation, on the same
+connection, untimed (its latency is reported on its own line); the report says how many
+learned-state versions were published during each phase.
+``--broker-url`` sets ``CELERY_BROKER_URL`` and starts a Celery worker with beat (as in
+production) for the run; without it background work (learning) runs in the web processes.
+
 Usage (from the project root)::
 
     .venv/bin/python bench/recommend_latency.py \\
@@ -27,11 +40,14 @@ Usage (from the project root)::
     # later runs: same database and work dir, no import or embedding (migrate still runs)
     .venv/bin/python bench/recommend_latency.py --skip-setup --database-url ... --redis-url ... --clients 4
     .venv/bin/python bench/recommend_latency.py --skip-setup --database-url ... --redis-url ... --repeat-queries
+    # learning on, background work in a Celery worker with beat
+    .venv/bin/python bench/recommend_latency.py --skip-setup --database-url ... --redis-url ... \\
+        --learning --broker-url redis://127.0.0.1:6379/4
 
 Without ``--database-url`` it uses ``DATABASE_URL`` if set, else SQLite in the work dir.
 ``--repeat-queries`` is exact only with ``--redis-url``: the local-memory cache is per
-worker and a keep-alive connection sticks to one worker. No broker is configured, so
-background tasks run in the process, as in the embedded default (see the report's notes).
+worker and a keep-alive connection sticks to one worker. Without ``--broker-url`` no broker
+is configured, so background tasks run in the process, as in the embedded default.
 The caller's REDIS_URL, CELERY_BROKER_URL, QDRANT_*, EMBEDDING_MODEL are not passed on.
 A benchmark, not a test: it asserts nothing about timings. Traffic goes to 127.0.0.1 only.
 """
@@ -64,6 +80,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 PY = ROOT / ".venv" / "bin" / "python"
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+CELERY = ROOT / ".venv" / "bin" / "celery"
 PARTS = ("prepare", "embed", "engine", "store")
 # The parts of "engine": candidate retrieval, learning signals read (database / memory),
 # features and policy; "compute" = retrieve + rank, the engine's own time.
@@ -330,6 +347,7 @@ def build_sessions(queries: list[dict[str, Any]], categories: dict[str, str], se
                 "q1": q1["query"],
                 "q2": q2 and q2["query"],
                 "relevant": q1["relevant"],
+                "relevant_2": q2["relevant"] if q2 else [],  # the second turn asks for q2
                 "k": 10 if rng.random() < 0.3 else 5,
                 "category": category if category and rng.random() < 0.3 else "",
                 "conversation_id": f"conv-{uuid.UUID(int=rng.getrandbits(128))}" if has_conversation else "",
@@ -441,7 +459,10 @@ def send(client: httpx.Client, body: dict[str, Any], source: SessionSource, phas
         row["bytes"] = len(response.content)
         row.update(parse_server_timing(response.headers.get("server-timing", "")))
         if response.status_code == 200:
-            row["slate"] = [t["function"]["function"]["name"] for t in response.json()["tools"]]
+            answer = response.json()
+            row["slate"] = [t["function"]["function"]["name"] for t in answer["tools"]]
+            row["names"] = [t["name"] for t in answer["tools"]]  # as in the catalog: the queries' `relevant`
+            row["recommendation_id"] = answer["recommendation_id"]
         else:
             row["error"] = f"HTTP {response.status_code}: {_error_text(response)}"
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:  # ValueError etc.: a malformed 200 body
@@ -449,11 +470,81 @@ def send(client: httpx.Client, body: dict[str, Any], source: SessionSource, phas
     return row
 
 
-def run_session(client: httpx.Client, source: SessionSource, phase: str, keep_going: Any) -> list[dict[str, Any]]:
+class FeedbackPoster:
+    """Explicit feedback as an agent would post it after using tools: the shown tools relevant to
+    the query, as used. Posted by the client on its connection after the recommendation; its
+    time is recorded here, never in the recommendation's row."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def post(self, client: httpx.Client, row: dict[str, Any], relevant: list[str], phase: str) -> None:
+        if "names" not in row:  # the recommendation failed
+            return
+        wanted = set(relevant)
+        used = [(rank, name) for rank, name in enumerate(row["names"], 1) if name in wanted]
+        row["relevant_shown"] = len(used)
+        if not used or STOP.is_set():
+            return
+        rec_id = row["recommendation_id"]
+        body = {
+            "recommendation_id": rec_id,
+            "events": [{"tool": name, "used": True, "event_id": f"bench:{rec_id}:{rank}"} for rank, name in used],
+        }
+        post: dict[str, Any] = {"phase": phase, "events": len(used)}
+        started = time.perf_counter()
+        try:
+            response = client.post("/api/v1/feedback", json=body)
+            post.update(ms=(time.perf_counter() - started) * 1000, status=response.status_code)
+            if response.status_code == 201:
+                post.update(response.json())  # recorded, duplicates
+            else:
+                post["error"] = f"HTTP {response.status_code}: {_error_text(response)}"
+        except (httpx.HTTPError, ValueError) as exc:
+            post.update(ms=(time.perf_counter() - started) * 1000, status=0, error=f"{type(exc).__name__}: {exc}")
+        with self._lock:
+            self.posts.append(post)
+
+    def summary(self, phase: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        with self._lock:
+            posts = [p for p in self.posts if p["phase"] == phase]
+        judged = [r for r in rows if "relevant_shown" in r]
+        return {
+            "posts": len(posts),
+            "events_sent": sum(p["events"] for p in posts),
+            "recorded": sum(p.get("recorded", 0) for p in posts),
+            "duplicates": sum(p.get("duplicates", 0) for p in posts),
+            "errors": sum(1 for p in posts if "error" in p),
+            "error_examples": list(dict.fromkeys(p["error"] for p in posts if "error" in p))[:3],
+            "ms": _pcts([p["ms"] for p in posts if p["status"] == 201]),
+            # share of recommendations showing at least one relevant tool (a rough hit rate)
+            "relevant_shown_share": sum(1 for r in judged if r["relevant_shown"]) / len(judged) if judged else None,
+        }
+
+
+def feedback_line(f: dict[str, Any]) -> str:
+    ms = f["ms"]
+    timing = f"POST /feedback p50 {ms['p50']:.1f} p99 {ms['p99']:.1f} max {ms['max']:.1f} ms" if ms else "no timings"
+    share = f"{100 * f['relevant_shown_share']:.0f}%" if f["relevant_shown_share"] is not None else "-"
+    errors = f", {f['errors']} errors {f['error_examples']}" if f["errors"] else ""
+    return (
+        f"feedback: {f['posts']} posts, {f['events_sent']} uses sent, {f['recorded']} recorded, "
+        f"{f['duplicates']} duplicates{errors}; {timing}; a relevant tool shown in {share} of recommendations"
+    )
+
+
+def run_session(
+    client: httpx.Client, source: SessionSource, phase: str, keep_going: Any, feedback: FeedbackPoster | None
+) -> list[dict[str, Any]]:
     session = source.take()
     rows = [send(client, turn_body(session, 1, []), source, phase)]
+    if feedback:
+        feedback.post(client, rows[0], session["relevant"], phase)
     if session["kind"] != "single" and keep_going():
         rows.append(send(client, turn_body(session, 2, rows[0].get("slate", [])), source, phase))
+        if feedback:
+            feedback.post(client, rows[1], session["relevant_2"], phase)
     return rows
 
 
@@ -461,7 +552,9 @@ def new_client(base_url: str, key: str) -> httpx.Client:
     return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30.0)
 
 
-def run_sequential(base_url: str, key: str, source: SessionSource, n: int, phase: str) -> list[dict[str, Any]]:
+def run_sequential(
+    base_url: str, key: str, source: SessionSource, n: int, phase: str, feedback: FeedbackPoster | None = None
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
     def room_for_second_turn() -> bool:
@@ -469,12 +562,19 @@ def run_sequential(base_url: str, key: str, source: SessionSource, n: int, phase
 
     with new_client(base_url, key) as client:
         while len(rows) < n and not STOP.is_set():
-            rows += run_session(client, source, phase, room_for_second_turn)
+            rows += run_session(client, source, phase, room_for_second_turn, feedback)
     return rows
 
 
 def run_concurrent(
-    base_url: str, key: str, source: SessionSource, clients: int, duration: float, count: int, phase: str
+    base_url: str,
+    key: str,
+    source: SessionSource,
+    clients: int,
+    duration: float,
+    count: int,
+    phase: str,
+    feedback: FeedbackPoster | None = None,
 ) -> list[dict[str, Any]]:
     """`clients` threads, each with its own persistent connection, until the deadline or count."""
     deadline = time.monotonic() + (duration if not count else 1800.0)
@@ -491,12 +591,8 @@ def run_concurrent(
 
     def worker(slot: int) -> None:
         with new_client(base_url, key) as client:
-            while claim():
-                session = source.take()
-                row = send(client, turn_body(session, 1, []), source, phase)
-                results[slot].append(row)
-                if session["kind"] != "single" and claim():
-                    results[slot].append(send(client, turn_body(session, 2, row.get("slate", [])), source, phase))
+            while claim():  # one request claimed; a session's second turn claims another
+                results[slot] += run_session(client, source, phase, claim, feedback)
 
     threads = [
         threading.Thread(target=worker, args=(i,), name=f"bench-client-{i}", daemon=True) for i in range(clients)
@@ -522,14 +618,19 @@ def _proc_cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _children(pid: int) -> list[int]:
-    found = []
+def _with_descendants(pid: int) -> list[int]:
+    """The process and all its descendants (gunicorn workers; a Celery worker's pool and beat)."""
+    children: dict[int, list[int]] = {}
     for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
         try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
         except (OSError, IndexError, ValueError):
             continue
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo += children.get(found[-1], [])
     return found
 
 
@@ -540,26 +641,30 @@ def _machine_busy_seconds() -> tuple[float, float]:
 
 
 class CpuMeter:
-    """CPU used during a phase by the server, by this client and by everything else (noise)."""
+    """CPU used during a phase by the server (and the Celery worker, if any), by this client
+    and by everything else (noise)."""
 
-    def __init__(self, server_pid: int) -> None:
-        self.pids = [server_pid, *_children(server_pid)]
+    def __init__(self, server_pid: int, worker_pid: int | None = None) -> None:
+        self.groups = {"server": _with_descendants(server_pid)}
+        if worker_pid is not None:
+            self.groups["celery_worker"] = _with_descendants(worker_pid)
 
     def __enter__(self) -> CpuMeter:
         self.t0, self.busy0 = time.monotonic(), _machine_busy_seconds()[0]
-        self.server0, self.client0 = _proc_cpu_seconds(self.pids), time.process_time()
+        self.used0 = {name: _proc_cpu_seconds(pids) for name, pids in self.groups.items()}
+        self.client0 = time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
         wall = time.monotonic() - self.t0
         busy = _machine_busy_seconds()[0] - self.busy0
-        server = _proc_cpu_seconds(self.pids) - self.server0
+        used = {name: _proc_cpu_seconds(pids) - self.used0[name] for name, pids in self.groups.items()}
         client = time.process_time() - self.client0
         self.cores = {
             "machine_busy": busy / wall,
-            "server": server / wall,
+            **{name: seconds / wall for name, seconds in used.items()},
             "bench_client": client / wall,
-            "others": max(0.0, busy - server - client) / wall,
+            "others": max(0.0, busy - sum(used.values()) - client) / wall,
         }
 
 
@@ -661,8 +766,9 @@ def print_phase(title: str, s: dict[str, Any]) -> None:
     )
     print(f"p50 by request shape (yes vs no): {slices}")
     cpu = s["cpu_cores_used"]
+    worker = f" + celery worker {cpu['celery_worker']:.2f}" if "celery_worker" in cpu else ""
     print(
-        f"CPU cores busy: machine {cpu['machine_busy']:.2f} = server {cpu['server']:.2f} + bench client "
+        f"CPU cores busy: machine {cpu['machine_busy']:.2f} = server {cpu['server']:.2f}{worker} + bench client "
         f"{cpu['bench_client']:.2f} + others {cpu['others']:.2f} (of {os.cpu_count()})"
     )
     for example in s["error_examples"]:
@@ -749,6 +855,10 @@ def bench_env(args: argparse.Namespace, work_dir: pathlib.Path, run_id: str) -> 
         # and a short TTL keeps them from piling up in Redis.
         env["CACHE_KEY_PREFIX"] = "toolrec-bench-warm" if args.repeat_queries else f"toolrec-bench-{run_id}"
         env["EMBEDDING_CACHE_SECONDS"] = "21600"
+    if args.broker_url:
+        env["CELERY_BROKER_URL"] = args.broker_url
+    if args.learning:  # learned within seconds, so new states are published while latency is measured
+        env["LEARN_DELAY_SECONDS"] = str(args.learn_delay)
     kind = urllib.parse.urlsplit(database_url).scheme.split("+")[0] if database_url else "sqlite"
     return env, kind
 
@@ -847,6 +957,260 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
             server.wait(timeout=10)
 
 
+# -- learning ---------------------------------------------------------------------------------
+
+# Run in `manage.py shell -c` (the server exposes no learned-state version): the newest
+# published state and the size of what was learned.
+LEARNING_STATUS = """
+import json
+from django.db.models import Count, Q
+from feedback.models import CoUse, Recommendation, UsageEvent, UserToolStats
+from recommender.models import LearningState, MemoryEntry
+state = LearningState.objects.order_by("-pk").values(
+    "pk", "created_at", "recommendations_learned", "events_learned", "learn_seconds").first()
+print(json.dumps({
+    "latest_state": state and {**state, "created_at": state["created_at"].isoformat()},
+    "recommendations": Recommendation.objects.aggregate(
+        total=Count("pk"), unlearned=Count("pk", filter=Q(learned_at=None))),
+    "usage_events": UsageEvent.objects.aggregate(
+        total=Count("pk"), used=Count("pk", filter=Q(used=True)), unlearned=Count("pk", filter=Q(learned_at=None)),
+        explicit=Count("pk", filter=Q(source="explicit")), implicit=Count("pk", filter=Q(source="implicit"))),
+    "memory_entries": MemoryEntry.objects.count(),
+    "user_tool_stats": UserToolStats.objects.count(),
+    "co_use_pairs": CoUse.objects.count(),
+}))
+"""
+# Learn everything pending now, as the Celery task would, without waiting for the delay.
+LEARN_PENDING = """
+import json, time
+from recommender.learning import learning_batch
+started, batches = time.perf_counter(), []
+while (outcome := learning_batch(delay_seconds=0)) is not None:
+    batches.append([outcome.version, outcome.recommendations, outcome.events, outcome.seconds])
+print(json.dumps({"batches": batches, "seconds": time.perf_counter() - started}))
+"""
+
+
+def manage_json(env: dict[str, str], code: str) -> dict[str, Any] | None:
+    """Run code in `manage.py shell -c` and read the JSON it prints last; None (and a note) on failure."""
+    try:
+        done = subprocess.run(
+            [str(PY), "manage.py", "shell", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        )
+        lines = done.stdout.strip().splitlines()
+        if done.returncode == 0 and lines:
+            return json.loads(lines[-1])
+        print(f"NOTE: manage.py shell failed ({done.returncode}): {done.stderr.strip()[-600:]}")
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        print(f"NOTE: manage.py shell failed: {type(exc).__name__}: {exc}")
+    return None
+
+
+def status_line(status: dict[str, Any] | None) -> str:
+    if status is None:
+        return "learned state: unknown"
+    state, ev, recs = status["latest_state"], status["usage_events"], status["recommendations"]
+    published = (
+        f"learned state v{state['pk']} ({state['recommendations_learned']} recommendations, "
+        f"{state['events_learned']} events learned, by the state's counters)"
+        if state
+        else "no learned state published"
+    )
+    return (
+        f"{published}; log: {recs['total']} recommendations ({recs['unlearned']} not learned yet), "
+        f"{ev['total']} usage events ({ev['explicit']} explicit, {ev['implicit']} implicit, {ev['unlearned']} "
+        f"not learned yet); {status['memory_entries']} context memory entries, {status['user_tool_stats']} "
+        f"user-tool rows, {status['co_use_pairs']} co-use pairs"
+    )
+
+
+class LearningProbe:
+    """Reads the published learned states straight from the database at a phase's edges.
+
+    A `manage.py shell` takes seconds, in which the learner (several versions a second under
+    load, keeping only about the last 20) would already have deleted the version to count from.
+    """
+
+    def __init__(self, database_url: str, work_dir: pathlib.Path) -> None:
+        scheme = urllib.parse.urlsplit(database_url).scheme.split("+")[0] if database_url else "sqlite"
+        if scheme.startswith("postgres"):
+            import psycopg
+
+            url = urllib.parse.urlunsplit(urllib.parse.urlsplit(database_url)._replace(scheme="postgresql"))
+            self.db: Any = psycopg.connect(url, autocommit=True)
+            self.mark = "%s"
+        elif scheme == "sqlite":
+            import sqlite3
+
+            path = urllib.parse.urlsplit(database_url).path if database_url else str(work_dir / "toolrec.sqlite3")
+            self.db, self.mark = sqlite3.connect(path, isolation_level=None), "?"
+        else:
+            raise ValueError(f"no probe for {scheme} databases")
+        self.sqlite = self.mark == "?"
+
+    def _rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        if self.sqlite:  # Django keeps aware datetimes in SQLite as naive UTC text
+            params = tuple(
+                p.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(p, dt.datetime) else p
+                for p in params
+            )
+        return list(self.db.execute(sql.replace("%s", self.mark), params).fetchall())
+
+    def latest(self) -> int:
+        return int(self._rows("SELECT COALESCE(MAX(id), 0) FROM recommender_learningstate")[0][0])
+
+    def phase(self, first: int, t0: float, t1: float) -> dict[str, Any]:
+        """What was learned and published between t0 and t1 (epoch seconds); `first` was the
+        newest version at t0. Call at once after t1: later versions would count too."""
+        last = self.latest()
+        since, until = dt.datetime.fromtimestamp(t0, dt.UTC), dt.datetime.fromtimestamp(t1, dt.UTC)
+        kept = self._rows(
+            "SELECT created_at, learn_seconds FROM recommender_learningstate WHERE id > %s AND id <= %s ORDER BY id",
+            first,
+            last,
+        )
+        learned = {
+            table: self._rows(f"SELECT COUNT(*) FROM {table} WHERE learned_at >= %s AND learned_at <= %s", since, until)
+            for table in ("feedback_recommendation", "feedback_usageevent")
+        }
+        at = [
+            (c if isinstance(c, dt.datetime) else dt.datetime.fromisoformat(c).replace(tzinfo=dt.UTC)) for c, _ in kept
+        ]
+        return {
+            "versions_published": last - first,
+            "from_version": first,
+            "to_version": last,
+            "recommendations_learned": learned["feedback_recommendation"][0][0],
+            "events_learned": learned["feedback_usageevent"][0][0],
+            # of the versions the learner still keeps: when each was published, how long it took to learn
+            "published_at_seconds": [round(a.timestamp() - t0, 2) for a in at],
+            "learn_ms": [round(secs * 1000, 1) for _, secs in kept],
+        }
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def print_phase_learning(learning: dict[str, Any]) -> None:
+    learn_ms, at = learning["learn_ms"], learning["published_at_seconds"]
+    kept = (
+        f"; of the {len(at)} the server still keeps: published {at[0]:.1f} to {at[-1]:.1f} s into the "
+        f"phase, learning took p50 {np.median(learn_ms):.0f} max {max(learn_ms):.0f} ms a batch"
+        if at
+        else ""
+    )
+    print(
+        f"learning: {learning['versions_published']} learned-state versions published during the phase "
+        f"(v{learning['from_version']} -> v{learning['to_version']}), {learning['recommendations_learned']} "
+        f"recommendations and {learning['events_learned']} usage events learned{kept}"
+    )
+
+
+def seed_learning(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    base_url: str,
+    key: str,
+    source: SessionSource,
+    feedback: FeedbackPoster,
+    probe: LearningProbe | None,
+) -> dict[str, Any]:
+    """Fill the learned state before measuring: recommendations with explicit feedback, then
+    learn all that is pending and give the web processes time to swap the new state in."""
+    report: dict[str, Any] = {}
+    if args.seed_feedback:
+        clients = max(2, args.workers * 2)
+        print(f"seeding: {args.seed_feedback} recommendations with feedback over {clients} connections ...", flush=True)
+        started = time.perf_counter()
+        rows = run_concurrent(base_url, key, source, clients, 0, args.seed_feedback, "seed", feedback)
+        report.update(
+            seconds=time.perf_counter() - started,
+            requests=len(rows),
+            errors=sum(r["status"] != 200 for r in rows),
+            feedback=feedback.summary("seed", rows),
+        )
+        print(
+            f"seeding: {len(rows)} recommendations in {report['seconds']:.1f} s, {report['errors']} errors; "
+            + feedback_line(report["feedback"])
+        )
+    if probe is not None:  # let the server's own learners finish first: two at once can lose an update
+        report["quiet_after_seconds"] = wait_learning_quiet(probe)
+        print(
+            f"the server's learners published their last state {report['quiet_after_seconds']:.1f} s after the seeding"
+        )
+    learned = manage_json(env, LEARN_PENDING)
+    report["learn_pending"] = learned
+    if learned is not None:
+        recs, events = sum(b[1] for b in learned["batches"]), sum(b[2] for b in learned["batches"])
+        print(
+            f"learned what was pending: {len(learned['batches'])} batches, {recs} recommendations, "
+            f"{events} events in {learned['seconds']:.1f} s"
+        )
+    time.sleep(3)  # web processes look for a newer state every LEARNING_CHECK_SECONDS (1 s) and swap it in
+    return report
+
+
+def wait_learning_quiet(probe: LearningProbe, quiet: float = 3.0, limit: float = 60.0) -> float:
+    """Seconds until no new learned state was published for `quiet` seconds (or `limit`)."""
+    started = last_change = time.monotonic()
+    version = probe.latest()
+    while time.monotonic() - last_change < quiet and time.monotonic() - started < limit:
+        time.sleep(0.25)
+        if (now := probe.latest()) != version:
+            version, last_change = now, time.monotonic()
+    return last_change - started
+
+
+def start_worker(env: dict[str, str], work_dir: pathlib.Path, run_id: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A Celery worker with beat, as production runs it; a fresh beat schedule per run, so no
+    periodic task (an index rebuild, a ranker training) comes due merely because the last run was long ago."""
+    name = f"bench-{run_id}@{platform.node()}"
+    schedule = work_dir / f"celerybeat-schedule-{run_id}"
+    log = open(work_dir / "celery.log", "ab")  # noqa: SIM115 - lives as long as the worker
+    worker = subprocess.Popen(
+        [
+            *(str(CELERY), "-A", "toolrec_site", "worker", "--beat", "-l", "warning", "--concurrency", "1"),
+            *("--hostname", name, "--schedule", str(schedule)),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    return worker, name
+
+
+def wait_worker(broker_url: str, name: str, worker: subprocess.Popen[bytes], work_dir: pathlib.Path) -> float:
+    from celery import Celery
+
+    started = time.perf_counter()
+    control = Celery(broker=broker_url).control
+    while time.perf_counter() - started < 180:
+        if worker.poll() is not None:
+            tail = (work_dir / "celery.log").read_text(errors="replace")[-3000:]
+            sys.exit(f"the celery worker exited with {worker.returncode}:\n{tail}")
+        try:
+            if control.ping(destination=[name], timeout=1.0):
+                return time.perf_counter() - started
+        except Exception as exc:  # a broker not up yet: try again until the deadline
+            print(f"waiting for the celery worker: {type(exc).__name__}: {exc}")
+            time.sleep(1.0)
+    sys.exit(f"the celery worker {name} did not answer a ping in 180 s; see {work_dir / 'celery.log'}")
+
+
+def stop_worker(worker: subprocess.Popen[bytes], work_dir: pathlib.Path, run_id: str) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)  # warm shutdown: the running task finishes
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)  # its own session (start_new_session): pool and beat too
+            worker.wait(timeout=10)
+    for path in work_dir.glob(f"celerybeat-schedule-{run_id}*"):
+        path.unlink(missing_ok=True)
+
+
 # -- main -----------------------------------------------------------------------------------
 
 
@@ -868,12 +1232,34 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--repeat-queries", action="store_true", help="cycle a small pool: the warm-cache case")
     p.add_argument("--repeat-pool", type=int, default=64)
     p.add_argument("--skip-setup", action="store_true", help="reuse a prepared work dir (only migrate runs)")
+    p.add_argument(
+        "--learning", action="store_true", help="seed feedback, then post feedback and learn while measuring"
+    )
+    p.add_argument("--seed-feedback", type=int, default=2000, help="--learning: recommendations with feedback first")
+    p.add_argument("--learn-delay", type=float, default=2.0, help="--learning: the server's LEARN_DELAY_SECONDS")
+    p.add_argument("--broker-url", default="", help="CELERY_BROKER_URL; starts a Celery worker with beat for the run")
     p.add_argument("--json", type=pathlib.Path, default=ROOT / "bench" / "results" / "recommend_latency.json")
     return p.parse_args()
 
 
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops the run like Ctrl-C: through `finally`, server stopped
+
+
+def log_problems(path: pathlib.Path, offset: int) -> dict[str, Any]:
+    """Tracebacks and ERROR lines a log got since `offset` (background failures show only there)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return {"tracebacks": 0, "error_lines": []}
+    errors = [line for line in lines if "ERROR" in line or "Error:" in line or "Exception:" in line]
+    return {"tracebacks": sum("Traceback" in line for line in lines), "error_lines": list(dict.fromkeys(errors))[:5]}
+
+
+def _size(path: pathlib.Path) -> int:
+    return path.stat().st_size if path.exists() else 0
 
 
 def main() -> None:
@@ -884,10 +1270,13 @@ def main() -> None:
     run_id = uuid.uuid4().hex[:12]
     env, db_kind = bench_env(args, work_dir, run_id)
     info = machine_info()
+    learning = f"on (delay {args.learn_delay:g} s, {args.seed_feedback} seeded)" if args.learning else "off"
+    background = "a Celery worker with beat" if args.broker_url else "the web processes"
     print(
         f"toolrec recommend latency, commit {info['git_commit']}, {info['nproc']} CPUs ({info['cpu_model']}), "
         f"{info['ram_gb']} GB, load {info['load_average_at_start'][0]:.2f}, db {db_kind}, "
-        f"redis {'yes' if args.redis_url else 'no'}, {args.workers} workers x {args.threads} threads"
+        f"redis {'yes' if args.redis_url else 'no'}, {args.workers} workers x {args.threads} threads, "
+        f"learning {learning}, background work in {background}"
     )
     if args.skip_setup:  # migrate still: the code under test may have moved on since the work dir was made
         setup_report = {"skipped": True, "seconds": {"migrate": manage(env, "migrate", "--noinput")[1]}}
@@ -904,11 +1293,19 @@ def main() -> None:
         else []
     )
     categories = {t["id"]: t["category"] for t in catalog_tools if t.get("category")}
-    sessions = build_sessions(load_queries(args.seed), categories, args.seed)
+    queries, seed_queries = load_queries(args.seed), []
+    if args.learning and args.seed_feedback:  # the seeding's queries are never sent in a measured phase
+        n_seed = min(args.seed_feedback, len(queries) // 2)
+        queries, seed_queries = queries[:-n_seed], queries[-n_seed:]
+    sessions = build_sessions(queries, categories, args.seed)
     source = SessionSource(sessions, pool=args.repeat_pool if args.repeat_queries else 0)
+    feedback = FeedbackPoster() if args.learning else None
 
     base_url = f"http://127.0.0.1:{args.port}"
+    logs = {name: (work_dir / name, _size(work_dir / name)) for name in ("gunicorn.log", "celery.log")}
     server = start_server(args, env, work_dir)
+    worker: subprocess.Popen[bytes] | None = None
+    probe: LearningProbe | None = None
     results: dict[str, Any] = {
         "benchmark": "recommend_latency",
         "run_id": run_id,
@@ -916,13 +1313,17 @@ def main() -> None:
         "config": {
             k: str(v) if isinstance(v, pathlib.Path) else v
             for k, v in vars(args).items()
-            if k not in ("database_url", "redis_url")
+            if k not in ("database_url", "redis_url", "broker_url")
         },
         "db_kind": db_kind,
         "redis": bool(args.redis_url),
+        "learning": args.learning,
+        "background": "celery worker with beat" if args.broker_url else "in the web processes",
         "setup": setup_report,
     }
     try:
+        if args.broker_url:  # started with the server, so the two load their code at the same time
+            worker, worker_name = start_worker(env, work_dir, run_id)
         started = time.perf_counter()
         health = wait_healthy(base_url, server, work_dir)
         results["server_start_seconds"] = time.perf_counter() - started
@@ -934,37 +1335,63 @@ def main() -> None:
         )
         if served != args.tools:
             print(f"NOTE: the served snapshot has {served} tools, not --tools {args.tools} (a reused database?)")
+        if worker is not None:
+            ready = wait_worker(args.broker_url, worker_name, worker, work_dir)
+            print(f"celery worker {worker_name} answered a ping after {ready:.1f} s")
+        if args.learning:
+            try:
+                probe = LearningProbe(env.get("DATABASE_URL", ""), work_dir)
+            except Exception as exc:  # a benchmark of latency first: the count of versions is a bonus
+                print(f"NOTE: learned versions per phase not counted: {type(exc).__name__}: {exc}")
+            seed_sessions = build_sessions(seed_queries, categories, args.seed + 100)
+            seed_source = SessionSource(seed_sessions) if seed_sessions else source
+            results["seeding"] = seed_learning(args, env, base_url, key, seed_source, feedback, probe)
         # Warm-cache mode: every pool text through every worker (a local-memory cache is per process).
         warm = args.warmup if not args.repeat_queries else 2 * len(source._sessions) * max(1, args.workers)
         warm_clients = max(2, args.workers * 2)
-        warm_rows = run_concurrent(base_url, key, source, warm_clients, 0, warm, "warmup")
+        warm_rows = run_concurrent(base_url, key, source, warm_clients, 0, warm, "warmup", feedback)
         print(
             f"warm-up: {len(warm_rows)} requests over {warm_clients} connections, "
             f"{sum(r['status'] != 200 for r in warm_rows)} errors"
         )
         if warm_rows and all(r["status"] != 200 for r in warm_rows):
             sys.exit(f"every warm-up request failed, e.g. {warm_rows[0]['error']}; see {work_dir / 'gunicorn.log'}")
+        if args.learning:
+            results["learning_before"] = manage_json(env, LEARNING_STATUS)
+            print(f"before measuring: {status_line(results['learning_before'])}")
         phases: dict[str, Any] = {}
         raw: list[dict[str, Any]] = []
         amount = f"{args.concurrent_requests} requests" if args.concurrent_requests else f"{args.duration:.0f} s"
+        with_feedback = ", each posting feedback" if args.learning else ""
         plan = [
-            ("sequential", f"(a) 1 client, {args.requests} requests"),
-            ("concurrent", f"(b) {args.clients} clients, {amount}"),
+            ("sequential", f"(a) 1 client, {args.requests} requests{with_feedback}"),
+            ("concurrent", f"(b) {args.clients} clients, {amount}{with_feedback}"),
         ]
         for phase, title in plan:
-            with CpuMeter(server.pid) as meter:
-                t0 = time.perf_counter()
+            first_version = probe.latest() if probe else 0
+            with CpuMeter(server.pid, worker.pid if worker else None) as meter:
+                t0, epoch0 = time.perf_counter(), time.time()
                 if phase == "sequential":
-                    rows = run_sequential(base_url, key, source, args.requests, phase)
+                    rows = run_sequential(base_url, key, source, args.requests, phase, feedback)
                 else:
                     rows = run_concurrent(
-                        base_url, key, source, args.clients, args.duration, args.concurrent_requests, phase
+                        base_url, key, source, args.clients, args.duration, args.concurrent_requests, phase, feedback
                     )
-                wall = time.perf_counter() - t0
+                wall, epoch1 = time.perf_counter() - t0, time.time()
+            learned = probe.phase(first_version, epoch0, epoch1) if probe else None
             phases[phase] = summarise(rows, wall, meter.cores)
             phases[phase]["load_average_after"] = os.getloadavg()
             print_phase(title, phases[phase])
+            if feedback is not None:
+                phases[phase]["feedback"] = feedback.summary(phase, rows)
+                print(feedback_line(phases[phase]["feedback"]))
+            if learned is not None:
+                phases[phase]["learning"] = learned
+                print_phase_learning(learned)
             raw += rows
+        if args.learning:
+            results["learning_after"] = manage_json(env, LEARNING_STATUS)
+            print(f"\nafter measuring: {status_line(results['learning_after'])}")
         repeated = sum(p["repeated_texts"] for p in phases.values())
         texts_note = (
             f"query texts cycled from a pool of {len(source._sessions)} sessions (warm embedding cache)"
@@ -974,14 +1401,25 @@ def main() -> None:
         )
         counter = "read_conversation" if read_conversation else "nothing (engine import failed)"
         print(f"\n{texts_note}; texts counted with {counter}")
+        hidden = ("slate", "names", "recommendation_id")
         results.update(
             phases=phases,
             texts=texts_note,
-            raw=[{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k != "slate"} for r in raw],
+            raw=[
+                {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k not in hidden} for r in raw
+            ],
         )
     finally:
         STOP.set()
+        if probe is not None:
+            probe.close()
         stop_server(server)
+        if worker is not None:
+            stop_worker(worker, work_dir, run_id)
+    results["log_problems"] = {name: log_problems(path, offset) for name, (path, offset) in logs.items()}
+    for name, found in results["log_problems"].items():
+        if found["tracebacks"] or found["error_lines"]:
+            print(f"{name}: {found['tracebacks']} tracebacks during the run, e.g. {found['error_lines'][:2]}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1, default=str))
     print(f"wrote {args.json}")
@@ -991,4 +1429,4 @@ if __name__ == "__main__":
     try:
         main()
     except KeyboardInterrupt:
-        sys.exit("interrupted (the server was stopped)")
+        sys.exit("interrupted (the server and worker were stopped)")
