@@ -1,4 +1,5 @@
-"""GET /healthz: database, cache, broker, vector store and the served snapshot."""
+"""GET /healthz: database, cache, broker, vector store, the active snapshot and what this
+process serves (snapshot and learned-state versions)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
+from recommender.learning import learned
 from recommender.models import IndexSnapshot
+from recommender.snapshots import snapshots
 from recommender.vectorstore import vector_store_health
 
 
@@ -64,9 +67,15 @@ def healthz(request: HttpRequest) -> JsonResponse:
             "tools": active["tool_count"],
             "built_at": active["finished_at"],
         }
+    # What this process serves (each process loads its own; they converge within the check intervals).
+    served_snapshot, served_state = snapshots.peek(), learned.peek()
+    serving = {
+        "snapshot_version": served_snapshot.version if served_snapshot else None,
+        "learned_state_version": served_state.version if served_state else None,
+    }
     degraded = [name for name, value in checks.items() if not value.startswith("ok")]
     status = "down" if checks["database"] != "ok" else ("degraded" if degraded or snapshot is None else "ok")
     return JsonResponse(
-        {"status": status, "checks": checks, "snapshot": snapshot},
+        {"status": status, "checks": checks, "snapshot": snapshot, "serving": serving},
         status=503 if status == "down" else 200,
     )

@@ -56,6 +56,10 @@ class RefreshingHolder(Generic[T]):
             self._start_thread()
         return current
 
+    def peek(self) -> T | None:
+        """What this process serves now, without checking or loading anything."""
+        return self._current
+
     def reset(self) -> None:
         with self._lock:
             self._current, self._found_nothing_at = None, -1e9

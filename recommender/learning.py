@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from feedback.models import CoUse, Impression, Recommendation, ToolStats, UsageEvent, UserToolStats
+from recommender import metrics
 from recommender.engine.bandit import LinearBanditState, update_batched
 from recommender.engine.features import N_FEATURES
 from recommender.engine.memory import ContextMemory
@@ -135,7 +136,9 @@ class LearningHolder(RefreshingHolder[LearnedState]):
             return None
         if current is not None and current.version == latest and current.ranker_id == ranker:
             return current
-        return self._load(latest, ranker, current)
+        loaded = self._load(latest, ranker, current)
+        metrics.LEARNED_STATE_VERSION.set(loaded.version)
+        return loaded
 
     @staticmethod
     def _load(version: int, ranker_id: int | None, current: LearnedState | None) -> LearnedState:

@@ -16,3 +16,4 @@ FEEDBACK_EVENTS = Counter("toolrec_feedback_events_total", "Feedback events rece
 EMBEDDING_CACHE = Counter("toolrec_embedding_cache_total", "Embedding cache lookups.", ["result"])
 ACTIVE_TOOLS = Gauge("toolrec_active_tools", "Tools in the snapshot this process serves.")
 SNAPSHOT_VERSION = Gauge("toolrec_snapshot_version", "Version of the snapshot this process serves.")
+LEARNED_STATE_VERSION = Gauge("toolrec_learned_state_version", "Version of the learned state this process serves.")

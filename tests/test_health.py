@@ -4,6 +4,9 @@ from django.test import Client
 
 
 def test_health_reports_each_dependency(indexed: None) -> None:
+    from recommender.snapshots import snapshots
+
+    snapshots.get()  # this process now serves the fixture's snapshot
     response = Client().get("/healthz")
     assert response.status_code == 200
     body = response.json()
@@ -11,6 +14,17 @@ def test_health_reports_each_dependency(indexed: None) -> None:
     assert body["checks"]["cache"].startswith("ok")
     assert body["snapshot"]["tools"] == 12
     assert body["status"] in {"ok", "degraded"}
+    assert body["serving"]["snapshot_version"] == body["snapshot"]["version"]
+
+
+def test_health_shows_the_learned_state_this_process_serves(api, indexed: None) -> None:
+    from recommender.learning import learned, learning_batch
+
+    api.post("/api/v1/recommendations", {"messages": [{"role": "user", "content": "send an email"}]}, format="json")
+    outcome = learning_batch(delay_seconds=0)
+    assert outcome is not None
+    learned.get()
+    assert Client().get("/healthz").json()["serving"]["learned_state_version"] == outcome.version
 
 
 def test_health_says_degraded_without_an_index(db: None) -> None:

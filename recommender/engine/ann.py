@@ -5,10 +5,13 @@ vectors (a faiss scalar-quantizer index) with the per-row bias folded in as one 
 dimension, and the candidates' scores are then recomputed exactly in float32 by the caller
 (``scores_of``). Why fp16: the scan is bound by memory bandwidth once the embedder has run
 and evicted the caches; at 10k x 384 a float32 matmul of 3 queries took 2.2 ms there, the
-fp16 scan 0.8 ms. Its relative error (~1e-4) only matters for rows tied at the cut. Beyond, ``IndexHNSWFlat``: sub-linear, with
-efSearch tuned for recall@50 >= 0.98 against exact. Filters never post-filter ANN hits
-(a selective filter would leave fewer than k): few allowed rows are scanned exactly,
-many go through a faiss ``IDSelectorBitmap``, and a short HNSW answer falls back to exact.
+fp16 scan 0.8 ms. Its relative error (~1e-4) only matters for rows tied at the cut: the
+top 200 agreed with the float32 ones at 99.9% on 10k real tool vectors.
+
+Beyond, ``IndexHNSWFlat``: sub-linear, with efSearch tuned for recall@50 >= 0.98 against
+exact. Filters never post-filter ANN hits (a selective filter would leave fewer than k):
+few allowed rows are scanned exactly, many go through a faiss ``IDSelectorBitmap``, and a
+short HNSW answer falls back to exact.
 """
 
 from __future__ import annotations
