@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from access.models import ApiKey
+from catalog.models import Tool
 from feedback.models import Impression, Recommendation, ToolStats, UsageEvent
 from recommender import metrics
 from toolrec_site.errors import NotFound, ToolrecError
@@ -159,8 +160,10 @@ def _record_events(events: list[UsageEvent], *, durable: bool = True) -> Feedbac
 def _shown_tools(recommendation: Recommendation) -> dict[str, int]:
     """Names by which the agent may refer to each shown tool -> tool id."""
     names: dict[str, int] = {}
-    for impression in recommendation.impressions.select_related("tool"):
-        tool = impression.tool
+    # Two primary/foreign-key lookups rather than a join: with stale table statistics (no
+    # autovacuum) PostgreSQL planned the join as a scan of the whole catalog, 7 ms instead of 0.2.
+    tool_ids = list(recommendation.impressions.values_list("tool_id", flat=True))
+    for tool in Tool.objects.filter(pk__in=tool_ids).only("pk", "namespace", "name"):
         for name in (tool.name, tool.function_name, tool.key):
             names.setdefault(name, tool.pk)
     return names
