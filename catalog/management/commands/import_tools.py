@@ -4,8 +4,10 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 
 from catalog.importers import FORMATS, parse_tools
+from catalog.models import Tool
 from catalog.services import tool_import
 
 
@@ -29,6 +31,11 @@ class Command(BaseCommand):
             namespace=options["namespace"],
             schedule_rebuild=not options["no_rebuild"],
         )
+        if report.created and connection.vendor == "postgresql":
+            # Fresh planner statistics for the grown catalog: with stale ones (autovacuum off
+            # or not yet run) PostgreSQL planned joins on it as full scans.
+            with connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {Tool._meta.db_table}")
         for rejection in report.rejected:
             self.stderr.write(f"rejected {path.name} {rejection.position}: {rejection.reason}")
         self.stdout.write(
