@@ -83,6 +83,13 @@ class RetrievalConfig:
     # its topic and crowds the list (CSLS, Conneau et al. 2018).
     hub_k: int = 5
     hub_weight: float = 0.35
+    # Query expansion by pseudo-relevance feedback (RM3-style; prf_docs 0 = off): the
+    # prf_terms heaviest BM25 terms of the prf_docs best first-pass candidates, not in the
+    # last message, are added to its BM25 query with weight prf_weight (relative to the
+    # heaviest feedback term), and the candidates are fused again.
+    prf_docs: int = 0
+    prf_terms: int = 10
+    prf_weight: float = 0.3
     # Nearest-neighbour index by catalog size.
     ann: AnnConfig = field(default_factory=AnnConfig)
 
@@ -272,6 +279,12 @@ class RetrievalIndex:
         cosine = self._dense.scores_of(rows, vectors)
         fused = self._fuse_queries(rows, cosine, evidence)
 
+        if cfg.prf_docs > 0 and "main" in roles:
+            rows, cosine, fused, evidence = self._expand_main_query(
+                texts, rows, fused, evidence, sparse_top_rows, allowed
+            )
+            sparse_all = evidence.sparse_all
+
         # 4. family awareness.
         if cfg.family_boost > 0 and self._lookup.n_families:
             extra = self._family_siblings(rows, fused, allowed)
@@ -290,6 +303,38 @@ class RetrievalIndex:
             sparse=sparse_all[:, rows].max(axis=0).astype(np.float32),
             fused=fused[order].astype(np.float32),
         )
+
+    def _expand_main_query(
+        self,
+        texts: list[str],
+        rows: IntArray,
+        fused: FloatArray,
+        evidence: _Evidence,
+        sparse_top_rows: list[IntArray],
+        allowed: BoolArray | None,
+    ) -> tuple[IntArray, FloatArray, FloatArray, _Evidence]:
+        """Pseudo-relevance feedback on the last message's BM25 query (see RetrievalConfig)."""
+        cfg = self.config
+        j = evidence.roles.index("main")
+        feedback_rows = rows[np.argsort(-fused, kind="stable")[: cfg.prf_docs]]
+        own_terms = self._sparse.term_ids(tokenize(texts[j]))
+        terms, weights = self._sparse.top_terms(feedback_rows, cfg.prf_terms, own_terms)
+        if terms.size == 0:
+            cosine = self._dense.scores_of(rows, evidence.vectors)
+            return rows, cosine, fused, evidence
+        extra = self._sparse.weighted_scores(terms, weights)
+        if allowed is not None:
+            extra[~allowed] = 0.0
+        sparse_all = evidence.sparse_all.copy()
+        sparse_all[j] += cfg.prf_weight * extra
+        tops = list(sparse_top_rows)
+        tops[j] = _top_positive(sparse_all[j : j + 1], cfg.n_sparse)[0]
+        evidence = dataclasses.replace(
+            evidence, sparse_all=sparse_all, sparse_tops=[sparse_all[i, r] for i, r in enumerate(tops)]
+        )
+        rows = np.union1d(rows, tops[j])
+        cosine = self._dense.scores_of(rows, evidence.vectors)
+        return rows, cosine, self._fuse_queries(rows, cosine, evidence), evidence
 
     def _fuse_queries(self, rows: IntArray, cosine: FloatArray, evidence: _Evidence) -> FloatArray:
         """One score per candidate: per-query fusion, then the queries combined by role."""

@@ -70,7 +70,9 @@ def test_web_processes_never_see_a_torn_state(check_seconds: str) -> None:
         "PYTHONPATH": str(settings.BASE_DIR),
     }
     readers = [
-        subprocess.Popen([sys.executable, "-c", READER, "8", check_seconds], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", READER, "8", check_seconds], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         for _ in range(2)
     ]
     vector = np.ones(384, dtype=np.float32).tobytes()
