@@ -112,7 +112,7 @@ Why the defaults (nDCG@10, hybrid, tune/report halves; toolbench = TB, metatool 
   setting, no better). Query expansion: pseudo-relevance feedback on the BM25 query
   (RM3-style, ``prf_docs``; the heaviest BM25 terms of the best first-pass candidates added
   to the last message's query), four settings above: at best TB +0.2 on the tune half,
-  and MT -0.5 to -2.8 on it; the feedback terms of a wrong first hit pull in its
+  and MT -0.5 to -4.3 on it; the feedback terms of a wrong first hit pull in its
   neighbours. Kept as a knob, off. A synonym table was not tried: one written here would
   be fitted to these two datasets, which the issue rules out.
   (PRF rows measured later, after the flat scan moved to fp16, on a quieter machine.)
