@@ -24,6 +24,7 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from feedback.models import CoUse, Impression, Recommendation, ToolStats, UsageEvent, UserToolStats
@@ -237,6 +238,7 @@ def learning_batch(
         bandit = LinearBanditState.from_bytes(bytes(state.bandit))
         bandit, used_pairs = _fold(bandit, recs, events, late)
         _remember(recs, used_pairs)
+        _forget_oldest_memory()
         _count_users(recs, used_pairs)
         _count_co_use(recs, used_pairs)
         Recommendation.objects.filter(pk__in=rec_ids).update(learned_at=now)
@@ -293,6 +295,18 @@ def _remember(recs: list[tuple], used_pairs: set[tuple[object, int]]) -> None:
             if rec_id in vectors
         ]
     )
+
+
+def _forget_oldest_memory() -> None:
+    """Keep the newest MEMORY_MAX_CONTEXTS memory rows: web processes never load more, and
+    the table would otherwise grow with every use (it can be rebuilt from the log)."""
+    keep = settings.MEMORY_MAX_CONTEXTS
+    bounds = MemoryEntry.objects.aggregate(low=Min("pk"), high=Max("pk"))
+    if bounds["low"] is None or bounds["high"] - bounds["low"] < keep:
+        return  # two index reads; the offset scan below only when there may be too many
+    oldest_kept = MemoryEntry.objects.order_by("-pk").values_list("pk", flat=True)[keep - 1 : keep].first()
+    if oldest_kept is not None:
+        MemoryEntry.objects.filter(pk__lt=oldest_kept).delete()
 
 
 def _upsert_add(
