@@ -70,6 +70,8 @@ class Checkpoint:
     step: int
     usage_rate: float  # uses / tools shown, cumulative
     hit_rate: float  # recommendations with at least one use, cumulative
+    interval_usage_rate: float  # the same two since the previous checkpoint: the cumulative
+    interval_hit_rate: float  # figures hide how fast a policy learns and where it levels off
     recall_at_5: float  # on the test queries
     ndcg_at_10: float
     coverage: float  # share of the catalog shown at least once
@@ -169,6 +171,7 @@ def simulate_policy(scenario: Scenario, name: str, config: dict[str, Any]) -> Po
     agent_rng, policy_rng = random.Random(scenario.seed), np.random.default_rng(scenario.seed)
     eval_rng = np.random.default_rng(scenario.seed + 1)
     uses = shown_count = hits = learned_events = 0
+    last = (0, 0, 0, 0)  # step, uses, shown, hits at the previous checkpoint
     shown_tools: set[str] = set()
     held_waiting: dict[str, int] = {}  # held-back tool -> its queries seen since it was added
     held_found: dict[str, int] = {}
@@ -216,14 +219,18 @@ def simulate_policy(scenario: Scenario, name: str, config: dict[str, Any]) -> Po
                 step=step,
                 usage_rate=100 * uses / max(shown_count, 1),
                 hit_rate=100 * hits / step,
+                interval_usage_rate=100 * (uses - last[1]) / max(shown_count - last[2], 1),
+                interval_hit_rate=100 * (hits - last[3]) / max(step - last[0], 1),
                 recall_at_5=recall,
                 ndcg_at_10=ndcg,
                 coverage=100 * len(shown_tools) / Tool.objects.filter(enabled=True).count(),
                 learned_events=learned_events,
             )
             run.checkpoints.append(checkpoint)
+            last = (step, uses, shown_count, hits)
             scenario.progress(
-                f"{name:<16} step {step:>6}: usage {checkpoint.usage_rate:5.1f}  hit {checkpoint.hit_rate:5.1f}  "
+                f"{name:<16} step {step:>6}: usage {checkpoint.usage_rate:5.1f}  hit {checkpoint.hit_rate:5.1f} "
+                f"(interval {checkpoint.interval_hit_rate:5.1f})  "
                 f"R@5 {recall:5.1f}  nDCG@10 {ndcg:5.1f}  coverage {checkpoint.coverage:5.1f}"
             )
     run.seconds = time.perf_counter() - started

@@ -84,6 +84,11 @@ def test_learning_beats_semantic_on_a_tiny_catalog(tmp_path: Path) -> None:
     assert hybrid[300]["hit_rate"] > semantic[300]["hit_rate"] + 15
     assert hybrid[300]["ndcg_at_10"] > semantic[300]["ndcg_at_10"] + 10  # on unseen cities
     assert "hybrid" in out.getvalue() and "usage" in out.getvalue()
+    # the per-interval rates add up to the cumulative one (two intervals of 150 steps)
+    assert hybrid[150]["interval_hit_rate"] == pytest.approx(hybrid[150]["hit_rate"])
+    assert (hybrid[150]["interval_hit_rate"] + hybrid[300]["interval_hit_rate"]) / 2 == pytest.approx(
+        hybrid[300]["hit_rate"]
+    )
 
 
 @pytest.mark.django_db

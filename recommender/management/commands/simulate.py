@@ -119,6 +119,12 @@ class Command(BaseCommand):
                 QDRANT_PATH=Path(settings.VAR_DIR) / "simulate-qdrant",  # never the service's own vectors
                 LEARNING_AUTO_SCHEDULE=False,
                 IMPLICIT_FEEDBACK=False,
+                # Check for a new snapshot and learned state on every read, in this thread:
+                # a background refresher would make the replay depend on wall-clock time
+                # (which batch a recommendation sees) and shares SQLite's in-memory
+                # database across threads ("database table is locked").
+                SNAPSHOT_CHECK_SECONDS=0.0,
+                LEARNING_CHECK_SECONDS=0.0,
             ),
         ):
             clear_pending_flags()
@@ -189,13 +195,14 @@ class Command(BaseCommand):
 
     def _print(self, report: dict[str, Any]) -> None:
         self.stdout.write(
-            f"\n{'policy':<16} {'step':>6} {'usage':>7} {'hit':>7} {'R@5':>7} {'nDCG@10':>8} "
-            f"{'coverage':>9} {'events':>7}"
+            f"\n{'policy':<16} {'step':>6} {'usage':>7} {'hit':>7} {'usage/i':>8} {'hit/i':>7} "
+            f"{'R@5':>7} {'nDCG@10':>8} {'coverage':>9} {'events':>7}"
         )
         for run in report["runs"]:
             for c in run["checkpoints"]:
                 self.stdout.write(
                     f"{run['policy']:<16} {c['step']:>6} {c['usage_rate']:>7.1f} {c['hit_rate']:>7.1f} "
+                    f"{c['interval_usage_rate']:>8.1f} {c['interval_hit_rate']:>7.1f} "
                     f"{c['recall_at_5']:>7.1f} {c['ndcg_at_10']:>8.1f} {c['coverage']:>9.1f} {c['learned_events']:>7}"
                 )
         self.stdout.write("")
