@@ -122,6 +122,22 @@ def _load_memory(memory: ContextMemory | None, after_id: int) -> tuple[ContextMe
     return fresh, rows[-1][0]
 
 
+def _bandit_of(state: LearningState) -> LinearBanditState:
+    """The state's bandit, or a fresh one when it was learned over another feature set (a
+    deploy that changed FEATURE_NAMES): serving or updating it would fail on every request."""
+    bandit = LinearBanditState.from_bytes(bytes(state.bandit))
+    if bandit.d != N_FEATURES:
+        log.warning(
+            "learned state v%s has a %d-feature bandit, the code has %d features: starting a new bandit "
+            "(`manage.py rebuild_learning_state` relearns it from the log)",
+            state.pk,
+            bandit.d,
+            N_FEATURES,
+        )
+        return LinearBanditState.initial(N_FEATURES)
+    return bandit
+
+
 class LearningHolder(RefreshingHolder[LearnedState]):
     """The learned state this process serves, refreshed when a newer one is published."""
 
@@ -144,7 +160,7 @@ class LearningHolder(RefreshingHolder[LearnedState]):
     @staticmethod
     def _load(version: int, ranker_id: int | None, current: LearnedState | None) -> LearnedState:
         state = LearningState.objects.get(pk=version)
-        bandit = LinearBanditState.from_bytes(bytes(state.bandit))
+        bandit = _bandit_of(state)
         memory, last_id = _load_memory(current.memory if current else None, current.memory_last_id if current else 0)
         if current is not None and current.ranker_id == ranker_id:
             ranker_text = current.ranker_text
@@ -235,7 +251,7 @@ def learning_batch(
                 "pk", "recommendation_id", "tool_id", "used", "reward"
             )
         )
-        bandit = LinearBanditState.from_bytes(bytes(state.bandit))
+        bandit = _bandit_of(state)
         bandit, used_pairs = _fold(bandit, recs, events, late)
         _remember(recs, used_pairs)
         _forget_oldest_memory()

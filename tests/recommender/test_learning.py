@@ -93,3 +93,15 @@ def test_what_is_learned_changes_what_is_recommended(api: APIClient, indexed: No
         learning_batch(delay_seconds=0)
     learned.reset()
     assert _recommend(api, ask.format("Madrid"), k=1)["tools"][0]["name"] == "weather_get_current"
+
+
+def test_a_state_learned_over_other_features_is_not_served_and_learning_starts_over(
+    api: APIClient, indexed: None
+) -> None:
+    LearningState.objects.create(bandit=LinearBanditState.initial(5).to_bytes())  # an older feature set
+    learned.reset()
+    body = _recommend(api, "send an email to Bob", k=3)  # the bandit policy must not fail on it
+    assert len(body["tools"]) == 3
+    _use(api, body, body["tools"][0]["name"])
+    assert learning_batch(delay_seconds=0) is not None
+    assert _latest_bandit().d != 5 and _latest_bandit().n_updates == 3
