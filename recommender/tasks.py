@@ -37,10 +37,11 @@ def rebuild_index(force: bool = False) -> int | None:
 )
 def learn_from_feedback(max_batches: int = 10) -> int:
     """Learn up to `max_batches` batches of feedback; returns how many were learned."""
-    from recommender.learning import LEARN_PENDING_KEY, learning_batch
+    from recommender.learning import learning_batch
 
-    with contextlib.suppress(Exception):
-        cache.delete(LEARN_PENDING_KEY)
+    # The debounce flag (LEARN_PENDING_KEY) is left to expire on its own: it lives exactly as
+    # long as the countdown, so deleting it here removed the flag of the *next* window and let
+    # a second task through per window (up to 3 learning runs a second under steady feedback).
     # One cutoff for the whole run, and stop at the first partial batch: otherwise, under
     # steady traffic, each batch claimed the few recommendations that had just come of age
     # and published a new state every 50-200 ms (each web process then reloads it).
