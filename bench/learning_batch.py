@@ -57,6 +57,7 @@ def main() -> None:
         None if connection.vendor == "sqlite" else f"toolrec_bench_learning_{os.getpid()}"
     )
     old = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    holder = None
     try:
         with override_settings(
             SNAPSHOT_DIR=Path(settings.VAR_DIR) / "bench-snapshots",
@@ -88,7 +89,7 @@ def main() -> None:
                     )
         # Learning runs outside override_settings: overridden settings are slower to read.
         events = UsageEvent.objects.count()
-        holder = LearningHolder()
+        holder = LearningHolder()  # polls every LEARNING_CHECK_SECONDS from its own thread, as in a web process
         holder.get()
         started = time.perf_counter()
         if os.environ.get("PROFILE"):
@@ -105,6 +106,13 @@ def main() -> None:
             time.sleep(0.05)
         served_at = time.perf_counter()
     finally:
+        # The holders' refresh threads hold connections to the database about to be dropped.
+        from recommender.learning import learned
+        from recommender.snapshots import snapshots
+
+        for refreshing in (holder, learned, snapshots):
+            if refreshing is not None:
+                refreshing.stop()
         teardown_databases(old, verbosity=0)
     report = {
         "database": connection.vendor,

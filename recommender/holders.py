@@ -34,6 +34,7 @@ class RefreshingHolder(Generic[T]):
         self._current: T | None = None
         self._lock = threading.Lock()  # one refresh at a time
         self._thread_pid: int | None = None
+        self._thread: threading.Thread | None = None
         self._found_nothing_at = -1e9  # when a synchronous check last found nothing to serve
 
     def interval(self) -> float:
@@ -64,23 +65,37 @@ class RefreshingHolder(Generic[T]):
         with self._lock:
             self._current, self._found_nothing_at = None, -1e9
 
+    def stop(self) -> None:
+        """End this process's refresh thread and close its database connection (before
+        dropping a database, e.g. in a benchmark); a later `get` starts a new one."""
+        with self._lock:
+            thread, self._thread, self._thread_pid = self._thread, None, None
+        if thread is not None:
+            thread.join(timeout=max(self.interval(), 0.05) + 5)
+
     def _start_thread(self) -> None:
         with self._lock:
             if self._thread_pid == os.getpid():
                 return
             self._thread_pid = os.getpid()
-        threading.Thread(target=self._run, name=f"toolrec-{self.name}-refresh", daemon=True).start()
+            self._thread = threading.Thread(target=self._run, name=f"toolrec-{self.name}-refresh", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         pid = os.getpid()
-        while self._thread_pid == pid:
-            time.sleep(max(self.interval(), 0.05))
-            close_old_connections()  # a dropped or expired connection is replaced, not reused
-            try:
-                with self._lock:
-                    fresh = self.refresh(self._current)
-                    if fresh is not None:
-                        self._current = fresh
-            except Exception:
-                log.exception("refreshing the %s failed; serving the one loaded", self.name)
-                connection.close()
+        try:
+            while self._thread_pid == pid:
+                time.sleep(max(self.interval(), 0.05))
+                if self._thread_pid != pid:
+                    break
+                close_old_connections()  # a dropped or expired connection is replaced, not reused
+                try:
+                    with self._lock:
+                        fresh = self.refresh(self._current)
+                        if fresh is not None:
+                            self._current = fresh
+                except Exception:
+                    log.exception("refreshing the %s failed; serving the one loaded", self.name)
+                    connection.close()
+        finally:
+            connection.close()  # this thread's own connection

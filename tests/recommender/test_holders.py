@@ -86,3 +86,15 @@ def test_nothing_published_is_looked_up_again_only_after_the_interval():
     holder.reset()
     holder.version = 3
     assert holder.get() == 3
+
+
+def test_stop_ends_the_refresh_thread_and_a_later_read_starts_one():
+    holder = Published(interval=0.05)
+    assert holder.get() == 1
+    thread = holder._thread
+    assert thread is not None and thread.is_alive()
+    holder.stop()
+    assert not thread.is_alive()
+    holder.version = 2
+    assert holder.get() == 1  # loaded value still served; a new thread picks up version 2
+    assert _wait_for(lambda: holder.get() == 2)
