@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from feedback.models import ToolStats
-from feedback.selectors import co_use_counts, user_tool_counts
+from feedback.selectors import co_use_counts_all, user_tool_counts_all
 from recommender.engine.features import FeatureInputs, build_features
 from recommender.engine.ltr import predict as ltr_predict
 from recommender.engine.policy import PolicyConfig, Slate, choose_slate
@@ -73,20 +77,64 @@ def _tool_signals(tool_ids: list[int], learned: LearnedState | None) -> tuple[np
     return uses, shows, age
 
 
-def _user_signals(user_id: str, tool_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    uses, shows = np.zeros(len(tool_ids)), np.zeros(len(tool_ids))
-    position = {t: i for i, t in enumerate(tool_ids)}
-    for tool_id, used, shown in user_tool_counts(user_id=user_id, tool_ids=tool_ids):
-        uses[position[tool_id]], shows[position[tool_id]] = used, shown
-    return uses, shows
+@dataclass(frozen=True)
+class RequestSignals:
+    """What the database knows about this request's user and the tools already called: the
+    user's (uses, shows) per tool and the co-use counts after the called tools, per tool."""
+
+    user: dict[int, tuple[int, int]]
+    co_use: dict[int, int]
 
 
-def _co_use(called_ids: list[int], tool_ids: list[int]) -> np.ndarray:
-    out = np.zeros(len(tool_ids))
-    position = {t: i for i, t in enumerate(tool_ids)}
-    for tool_id, count in co_use_counts(called_ids=called_ids, tool_ids=tool_ids):
-        out[position[tool_id]] += count
-    return out
+def request_signals_read(*, user_id: str, called_ids: list[int]) -> RequestSignals:
+    return RequestSignals(
+        user=user_tool_counts_all(user_id=user_id, limit=settings.USER_SIGNALS_MAX_TOOLS),
+        co_use=co_use_counts_all(called_ids=called_ids),
+    )
+
+
+# The two reads above need no candidates, so the recommendation path starts them in this
+# pool before embedding the queries (ONNX and psycopg both release the GIL) and collects
+# them after retrieval: a database round trip or two (~0.3-1 ms each under load) that no
+# longer adds to the request. PostgreSQL only: SQLite has no network wait to hide, and its
+# test databases live in memory, shared badly across threads.
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+_pool_lock = threading.Lock()
+
+
+def _read_in_pool(user_id: str, called_ids: list[int]) -> RequestSignals:
+    close_old_connections()  # this thread's connection outlives requests: replace a dead one
+    try:
+        return request_signals_read(user_id=user_id, called_ids=called_ids)
+    except Exception:
+        connection.close()
+        raise
+
+
+def request_signals_start(*, user_id: str, called_ids: list[int]) -> Future[RequestSignals] | None:
+    """Start reading the request's signals in the background; None to read them in place."""
+    global _pool, _pool_pid
+    if not (user_id or called_ids) or connection.vendor != "postgresql":
+        return None
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():  # pools do not survive a fork
+            _pool, _pool_pid = ThreadPoolExecutor(max_workers=2, thread_name_prefix="toolrec-signals"), os.getpid()
+        pool = _pool
+    return pool.submit(_read_in_pool, user_id, called_ids)
+
+
+def request_signals_finish(
+    started: Future[RequestSignals] | None, *, user_id: str, called_ids: list[int]
+) -> RequestSignals:
+    if started is not None:
+        try:
+            return started.result(timeout=5)
+        except Exception:
+            log.warning("background read of the request signals failed; reading them in place", exc_info=True)
+    if not (user_id or called_ids):
+        return RequestSignals(user={}, co_use={})
+    return request_signals_read(user_id=user_id, called_ids=called_ids)
 
 
 def rank(
@@ -101,15 +149,21 @@ def rank(
     config: PolicyConfig,
     learned: LearnedState | None,
     rng: np.random.Generator,
+    signals: RequestSignals | Future[RequestSignals] | None = None,
 ) -> Ranked:
+    """`signals`: the request's user and co-use counts, or their background read
+    (`request_signals_start`); None reads them here."""
     started = time.perf_counter()
     ids = [int(t) for t in tool_ids]
     uses, shows, age = _tool_signals(ids, learned)
-    user_uses, user_shows = _user_signals(user_id, ids)
     memory = learned.memory if learned is not None else None
     votes = memory.votes(query_vector, tool_ids) if memory is not None and len(memory) else np.zeros(len(ids))
     called = set(called_ids)
-    co_use = _co_use(called_ids, ids)
+    if not isinstance(signals, RequestSignals):
+        signals = request_signals_finish(signals, user_id=user_id, called_ids=called_ids)
+    user_uses = np.array([signals.user.get(t, (0, 0))[0] for t in ids], dtype=np.float64)
+    user_shows = np.array([signals.user.get(t, (0, 0))[1] for t in ids], dtype=np.float64)
+    co_use = np.array([signals.co_use.get(t, 0) for t in ids], dtype=np.float64)
     signals_ms = (time.perf_counter() - started) * 1000
     features = build_features(
         FeatureInputs(

@@ -26,7 +26,7 @@ from recommender.engine.features import FEATURE_INDEX
 from recommender.engine.retrieval import query_roles
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, ToolFilter
 from recommender.learning import learned
-from recommender.ranking import candidate_log, policy_config, rank
+from recommender.ranking import candidate_log, policy_config, rank, request_signals_start
 from recommender.snapshots import LoadedSnapshot, snapshots
 from toolrec_site.background import run_task
 from toolrec_site.errors import ToolrecError, Unavailable
@@ -146,6 +146,7 @@ def recommendation_create(
         implicit_feedback_record(api_key=api_key, conversation_id=conversation_id, called_tool_ids=called_ids)
     assignment = assignment_for(user_id=user_id, conversation_id=conversation_id)
     config = policy_config(policy if policy is not None else assignment.policy or settings.RECOMMEND_POLICY)
+    signals = request_signals_start(user_id=user_id, called_ids=called_ids)  # read while embedding
     prepared = time.perf_counter()
     vectors = embed_queries(context, messages, snapshot.embedding_model)
     embedded = time.perf_counter()
@@ -164,6 +165,7 @@ def recommendation_create(
         config=config,
         learned=state,
         rng=rng or np.random.default_rng(),
+        signals=signals,
     )
     slate = ranked.slate
     shown = [

@@ -3,10 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from rest_framework.test import APIClient
 
 from feedback.models import Impression, Recommendation, UsageEvent, UserToolStats
 from recommender.engine.bandit import LinearBanditState
+from recommender.engine.features import FEATURE_INDEX
 from recommender.learning import learned, learning_batch, learning_state_rebuild
 from recommender.models import LearningState, MemoryEntry
 
@@ -105,3 +107,40 @@ def test_a_state_learned_over_other_features_is_not_served_and_learning_starts_o
     _use(api, body, body["tools"][0]["name"])
     assert learning_batch(delay_seconds=0) is not None
     assert _latest_bandit().d != 5 and _latest_bandit().n_updates == 3
+
+
+@pytest.mark.django_db(transaction=True)  # on PostgreSQL the signals are read on another connection
+def test_a_users_history_and_co_use_reach_the_next_recommendations_features(api: APIClient, indexed: None) -> None:
+    first = _recommend(api, "send an email to Bob", k=3, user_id="ann")
+    email_tool = first["tools"][0]["name"]
+    _use(api, first, email_tool)
+    learning_batch(delay_seconds=0)  # per-user counts
+
+    def features_of(body: dict[str, Any], tool: str) -> list[float]:
+        impression = Impression.objects.get(recommendation_id=body["recommendation_id"], tool__name=tool)
+        return impression.features
+
+    again = _recommend(api, "send an email to Carol", k=3, user_id="ann")
+    stranger = _recommend(api, "send an email to Carol", k=3, user_id="bob")
+    index = FEATURE_INDEX["user_log_uses"]
+    assert features_of(again, email_tool)[index] > 0 and features_of(stranger, email_tool)[index] == 0
+
+    # co-use: a tool used after the email tool in a conversation is boosted after a later call of it
+    call = {
+        "role": "assistant",
+        "tool_calls": [{"id": "c1", "type": "function", "function": {"name": email_tool, "arguments": "{}"}}],
+    }
+    messages = [
+        {"role": "user", "content": "send an email to Bob"},
+        call,
+        {"role": "tool", "tool_call_id": "c1", "content": "sent"},
+    ]
+    follow = api.post(
+        REC, {"messages": [*messages, {"role": "user", "content": "and what is the weather"}], "k": 3}, format="json"
+    ).json()
+    _use(api, follow, follow["tools"][0]["name"])
+    learning_batch(delay_seconds=0)
+    later = api.post(
+        REC, {"messages": [*messages, {"role": "user", "content": "and what is the weather"}], "k": 3}, format="json"
+    ).json()
+    assert features_of(later, follow["tools"][0]["name"])[FEATURE_INDEX["co_use"]] > 0
