@@ -110,6 +110,9 @@ def _read_in_pool(user_id: str, called_ids: list[int]) -> RequestSignals:
     except Exception:
         connection.close()
         raise
+    finally:
+        if connection.settings_dict.get("CONN_MAX_AGE") == 0:  # no persistent connections wanted
+            connection.close()
 
 
 def request_signals_start(*, user_id: str, called_ids: list[int]) -> Future[RequestSignals] | None:

@@ -14,6 +14,14 @@ os.environ.setdefault("TOOLREC_WARMUP", "false")
 
 from toolrec_site.settings import *  # noqa: F403
 
+# Each run its own test database (two runs on one PostgreSQL collided on "test_toolrec"), and
+# no connection kept past its unit of work, so that background readers (the request-signal
+# pool) let the test database be dropped at the end.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+DATABASES["default"].setdefault("TEST", {})["NAME"] = (  # noqa: F405
+    None if DATABASES["default"]["ENGINE"].endswith("sqlite3") else f"test_toolrec_{uuid.uuid4().hex[:8]}"  # noqa: F405
+)
+
 SNAPSHOT_CHECK_SECONDS = 0.0  # tests see a new snapshot at once
 LEARNING_CHECK_SECONDS = 0.0
 BACKGROUND_THREADS = False  # run background work inline, where the test can see it
