@@ -8,6 +8,19 @@ from rest_framework import serializers
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 
+def _without_nul(value: Any) -> Any:
+    """The value with NUL characters removed from every string in it. PostgreSQL cannot store
+    them (the request failed with a 500 when the message was logged), they mean nothing to
+    retrieval, and tool results pasted from binary output do carry them."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
+
+
 class MessageField(serializers.DictField):
     """One OpenAI-style chat message; only its shape is checked here."""
 
@@ -23,7 +36,8 @@ class MessageField(serializers.DictField):
         tool_calls = data.get("tool_calls")
         if tool_calls is not None and not isinstance(tool_calls, list):
             raise serializers.ValidationError("tool_calls must be a list")
-        return data
+        cleaned: dict[str, Any] = _without_nul(data)
+        return cleaned
 
 
 class FilterSerializer(serializers.Serializer):

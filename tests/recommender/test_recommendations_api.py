@@ -153,3 +153,17 @@ def test_the_context_vector_is_the_mean_of_the_recent_turns(indexed: None) -> No
     expected = turns.mean(axis=0) / np.linalg.norm(turns.mean(axis=0))
     assert np.allclose(vectors[-1], expected, atol=1e-5)
     assert np.allclose(vectors[0], turns[0], atol=1e-6)
+
+
+def test_nul_characters_in_messages_are_dropped_not_a_server_error(api: APIClient, indexed: None) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "send\u0000_email", "arguments": "{}"}}
+    messages = [
+        {"role": "user", "content": "send an\u0000 email to Bob"},
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "binary\u0000output"},
+        {"role": "user", "content": [{"type": "text", "text": "and the weather\u0000 in Paris"}]},
+    ]
+    response = api.post(URL, {"messages": messages, "conversation_id": "c1", "user_id": "u1"}, format="json")
+    assert response.status_code == 200, response.json()
+    stored = Recommendation.objects.get(pk=response.json()["recommendation_id"])
+    assert "\u0000" not in stored.query_text and stored.query_text.endswith("weather in Paris")
