@@ -103,6 +103,16 @@ def _tags(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.strip().lower() for t in value if t.strip()))
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def make_spec(
     *,
     name: Any,
@@ -115,6 +125,13 @@ def make_spec(
     extra: Mapping[str, Any] | None = None,
 ) -> ToolSpec:
     """Validate one tool's fields; raise :class:`InvalidTool` with the reason."""
+    fields = {"name": name, "description": description, "parameters": parameters, "category": category}
+    fields |= {"tags": tags, "family": family, "source": source, "extra": extra}
+    for what, value in fields.items():
+        # PostgreSQL stores no NUL character in text or jsonb: refused here with a reason,
+        # not as a database error halfway through an import.
+        if _has_nul(value):
+            raise InvalidTool(f"{what} must not contain NUL characters")
     # A name is an identifier: kept exactly as given (some catalogs have leading spaces in ids).
     clean_name = _text(name, "name", limit=MAX_NAME, required=True, strip=False)
     if _CONTROL.search(clean_name):

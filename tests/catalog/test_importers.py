@@ -97,6 +97,20 @@ def test_it_rejects_bad_records_with_their_line_and_keeps_the_good_ones() -> Non
     assert "tags" in rejected[5].reason
 
 
+def test_a_nul_character_anywhere_rejects_the_record_with_its_reason() -> None:
+    lines = [
+        json.dumps({"id": "nul_description", "description": "reads\u0000 files"}),
+        json.dumps(
+            {"id": "nul_param", "parameters": {"type": "object", "properties": {"q": {"description": "a\u0000"}}}}
+        ),
+        json.dumps({"id": "literal_escape_is_fine", "description": "write \\u0000 to end a C string"}),
+    ]
+    specs, rejected = _split(list(parse_tools("\n".join(lines), "jsonl")))
+    assert [s.name for s in specs] == ["literal_escape_is_fine"]
+    assert ["description" in rejected[0].reason, "parameters" in rejected[1].reason] == [True, True]
+    assert all("NUL" in r.reason for r in rejected)
+
+
 def test_it_rejects_an_openai_record_that_is_not_a_function() -> None:
     text = json.dumps([{"type": "retrieval"}, {"type": "function", "function": {"name": ""}}])
     specs, rejected = _split(list(parse_tools(text, "openai")))

@@ -47,6 +47,14 @@ def test_it_rejects_an_invalid_schema_and_stores_nothing(api: APIClient, db: Non
     assert Tool.objects.count() == 0
 
 
+def test_a_nul_character_in_the_schema_is_a_400_not_a_server_error(api: APIClient, db: None) -> None:
+    parameters = {"type": "object", "properties": {"q": {"type": "string", "description": "x\u0000"}}}
+    response = api.post("/api/v1/tools", {"name": "x", "parameters": parameters}, format="json")
+    assert response.status_code == 400
+    assert "NUL" in response.json()["error"]["message"]
+    assert Tool.objects.count() == 0
+
+
 def test_it_updates_and_disables_a_tool(api: APIClient, catalog: Callable[..., None]) -> None:
     catalog()
     tool = Tool.objects.get(name="mail_send")
