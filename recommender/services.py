@@ -26,7 +26,8 @@ from recommender.engine.features import FEATURE_INDEX
 from recommender.engine.retrieval import query_roles
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, ToolFilter
 from recommender.learning import learned
-from recommender.ranking import candidate_log, policy_config, rank, request_signals_start
+from recommender.ranking import candidate_log, policy_config, rank
+from recommender.signals import request_signals_start
 from recommender.snapshots import LoadedSnapshot, snapshots
 from toolrec_site.background import run_task
 from toolrec_site.errors import ToolrecError, Unavailable
