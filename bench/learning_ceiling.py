@@ -59,7 +59,10 @@ def expected_hit(slate: Sequence[int], relevant: set[int]) -> float:
 def stream_like_simulate(
     paths: Sequence[pathlib.Path], known: set[str], steps: int, seed: int, test_fraction: float, test_size: int
 ) -> tuple[list[tuple[str, frozenset[str]]], random.Random]:
-    """The stream `manage.py simulate` builds: same filtering, same rng calls, same order."""
+    """The stream `manage.py simulate` builds: same filtering, same rng calls, same order.
+
+    The loading repeats `recommender.simulation.load_queries` on purpose: that module imports
+    Django models, and this script runs on the pure engine alone."""
     queries = []
     for path in paths:
         for line in path.read_text(encoding="utf-8").splitlines():
