@@ -1,4 +1,3 @@
-import time
 
 import numpy as np
 import pytest
@@ -140,30 +139,3 @@ def test_an_empty_memory_votes_zero() -> None:
 def test_it_rejects_vectors_of_the_wrong_dimension() -> None:
     with pytest.raises(ValueError):
         ContextMemory(4).add(np.ones((2, 3)), [1, 2])
-
-
-def test_votes_latency_with_50k_stored_contexts() -> None:
-    rng = np.random.default_rng(3)
-    dim, n_tools = 384, 10_000
-    # tool usage is heavy-tailed: a few tools get most of the uses
-    tools = np.minimum(rng.zipf(1.3, 50_000), n_tools) - 1
-    memory = ContextMemory(dim, max_size=50_000)
-    memory.add(unit(rng, 50_000, dim), tools)
-    candidates = np.concatenate([np.arange(10), rng.choice(np.arange(10, n_tools), 190, replace=False)])
-    query = unit(rng, 1, dim)[0]
-    memory.votes(query, candidates)
-
-    runs = 200
-    started = time.perf_counter()
-    for _ in range(runs):
-        votes = memory.votes(query, candidates, k=20)
-    per_call_ms = (time.perf_counter() - started) / runs * 1e3
-    started = time.perf_counter()
-    for _ in range(20):
-        memory.nearest(query, 20)
-    scan_ms = (time.perf_counter() - started) / 20 * 1e3
-    print(
-        f"\nContextMemory.votes, 50k x {dim}, 200 candidates (10 most popular tools among "
-        f"them): {per_call_ms:.3f} ms; full exact scan: {scan_ms:.2f} ms"
-    )
-    assert votes.shape == (200,)
