@@ -48,7 +48,8 @@ def main() -> None:
     from feedback.models import UsageEvent
     from feedback.services import FeedbackItem, feedback_record
     from recommender.embeddings import prefill_cache
-    from recommender.learning import LearningHolder, learning_batch
+    from recommender.learned_state import LearningHolder
+    from recommender.learning import learning_batch
     from recommender.services import recommendation_create
     from recommender.snapshots import snapshot_build
 
@@ -107,7 +108,7 @@ def main() -> None:
         served_at = time.perf_counter()
     finally:
         # The holders' refresh threads hold connections to the database about to be dropped.
-        from recommender.learning import learned
+        from recommender.learned_state import learned
         from recommender.snapshots import snapshots
 
         for refreshing in (holder, learned, snapshots):

@@ -11,7 +11,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from recommender.learning import learned
+from recommender.learned_state import learned
 from recommender.models import IndexSnapshot
 from recommender.snapshots import snapshots
 from recommender.vectorstore import vector_store_health

@@ -15,7 +15,7 @@ from recommender.engine.bandit import LinearBanditState, predict
 from recommender.engine.ltr import predict as ltr_predict
 from recommender.engine.ope import OpeConfig, doubly_robust, ips, snips
 from recommender.engine.policy import PolicyConfig, inclusion_probabilities
-from recommender.learning import learned
+from recommender.learned_state import learned
 from recommender.ranking import read_candidate_log
 
 

@@ -21,7 +21,7 @@ from recommender.engine.features import FeatureInputs, build_features
 from recommender.engine.ltr import predict as ltr_predict
 from recommender.engine.policy import PolicyConfig, Slate, choose_slate
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray
-from recommender.learning import LearnedState
+from recommender.learned_state import LearnedState
 from recommender.signals import RequestSignals, request_signals_finish
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from recommender.engine.conversation import previous_user_texts, read_conversati
 from recommender.engine.features import FEATURE_INDEX
 from recommender.engine.retrieval import query_roles
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, ToolFilter
-from recommender.learning import learned
+from recommender.learned_state import learned
 from recommender.ranking import candidate_log, policy_config, rank
 from recommender.signals import request_signals_start
 from recommender.snapshots import LoadedSnapshot, snapshots

@@ -32,7 +32,8 @@ from feedback.services import FeedbackItem, feedback_record
 from recommender.embeddings import prefill_cache
 from recommender.engine.conversation import read_conversation
 from recommender.engine.metrics import ndcg_at_k, recall_at_k
-from recommender.learning import learned, learning_batch
+from recommender.learned_state import learned
+from recommender.learning import learning_batch
 from recommender.models import LearningState, MemoryEntry, RankerModel
 from recommender.rankers import ranker_activate, ranker_train
 from recommender.services import recommendation_create

@@ -177,7 +177,7 @@ def indexed(catalog: Callable[..., None]) -> None:
 def _fresh_process_state() -> None:
     from access.authentication import forget_cached_keys
     from experiments.selectors import reset_cache
-    from recommender.learning import learned
+    from recommender.learned_state import learned
     from recommender.snapshots import snapshots
 
     snapshots.reset()

@@ -18,7 +18,8 @@ def test_health_reports_each_dependency(indexed: None) -> None:
 
 
 def test_health_shows_the_learned_state_this_process_serves(api, indexed: None) -> None:
-    from recommender.learning import learned, learning_batch
+    from recommender.learned_state import learned
+    from recommender.learning import learning_batch
 
     api.post("/api/v1/recommendations", {"messages": [{"role": "user", "content": "send an email"}]}, format="json")
     outcome = learning_batch(delay_seconds=0)

@@ -9,7 +9,8 @@ from rest_framework.test import APIClient
 from feedback.models import Impression, Recommendation, UsageEvent, UserToolStats
 from recommender.engine.bandit import LinearBanditState
 from recommender.engine.features import FEATURE_INDEX
-from recommender.learning import learned, learning_batch, learning_state_rebuild
+from recommender.learned_state import learned
+from recommender.learning import learning_batch, learning_state_rebuild
 from recommender.models import LearningState, MemoryEntry
 
 REC, FEEDBACK = "/api/v1/recommendations", "/api/v1/feedback"

@@ -10,7 +10,8 @@ from django.test import override_settings
 
 from access.models import ApiKey
 from feedback.services import FeedbackItem, feedback_record
-from recommender.learning import learned, learning_batch
+from recommender.learned_state import learned
+from recommender.learning import learning_batch
 from recommender.models import RankerModel
 from recommender.rankers import ranker_activate, ranker_train
 from recommender.services import recommendation_create

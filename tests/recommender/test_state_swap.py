@@ -35,7 +35,7 @@ READER = textwrap.dedent(
     import numpy as np
     from django.conf import settings
     settings.LEARNING_CHECK_SECONDS = float(sys.argv[2])  # 0: check on every read; > 0: background thread
-    from recommender.learning import LearningHolder
+    from recommender.learned_state import LearningHolder
     holder, seen, last, deadline = LearningHolder(), 0, 0, time.monotonic() + float(sys.argv[1])
     while time.monotonic() < deadline:
         state = holder.get()

@@ -1,0 +1,166 @@
+"""What web processes serve of the learning: the newest published `LearningState` loaded
+as a `LearnedState` (bandit, per-tool statistics, context memory, active ranker) and swapped
+in whole by a refresh thread (`recommender.holders`), so a request never sees a half-built
+one. The learner that publishes the states is `recommender.learning`.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+
+from feedback.models import ToolStats
+from recommender import metrics
+from recommender.engine.bandit import LinearBanditState
+from recommender.engine.features import N_FEATURES
+from recommender.engine.memory import ContextMemory
+from recommender.holders import RefreshingHolder
+from recommender.models import LearningState, MemoryEntry, RankerModel
+
+log = logging.getLogger(__name__)
+MEMORY_DIM = 384  # the local embedder's; the memory adapts to the first vector it sees
+
+
+@dataclass(frozen=True, eq=False)
+class ToolStatsTable:
+    """Per-tool counts as of a learning version, sorted by tool id for vectorised lookups."""
+
+    tool_ids: np.ndarray
+    uses: np.ndarray
+    shows: np.ndarray
+    last_used: np.ndarray  # epoch seconds, NaN when never used
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(buffer, tool_ids=self.tool_ids, uses=self.uses, shows=self.shows, last_used=self.last_used)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ToolStatsTable:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return cls(z["tool_ids"], z["uses"], z["shows"], z["last_used"])
+
+    @classmethod
+    def current(cls) -> ToolStatsTable:
+        rows = list(
+            ToolStats.objects.order_by("tool_id").values_list(
+                "tool_id", "times_used", "times_recommended", "last_used_at"
+            )
+        )
+        return cls(
+            tool_ids=np.array([r[0] for r in rows], dtype=np.int64),
+            uses=np.array([r[1] for r in rows], dtype=np.float64),
+            shows=np.array([r[2] for r in rows], dtype=np.float64),
+            last_used=np.array([r[3].timestamp() if r[3] else np.nan for r in rows], dtype=np.float64),
+        )
+
+    def lookup(self, tool_ids: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(uses, shows, seconds since last use) for these tools; unknown tools count zero."""
+        if not len(self.tool_ids):
+            zeros = np.zeros(len(tool_ids))
+            return zeros, zeros.copy(), np.full(len(tool_ids), np.inf)
+        at = np.clip(np.searchsorted(self.tool_ids, tool_ids), 0, len(self.tool_ids) - 1)
+        found = self.tool_ids[at] == tool_ids
+        last = np.where(found, self.last_used[at], np.nan)
+        return (
+            np.where(found, self.uses[at], 0.0),
+            np.where(found, self.shows[at], 0.0),
+            np.where(np.isnan(last), np.inf, now - last),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class LearnedState:
+    version: int
+    bandit: LinearBanditState
+    memory: ContextMemory
+    memory_last_id: int
+    ranker_id: int | None
+    ranker_text: str | None
+    tool_stats: ToolStatsTable | None
+
+
+def _new_memory(dim: int) -> ContextMemory:
+    return ContextMemory(dim, max_size=settings.MEMORY_MAX_CONTEXTS)
+
+
+def _load_memory(memory: ContextMemory | None, after_id: int) -> tuple[ContextMemory | None, int]:
+    """The memory with the entries newer than `after_id` added, as a new object (the old
+    one may be serving requests), or the same one when nothing is new."""
+    rows = list(
+        MemoryEntry.objects.filter(pk__gt=after_id)
+        .order_by("-pk")
+        .values_list("pk", "tool_id", "vector")[: settings.MEMORY_MAX_CONTEXTS]
+    )
+    if not rows:
+        return memory, after_id
+    rows.reverse()
+    vectors = np.stack([np.frombuffer(bytes(v), dtype=np.float32) for _, _, v in rows])
+    fresh = (
+        copy.copy(memory) if memory is not None and memory.dim == vectors.shape[1] else _new_memory(vectors.shape[1])
+    )
+    fresh.add(vectors, np.array([t for _, t, _ in rows], dtype=np.int64))  # add() rebinds, never mutates arrays
+    return fresh, rows[-1][0]
+
+
+def bandit_of(state: LearningState) -> LinearBanditState:
+    """The state's bandit, or a fresh one when it was learned over another feature set (a
+    deploy that changed FEATURE_NAMES): serving or updating it would fail on every request."""
+    bandit = LinearBanditState.from_bytes(bytes(state.bandit))
+    if bandit.d != N_FEATURES:
+        log.warning(
+            "learned state v%s has a %d-feature bandit, the code has %d features: starting a new bandit "
+            "(`manage.py rebuild_learning_state` relearns it from the log)",
+            state.pk,
+            bandit.d,
+            N_FEATURES,
+        )
+        return LinearBanditState.initial(N_FEATURES)
+    return bandit
+
+
+class LearningHolder(RefreshingHolder[LearnedState]):
+    """The learned state this process serves, refreshed when a newer one is published."""
+
+    name = "learned-state"
+
+    def interval(self) -> float:
+        return float(settings.LEARNING_CHECK_SECONDS)
+
+    def refresh(self, current: LearnedState | None) -> LearnedState | None:
+        latest = LearningState.objects.order_by("-pk").values_list("pk", flat=True).first()
+        ranker = RankerModel.objects.filter(is_active=True).values_list("pk", flat=True).first()
+        if latest is None:
+            return None
+        if current is not None and current.version == latest and current.ranker_id == ranker:
+            return current
+        loaded = self._load(latest, ranker, current)
+        metrics.LEARNED_STATE_VERSION.set(loaded.version)
+        return loaded
+
+    @staticmethod
+    def _load(version: int, ranker_id: int | None, current: LearnedState | None) -> LearnedState:
+        state = LearningState.objects.get(pk=version)
+        bandit = bandit_of(state)
+        memory, last_id = _load_memory(current.memory if current else None, current.memory_last_id if current else 0)
+        if current is not None and current.ranker_id == ranker_id:
+            ranker_text = current.ranker_text
+        else:
+            ranker_text = RankerModel.objects.filter(pk=ranker_id).values_list("model_text", flat=True).first()
+        return LearnedState(
+            version=version,
+            bandit=bandit,
+            memory=memory if memory is not None else _new_memory(MEMORY_DIM),
+            memory_last_id=last_id,
+            ranker_id=ranker_id,
+            ranker_text=ranker_text,
+            tool_stats=ToolStatsTable.from_bytes(bytes(state.tool_stats)) if state.tool_stats else None,
+        )
+
+
+learned = LearningHolder()
