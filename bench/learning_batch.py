@@ -107,13 +107,15 @@ def main() -> None:
             time.sleep(0.05)
         served_at = time.perf_counter()
     finally:
-        # The holders' refresh threads hold connections to the database about to be dropped.
+        # The holders' refresh threads and the signal pool hold connections to the database about to be dropped.
         from recommender.learned_state import learned
+        from recommender.signals import request_signals_stop
         from recommender.snapshots import snapshots
 
         for refreshing in (holder, learned, snapshots):
             if refreshing is not None:
                 refreshing.stop()
+        request_signals_stop()
         teardown_databases(old, verbosity=0)
     report = {
         "database": connection.vendor,

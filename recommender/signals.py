@@ -40,6 +40,7 @@ def request_signals_read(*, user_id: str, called_ids: list[int]) -> RequestSigna
     )
 
 
+_POOL_THREADS = 2
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0
 _pool_lock = threading.Lock()
@@ -64,7 +65,7 @@ def request_signals_start(*, user_id: str, called_ids: list[int]) -> Future[Requ
         return None
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():  # pools do not survive a fork
-            _pool, _pool_pid = ThreadPoolExecutor(max_workers=2, thread_name_prefix="toolrec-signals"), os.getpid()
+            _pool, _pool_pid = ThreadPoolExecutor(_POOL_THREADS, thread_name_prefix="toolrec-signals"), os.getpid()
         pool = _pool
     return pool.submit(_read_in_pool, user_id, called_ids)
 
@@ -80,3 +81,23 @@ def request_signals_finish(
     if not (user_id or called_ids):
         return RequestSignals(user={}, co_use={})
     return request_signals_read(user_id=user_id, called_ids=called_ids)
+
+
+def request_signals_stop() -> None:
+    """Close the pool's database connections and stop its threads (before dropping a
+    database, e.g. in a benchmark); the next request starts a new pool."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is None:
+        return
+    # One job per thread: each waits until all are running, so no thread takes two.
+    barrier = threading.Barrier(_POOL_THREADS)
+
+    def close_own_connection() -> None:
+        barrier.wait(timeout=10)
+        connection.close()
+
+    for job in [pool.submit(close_own_connection) for _ in range(_POOL_THREADS)]:
+        job.result(timeout=15)
+    pool.shutdown(wait=True)
