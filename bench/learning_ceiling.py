@@ -96,6 +96,9 @@ def main() -> None:
     p.add_argument("--cache", type=pathlib.Path, default=pathlib.Path("/tmp/toolrec_tune"))
     p.add_argument("--json", type=pathlib.Path, default=pathlib.Path("bench/results/learning_ceiling.json"))
     args = p.parse_args()
+    for path in [*args.tools, *args.queries]:
+        if not path.is_file():
+            p.error(f"no such file: {path}")
 
     docs = list({d.key: d for d in load_tools(args.tools)}.values())
     row_of = {d.key: i for i, d in enumerate(docs)}
@@ -104,10 +107,13 @@ def main() -> None:
     )
     add_at, held = None, set()
     if args.add_tools_at:
-        step_text, fraction_text = args.add_tools_at.split(":")
-        add_at = int(step_text)
+        try:
+            step_text, fraction_text = args.add_tools_at.split(":")
+            add_at, fraction = int(step_text), float(fraction_text)
+        except ValueError:
+            p.error("--add-tools-at must be STEP:FRACTION, e.g. 2000:0.1")
         asked = sorted({t for _, rel in stream for t in rel})
-        held = {row_of[t] for t in rng.sample(asked, max(1, round(float(fraction_text) * len(asked))))}
+        held = {row_of[t] for t in rng.sample(asked, max(1, round(fraction * len(asked))))}
 
     cache = EmbeddingCache(args.cache)
     index = RetrievalIndex.build(docs, cache.embed([embedding_text(d) for d in docs]))

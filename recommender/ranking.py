@@ -99,8 +99,7 @@ def rank(
     called = set(called_ids)
     if not isinstance(signals, RequestSignals):
         signals = request_signals_finish(signals, user_id=user_id, called_ids=called_ids)
-    user_uses = np.array([signals.user.get(t, (0, 0))[0] for t in ids], dtype=np.float64)
-    user_shows = np.array([signals.user.get(t, (0, 0))[1] for t in ids], dtype=np.float64)
+    user_uses, user_shows = np.array([signals.user.get(t, (0, 0)) for t in ids], dtype=np.float64).reshape(-1, 2).T
     co_use = np.array([signals.co_use.get(t, 0) for t in ids], dtype=np.float64)
     signals_ms = (time.perf_counter() - started) * 1000
     features = build_features(

@@ -281,7 +281,7 @@ class RetrievalIndex:
 
         if cfg.prf_docs > 0 and "main" in roles:
             rows, cosine, fused, evidence = self._expand_main_query(
-                texts, rows, fused, evidence, sparse_top_rows, allowed
+                texts, rows, cosine, fused, evidence, sparse_top_rows, allowed
             )
             sparse_all = evidence.sparse_all
 
@@ -308,6 +308,7 @@ class RetrievalIndex:
         self,
         texts: list[str],
         rows: IntArray,
+        cosine: FloatArray,
         fused: FloatArray,
         evidence: _Evidence,
         sparse_top_rows: list[IntArray],
@@ -320,7 +321,6 @@ class RetrievalIndex:
         own_terms = self._sparse.term_ids(tokenize(texts[j]))
         terms, weights = self._sparse.top_terms(feedback_rows, cfg.prf_terms, own_terms)
         if terms.size == 0:
-            cosine = self._dense.scores_of(rows, evidence.vectors)
             return rows, cosine, fused, evidence
         extra = self._sparse.weighted_scores(terms, weights)
         if allowed is not None:

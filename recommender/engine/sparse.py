@@ -66,19 +66,21 @@ class SparseIndex:
         ids = self.term_ids(tokens)
         if ids.size == 0:
             return np.zeros(self.n_docs, dtype=np.float32)
-        starts, ends = self._indptr[ids], self._indptr[ids + 1]
-        spans = [np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
-        positions = np.concatenate(spans)
+        positions = self._positions(ids)
         summed = np.bincount(self._indices[positions], weights=self._data[positions], minlength=self.n_docs)
         return summed.astype(np.float32)
+
+    def _positions(self, term_ids: np.ndarray) -> np.ndarray:
+        """Positions in the CSC arrays of the given terms' columns, term after term."""
+        starts, ends = self._indptr[term_ids], self._indptr[term_ids + 1]
+        return np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)])
 
     def weighted_scores(self, term_ids: np.ndarray, weights: FloatArray) -> FloatArray:
         """Sum over the terms of weight x the term's BM25 column (expansion terms)."""
         if term_ids.size == 0:
             return np.zeros(self.n_docs, dtype=np.float32)
-        starts, ends = self._indptr[term_ids], self._indptr[term_ids + 1]
-        lengths = ends - starts
-        positions = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)])
+        positions = self._positions(term_ids)
+        lengths = self._indptr[term_ids + 1] - self._indptr[term_ids]
         per_position = np.repeat(np.asarray(weights, dtype=np.float64), lengths)
         summed = np.bincount(
             self._indices[positions], weights=self._data[positions] * per_position, minlength=self.n_docs
