@@ -23,9 +23,10 @@ from recommender import metrics
 from recommender.embeddings import embed_cached
 from recommender.engine.conversation import previous_user_texts, read_conversation
 from recommender.engine.features import FEATURE_INDEX
+from recommender.engine.policy import PolicyConfig
 from recommender.engine.retrieval import query_roles
-from recommender.engine.types import Candidates, ConversationContext, FloatArray, ToolFilter
-from recommender.learned_state import learned
+from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray, ToolFilter
+from recommender.learned_state import LearnedState, learned
 from recommender.ranking import candidate_log, policy_config, rank
 from recommender.signals import request_signals_start
 from recommender.snapshots import LoadedSnapshot, snapshots
@@ -108,11 +109,26 @@ def retrieve(
     *,
     k: int,
     tool_filter: ToolFilter | None = None,
+    learned_tool_ids: IntArray | None = None,
 ) -> Candidates:
     """Candidates for a read conversation whose query texts are embedded: the engine step
-    shared by the API and by `evaluate_retrieval`, so the benchmark measures what is served."""
+    shared by the API and by `evaluate_retrieval`, so the benchmark measures what is served.
+
+    `learned_tool_ids` (tools similar past requests used) join the candidates even when
+    retrieval ranks them below the cut; the filter still applies to them."""
     allowed = snapshot.index.mask(tool_filter) if tool_filter is not None else None
-    return snapshot.index.search(context, vectors, n_candidates=max(settings.RECOMMEND_CANDIDATES, k), allowed=allowed)
+    keep = snapshot.rows_of(learned_tool_ids) if learned_tool_ids is not None else None
+    return snapshot.index.search(
+        context, vectors, n_candidates=max(settings.RECOMMEND_CANDIDATES, k), allowed=allowed, keep_rows=keep
+    )
+
+
+def _learned_candidates(state: LearnedState | None, config: PolicyConfig, query_vector: FloatArray) -> IntArray | None:
+    """Tools whose past contexts resemble this request, for the policies that learn (the
+    semantic policy stays retrieval alone: it is the baseline the others are measured on)."""
+    if state is None or config.name == "semantic" or settings.MEMORY_CANDIDATES == 0 or not len(state.memory):
+        return None
+    return state.memory.similar_tools(query_vector, settings.MEMORY_CANDIDATES)
 
 
 def recommendation_create(
@@ -151,10 +167,17 @@ def recommendation_create(
     prepared = time.perf_counter()
     vectors = embed_queries(context, messages, snapshot.embedding_model)
     embedded = time.perf_counter()
-    candidates = retrieve(snapshot, context, vectors, k=k, tool_filter=tool_filter)
+    state = learned.get()
+    candidates = retrieve(
+        snapshot,
+        context,
+        vectors,
+        k=k,
+        tool_filter=tool_filter,
+        learned_tool_ids=_learned_candidates(state, config, vectors[0]),
+    )
     retrieved = time.perf_counter()
     tool_ids = snapshot.tool_ids[candidates.rows]
-    state = learned.get()
     ranked = rank(
         candidates=candidates,
         tool_ids=tool_ids,

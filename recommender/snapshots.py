@@ -14,7 +14,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +208,22 @@ class LoadedSnapshot:
     keys: list[str]
     row_by_name: dict[str, int]  # tool name and function name -> row
     embedding_model: str  # queries are embedded with the model of the tool vectors
+    sorted_tool_ids: np.ndarray = field(init=False, repr=False)  # for rows_of
+    rows_by_tool_id: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        order = np.argsort(self.tool_ids, kind="stable")
+        object.__setattr__(self, "rows_by_tool_id", order)
+        object.__setattr__(self, "sorted_tool_ids", self.tool_ids[order])
+
+    def rows_of(self, tool_ids: np.ndarray) -> np.ndarray:
+        """The rows of the given Tool.pks, in order; ids not in this snapshot are dropped."""
+        ids = np.asarray(tool_ids, dtype=np.int64).reshape(-1)
+        if not ids.size or not self.sorted_tool_ids.size:
+            return np.zeros(0, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.sorted_tool_ids, ids), self.sorted_tool_ids.size - 1)
+        found = self.sorted_tool_ids[at] == ids
+        return self.rows_by_tool_id[at[found]].astype(np.int64)
 
     @classmethod
     def load(cls, version: int, path: Path, embedding_model: str) -> LoadedSnapshot:

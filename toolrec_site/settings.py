@@ -183,6 +183,9 @@ LEARN_DEBOUNCE_SECONDS = env_int("LEARN_DEBOUNCE_SECONDS", 2, minimum=0)
 LEARNING_CHECK_SECONDS = env_float("LEARNING_CHECK_SECONDS", 1.0, minimum=0.0)
 LEARNING_AUTO_SCHEDULE = env_bool("LEARNING_AUTO_SCHEDULE", True)  # learn soon after feedback
 MEMORY_MAX_CONTEXTS = env_int("MEMORY_MAX_CONTEXTS", 50_000, minimum=1)
+# Tools that similar past requests used join retrieval's candidates (learning policies only;
+# see ContextMemory.similar_tools); 0 turns it off.
+MEMORY_CANDIDATES = env_int("MEMORY_CANDIDATES", 10, minimum=0)
 
 # --- API ----------------------------------------------------------------------------
 REST_FRAMEWORK = {

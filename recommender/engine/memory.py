@@ -16,6 +16,14 @@ a few thousand rows. The difference from a global k-NN is deliberate: a neighbou
 a tool retrieval did not return cannot be voted for anyway, and its slot goes to the next
 neighbour whose tool can be recommended.
 
+Votes can only rank the candidates retrieval returned. ``similar_tools`` widens them: each
+tool's stored contexts (the newest ``per_tool_limit``) are summarised by their normalised
+mean, and the tools whose mean is nearest the query join the candidates, so a tool that
+agents keep calling for requests its description does not match is learned into recall, not
+only into order. One row per used tool: cheaper to scan than the contexts themselves, and in
+`bench/learning_ceiling.py` the nearest 10 means found the same tools as the tools of the
+nearest 20 contexts (expected hit rate 80.8 against 80.9, and 79.3 without either).
+
 The memory is mutable (``add``) and meant to be built by the learner and shipped as bytes;
 ``votes`` only reads, so one loaded instance can serve concurrent requests (but not while
 another thread calls ``add`` on it).
@@ -63,6 +71,8 @@ class ContextMemory:
         self._vectors: FloatArray = np.empty((0, dim), dtype=np.float32)
         self._tool_ids: IntArray = np.empty(0, dtype=np.int64)  # sorted
         self._seq: IntArray = np.empty(0, dtype=np.int64)  # insertion number, for FIFO
+        self._summary_tools: IntArray = np.empty(0, dtype=np.int64)  # each stored tool once, sorted
+        self._summaries: FloatArray = np.empty((0, dim), dtype=np.float32)  # their normalised mean context
 
     def __len__(self) -> int:
         return int(self._tool_ids.shape[0])
@@ -84,6 +94,22 @@ class ContextMemory:
         self._vectors = all_vectors[order]
         self._tool_ids = tools[order]
         self._seq = seq[order]
+        self._summarise()
+
+    def _summarise(self) -> None:
+        """Per stored tool, the normalised sum of its newest per_tool_limit contexts."""
+        tools = np.unique(self._tool_ids)
+        _, starts, ends = self._blocks(tools)
+        if not starts:
+            self._summary_tools, self._summaries = tools, np.empty((0, self.dim), dtype=np.float32)
+            return
+        # reduceat sums [b_i, b_i+1) and the last segment to the end of the array: over
+        # (start, end) pairs every other sum is one block, and an end at len(self) is dropped
+        bounds = np.column_stack([starts, ends]).ravel()
+        if bounds[-1] == len(self):
+            bounds = bounds[:-1]
+        self._summaries = _normalise(np.add.reduceat(self._vectors, bounds, axis=0)[::2])
+        self._summary_tools = tools
 
     def _blocks(self, tools: IntArray) -> tuple[list[int], list[int], list[int]]:
         """For the (unique) tools with stored rows: their index, first and end row, keeping
@@ -115,6 +141,21 @@ class ContextMemory:
         per_tool = np.bincount(owner, weights=self._weight(sims), minlength=tools.shape[0])
         out[:] = per_tool[inverse.reshape(-1)]
         return out
+
+    def similar_tools(self, query_vector: npt.ArrayLike, n: int = 10) -> IntArray:
+        """The (up to) n stored tools whose contexts are most like the query, best first;
+        only tools above the vote floor, so an unrelated request adds nothing."""
+        if n < 1 or not self._summary_tools.size:
+            return np.empty(0, dtype=np.int64)
+        q = _normalise(query_vector)[0]
+        if q.shape[0] != self.dim:
+            raise ValueError(f"query vector must have dimension {self.dim}")
+        sims = self._summaries @ q
+        top = np.flatnonzero(sims > self.floor)
+        if top.size > n:
+            top = top[np.argpartition(-sims[top], n - 1)[:n]]
+        top = top[np.argsort(-sims[top], kind="stable")]
+        return self._summary_tools[top]
 
     def _weight(self, sims: FloatArray) -> npt.NDArray[np.float64]:
         scaled = np.maximum(sims.astype(np.float64) - self.floor, 0.0) / (1.0 - self.floor)
@@ -150,4 +191,5 @@ class ContextMemory:
             memory._vectors = z["vectors"].astype(np.float32)
             memory._tool_ids = z["tool_ids"].astype(np.int64)
             memory._seq = z["seq"].astype(np.int64)
+        memory._summarise()
         return memory

@@ -241,7 +241,11 @@ class RetrievalIndex:
         *,
         n_candidates: int = 200,
         allowed: BoolArray | None = None,
+        keep_rows: IntArray | None = None,
     ) -> Candidates:
+        """The n_candidates best rows by fused score, plus the allowed `keep_rows` wherever
+        they rank (scored like any candidate, after the others): the caller's own candidates,
+        such as the tools that similar past requests used (`ContextMemory.similar_tools`)."""
         cfg = self.config
         texts, roles = ctx.queries(), query_roles(ctx)
         if query_vectors.ndim != 2 or query_vectors.shape[0] != len(texts):
@@ -272,7 +276,8 @@ class RetrievalIndex:
             dense_tops=dense_top_scores[:, : cfg.n_dense],
             sparse_tops=[sparse_all[j, r] for j, r in enumerate(sparse_top_rows)],
         )
-        rows = np.unique(np.concatenate([dense_top_rows.ravel(), *sparse_top_rows]))
+        kept = self._allowed_rows(keep_rows, allowed)
+        rows = np.unique(np.concatenate([dense_top_rows.ravel(), *sparse_top_rows, kept]))
         rows = rows[rows >= 0]
 
         # 2-3. fused score of each candidate over the queries.
@@ -294,8 +299,10 @@ class RetrievalIndex:
                 fused = self._fuse_queries(rows, cosine, evidence)
             fused = fused + cfg.family_boost * self._family_score(rows, fused)
 
-        # 5. order and cut.
-        order = np.lexsort((rows, -fused))[:n_candidates]
+        # 5. order and cut; kept rows below the cut stay, in the same order.
+        order = np.lexsort((rows, -fused))
+        below = order[n_candidates:]
+        order = np.concatenate([order[:n_candidates], below[np.isin(rows[below], kept)]])
         rows = rows[order]
         return Candidates(
             rows=rows.astype(np.int64),
@@ -303,6 +310,13 @@ class RetrievalIndex:
             sparse=sparse_all[:, rows].max(axis=0).astype(np.float32),
             fused=fused[order].astype(np.float32),
         )
+
+    def _allowed_rows(self, rows: IntArray | None, allowed: BoolArray | None) -> IntArray:
+        if rows is None or rows.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.int64)
+        rows = rows[(rows >= 0) & (rows < self.size)]
+        return rows if allowed is None else rows[allowed[rows]]
 
     def _expand_main_query(
         self,

@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
+from access.models import ApiKey
 from feedback.models import Impression, Recommendation, UsageEvent, UserToolStats
 from recommender.engine.bandit import LinearBanditState
 from recommender.engine.features import FEATURE_INDEX
 from recommender.learned_state import learned
 from recommender.learning import learning_batch, learning_state_rebuild
 from recommender.models import LearningState, MemoryEntry
+from recommender.services import recommendation_create
 
 REC, FEEDBACK = "/api/v1/recommendations", "/api/v1/feedback"
 
@@ -81,21 +83,54 @@ def test_the_state_can_be_rebuilt_from_the_log(api: APIClient, indexed: None) ->
     assert MemoryEntry.objects.count() == memory_once == 3
 
 
-def test_what_is_learned_changes_what_is_recommended(api: APIClient, indexed: None) -> None:
-    """The agent always needs the current weather when asked about 'the weather in X':
-    semantic retrieval puts the forecast first; after feedback, the learned policy does not."""
+ASK_WEATHER = "weather in {} for the coming days"
+
+
+def _agent_wants_current_weather(api: APIClient) -> None:
+    """The agent always needs the current weather when asked about 'the weather in X'."""
     cities = ["Paris", "Rome", "Oslo", "Lima", "Cairo", "Delhi", "Quito", "Seoul", "Perth", "Dakar", "Hanoi", "Porto"]
-    ask = "weather in {} for the coming days"
-    semantic = _recommend(api, ask.format("Madrid"), k=1)
-    assert semantic["tools"][0]["name"] == "weather_get_forecast"  # before any feedback
     for round_ in range(3):
         for city in cities:
-            body = _recommend(api, ask.format(city), k=2, user_id=f"user-{round_}")
+            body = _recommend(api, ASK_WEATHER.format(city), k=2, user_id=f"user-{round_}")
             if "weather_get_current" in [t["name"] for t in body["tools"]]:
                 _use(api, body, "weather_get_current")
         learning_batch(delay_seconds=0)
     learned.reset()
-    assert _recommend(api, ask.format("Madrid"), k=1)["tools"][0]["name"] == "weather_get_current"
+
+
+def test_what_is_learned_changes_what_is_recommended(api: APIClient, indexed: None) -> None:
+    """Semantic retrieval puts the forecast first; after feedback, the learned policy does not."""
+    semantic = _recommend(api, ASK_WEATHER.format("Madrid"), k=1)
+    assert semantic["tools"][0]["name"] == "weather_get_forecast"  # before any feedback
+    _agent_wants_current_weather(api)
+    assert _recommend(api, ASK_WEATHER.format("Madrid"), k=1)["tools"][0]["name"] == "weather_get_current"
+
+
+def test_a_tool_similar_requests_used_is_recommended_when_retrieval_cuts_it(
+    api: APIClient, indexed: None, settings: Any
+) -> None:
+    """With one retrieval candidate (the forecast), the learned tool can only come from the
+    context memory: on for learning policies, never for the semantic baseline, and off with
+    MEMORY_CANDIDATES=0."""
+    _agent_wants_current_weather(api)
+    settings.RECOMMEND_CANDIDATES = 1
+    ask = ASK_WEATHER.format("Madrid")
+
+    def top(policy: dict[str, Any]) -> str:
+        result = recommendation_create(
+            api_key=ApiKey.objects.get(),
+            messages=[{"role": "user", "content": ask}],
+            k=1,
+            policy=policy,
+            record=False,
+        )
+        return result.tools[0].name
+
+    bandit = {"name": "bandit", "exploration": "none"}
+    assert top(bandit) == "weather_get_current"
+    assert top({"name": "semantic"}) == "weather_get_forecast"
+    settings.MEMORY_CANDIDATES = 0
+    assert top(bandit) == "weather_get_forecast"
 
 
 def test_a_state_learned_over_other_features_is_not_served_and_learning_starts_over(

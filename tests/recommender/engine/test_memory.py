@@ -48,6 +48,36 @@ def test_votes_add_up_over_past_contexts_that_used_the_same_tool() -> None:
     assert votes.tolist() == pytest.approx([2.0, 1.0, 0.0, 0.0])
 
 
+def test_similar_tools_are_those_whose_past_contexts_resemble_the_request() -> None:
+    rng = np.random.default_rng(3)
+    topics = unit(rng, 3, 32)
+    memory = ContextMemory(32, floor=0.3)
+    memory.add(
+        np.stack([near(topics[t], rng, 0.1) for t in (0, 0, 0, 1, 1, 2)]),
+        [10, 10, 11, 20, 20, 30],  # tools 10 and 11 serve topic 0
+    )
+
+    found = memory.similar_tools(near(topics[0], rng, 0.05), n=5)
+
+    assert found.tolist()[:2] in ([10, 11], [11, 10])
+    assert 30 not in found.tolist()  # another topic, below the floor
+    assert memory.similar_tools(topics[0], n=1).shape == (1,)
+    assert memory.similar_tools(-topics[0], n=5).size == 0  # an unrelated request adds nothing
+    restored = ContextMemory.from_bytes(memory.to_bytes())
+    assert restored.similar_tools(topics[2], n=5).tolist() == memory.similar_tools(topics[2], n=5).tolist() == [30]
+
+
+def test_similar_tools_follow_a_tools_newest_contexts() -> None:
+    """A tool whose use moved to another kind of request is found for the new kind."""
+    old, new = np.eye(4, dtype=np.float32)[0], np.eye(4, dtype=np.float32)[1]
+    memory = ContextMemory(4, floor=0.3, per_tool_limit=3)
+    memory.add(np.stack([old, old, old]), [5, 5, 5])
+    memory.add(np.stack([new, new, new, old]), [5, 5, 5, 6])
+
+    assert memory.similar_tools(new).tolist() == [5]
+    assert memory.similar_tools(old).tolist() == [6]
+
+
 def test_only_the_k_nearest_contexts_vote() -> None:
     memory = ContextMemory(2, floor=0.0, power=1.0)
     angles = np.linspace(0, 1.2, 6)
@@ -138,3 +168,25 @@ def test_an_empty_memory_votes_zero() -> None:
 def test_it_rejects_vectors_of_the_wrong_dimension() -> None:
     with pytest.raises(ValueError):
         ContextMemory(4).add(np.ones((2, 3)), [1, 2])
+
+
+def test_similar_tools_rank_by_the_mean_of_each_tools_newest_contexts() -> None:
+    """Against a brute-force reading of the contract, on random contexts added in batches."""
+    rng = np.random.default_rng(5)
+    memory = ContextMemory(16, floor=0.0, per_tool_limit=8)
+    added: list[tuple[np.ndarray, int]] = []
+    for _ in range(6):
+        vectors, tools = unit(rng, 50, 16), rng.integers(0, 20, 50)
+        memory.add(vectors, tools)
+        added += list(zip(vectors, tools.tolist()))
+    query = unit(rng, 1, 16)[0]
+
+    means = {}
+    for tool in {t for _, t in added}:
+        newest = [v for v, t in added if t == tool][-8:]
+        mean = np.sum(newest, axis=0)
+        means[tool] = float(mean @ query / np.linalg.norm(mean))
+    expected = sorted((t for t, s in means.items() if s > 0), key=lambda t: -means[t])
+
+    assert memory.similar_tools(query, n=50).tolist() == expected
+    assert memory.similar_tools(query, n=3).tolist() == expected[:3]

@@ -128,6 +128,24 @@ def test_the_hubness_correction_prefers_a_distinct_tool_over_a_crowd_of_near_dup
     assert corrected.search(_ctx("q"), query, n_candidates=11).rows[0] == 10
 
 
+def test_kept_rows_join_the_candidates_below_the_cut_and_obey_the_filter() -> None:
+    docs, vectors = _random_catalog(200)
+    index = RetrievalIndex.build(docs, vectors, PLAIN)
+    plain = index.search(_ctx("zzz"), vectors[[17]], n_candidates=10)
+    far = [int(r) for r in np.argsort(vectors @ vectors[17])[:3]]  # the least similar rows
+    allowed = np.ones(200, dtype=np.bool_)
+    allowed[far[2]] = False
+
+    result = index.search(
+        _ctx("zzz"), vectors[[17]], n_candidates=10, allowed=allowed, keep_rows=np.array([far[0], far[1], far[2], 999])
+    )
+
+    assert result.rows[:10].tolist() == plain.rows.tolist()
+    assert sorted(result.rows[10:].tolist()) == sorted(far[:2])  # not the filtered row, not a bad one
+    assert np.all(np.diff(result.fused) <= 0)
+    assert result.dense[10:] == pytest.approx((vectors[result.rows[10:]] @ vectors[17]).tolist(), abs=1e-4)
+
+
 def test_a_selective_filter_still_returns_k_allowed_tools() -> None:
     docs, vectors = _random_catalog(1000)
     index = RetrievalIndex.build(docs, vectors, RetrievalConfig())
