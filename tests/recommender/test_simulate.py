@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from recommender.management.commands.simulate import tool_vector_folder
 from tests.conftest import small_catalog_jsonl
 
 CITIES = [
@@ -127,3 +128,17 @@ def test_held_back_tools_are_measured_after_they_are_added(tmp_path: Path) -> No
 def test_simulate_refuses_unknown_policies(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="unknown policies"):
         call_command("simulate", "--tools", "x", "--queries", "y", "--policies", "magic")
+
+
+def test_a_second_replay_keeps_its_tool_vectors_apart_while_the_first_runs(tmp_path: Path) -> None:
+    """Qdrant local mode lets one process open a folder: two replays at once used to crash
+    the second one at its first index rebuild."""
+    shared, out = tmp_path / "simulate-qdrant", StringIO()
+    with (
+        tool_vector_folder(shared, tmp_path / "run1", out) as first,
+        tool_vector_folder(shared, tmp_path / "run2", out) as second,
+    ):
+        assert (first, second) == (shared, tmp_path / "run2" / "qdrant")
+        assert "in use by another replay" in out.getvalue()
+    with tool_vector_folder(shared, tmp_path / "run3", out) as third:
+        assert third == shared  # released when the first run ended

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -40,6 +41,26 @@ def throwaway_database() -> Iterator[None]:
         yield
     finally:
         teardown_databases(old, verbosity=0)
+
+
+@contextlib.contextmanager
+def tool_vector_folder(shared: Path, work: Path, say: Any) -> Iterator[Path]:
+    """Qdrant local mode's folder for the tool vectors, for the whole run: the shared one,
+    kept between runs so that only the first run embeds the catalog (and never the
+    service's own vectors), or, while another replay holds it, a new one in this run's work
+    folder (local mode allows one process per folder, and each rebuild opens it)."""
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    with shared.with_name(f"{shared.name}.run-lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say.write(f"{shared} is in use by another replay: this one embeds the tools into its own folder")
+            yield work / "qdrant"
+            return
+        try:
+            yield shared
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Command(BaseCommand):
@@ -114,9 +135,10 @@ class Command(BaseCommand):
         work = tempfile.mkdtemp(prefix="toolrec-simulate-")
         with (
             isolation,
+            tool_vector_folder(Path(settings.VAR_DIR) / "simulate-qdrant", Path(work), self.stderr) as vectors,
             override_settings(
                 SNAPSHOT_DIR=Path(work) / "snapshots",
-                QDRANT_PATH=Path(settings.VAR_DIR) / "simulate-qdrant",  # never the service's own vectors
+                QDRANT_PATH=vectors,
                 LEARNING_AUTO_SCHEDULE=False,
                 IMPLICIT_FEEDBACK=False,
                 # Check for a new snapshot and learned state on every read, in this thread:
