@@ -65,6 +65,7 @@ def test_similar_tools_are_those_whose_past_contexts_resemble_the_request() -> N
     assert memory.similar_tools(-topics[0], n=5).size == 0  # an unrelated request adds nothing
     restored = ContextMemory.from_bytes(memory.to_bytes())
     assert restored.similar_tools(topics[2], n=5).tolist() == memory.similar_tools(topics[2], n=5).tolist() == [30]
+    assert ContextMemory.from_bytes(ContextMemory(32).to_bytes()).similar_tools(topics[0]).size == 0
 
 
 def test_similar_tools_follow_a_tools_newest_contexts() -> None:
