@@ -5,7 +5,7 @@ the share of recommendations in which the simulated agent used a tool (hit rate)
 script rebuilds the same stream (same seed, same shuffles as the command) over the pure
 engine and scores, for every step, the *expected* hit rate of a slate under the same agent
 model (a relevant tool at rank r is used with probability 0.9 / (1 + 0.1 r), an irrelevant
-one with 0.02), for three orderings of the 200 retrieval candidates:
+one with 0.02), for these orderings of the 200 retrieval candidates:
 
 * ``retrieval``: retrieval order (what the semantic policy shows);
 * ``votes, all labels``: the engine's own ContextMemory votes (k nearest past contexts
@@ -14,7 +14,10 @@ one with 0.02), for three orderings of the 200 retrieval candidates:
   that only sees which shown tools the agent used knows less than this; it is a generous
   reference for the bandit, not a bound in the strict sense;
 * ``oracle``: the relevant candidates first. Limited only by retrieval's misses and by the
-  tools held back until --add-at.
+  tools held back until --add-at;
+* ``votes + learned recall`` and ``oracle + learned recall``: the same two with the
+  service's extra candidates, the --memory-candidates tools whose stored contexts are
+  nearest the query (``ContextMemory.similar_tools``), as the learning policies get them.
 
 Usage (from the repo root; embeddings come from bench/tune_retrieval.py's cache, the float
 MiniLM model; the service's int8 model differs slightly)::
@@ -56,6 +59,16 @@ def expected_hit(slate: Sequence[int], relevant: set[int]) -> float:
     return 1.0 - miss
 
 
+def _orderings(
+    rows: np.ndarray, relevant: set[int], memory: ContextMemory, query: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Retrieval order as a tie-break in (0, 1], the memory's votes, and 1 for the relevant rows."""
+    tie_break = 1.0 - np.arange(len(rows), dtype=np.float64) / max(len(rows), 1)
+    votes = memory.votes(query, rows) if len(memory) else np.zeros(len(rows))
+    oracle = np.array([1.0 if int(c) in relevant else 0.0 for c in rows])
+    return tie_break, votes, oracle
+
+
 def stream_like_simulate(
     paths: Sequence[pathlib.Path], known: set[str], steps: int, seed: int, test_fraction: float, test_size: int
 ) -> tuple[list[tuple[str, frozenset[str]]], random.Random]:
@@ -89,6 +102,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--candidates", type=int, default=200)
+    p.add_argument("--memory-candidates", type=int, default=10, help="the service's MEMORY_CANDIDATES")
     p.add_argument("--batch", type=int, default=100, help="steps between memory updates (simulate's learning batch)")
     p.add_argument("--add-tools-at", default="", help="STEP:FRACTION, as simulate")
     p.add_argument("--test-fraction", type=float, default=0.2)
@@ -125,7 +139,7 @@ def main() -> None:
     without_held[list(held)] = False
     memory = ContextMemory(int(next(iter(vectors.values())).shape[0]))
     pending: list[tuple[np.ndarray, int]] = []
-    names = ("retrieval", "votes, all labels", "oracle")
+    names = ("retrieval", "votes, all labels", "oracle", "votes + learned recall", "oracle + learned recall")
     hits = {name: np.zeros(len(stream)) for name in names}
     for step, ((_, relevant_keys), ctx) in enumerate(zip(stream, contexts, strict=True)):
         if step % args.batch == 0 and pending:  # learn in batches, as simulate does
@@ -134,25 +148,31 @@ def main() -> None:
         query = np.stack([vectors[t] for t in ctx.queries()])
         allowed = without_held if add_at is not None and step < add_at else None
         cands = index.search(ctx, query, n_candidates=args.candidates, allowed=allowed).rows
+        learned = memory.similar_tools(query[0], args.memory_candidates) if len(memory) else cands[:0]
+        wide = index.search(ctx, query, n_candidates=args.candidates, allowed=allowed, keep_rows=learned).rows
         relevant = {row_of[t] for t in relevant_keys}
-        order = np.arange(len(cands), dtype=np.float64)
-        tie_break = 1.0 - order / max(len(cands), 1)  # retrieval order, in (0, 1]
-        votes = memory.votes(query[0], cands) if len(memory) else np.zeros(len(cands))
-        oracle = np.array([1.0 if int(c) in relevant else 0.0 for c in cands])
-        for name, score in zip(names, (tie_break, votes + 0.05 * tie_break, oracle + 1e-3 * tie_break), strict=True):
-            slate = [int(cands[i]) for i in np.argsort(-score, kind="stable")[: args.k]]
+        tie, votes, oracle = _orderings(cands, relevant, memory, query[0])
+        wide_tie, wide_votes, wide_oracle = _orderings(wide, relevant, memory, query[0])
+        for name, rows, score in (
+            ("retrieval", cands, tie),
+            ("votes, all labels", cands, votes + 0.05 * tie),
+            ("oracle", cands, oracle + 1e-3 * tie),
+            ("votes + learned recall", wide, wide_votes + 0.05 * wide_tie),
+            ("oracle + learned recall", wide, wide_oracle + 1e-3 * wide_tie),
+        ):
+            slate = [int(rows[i]) for i in np.argsort(-score, kind="stable")[: args.k]]
             hits[name][step] = expected_hit(slate, relevant)
         pending += [(query[0], r) for r in sorted(relevant)]
 
     interval = 1000
     print(f"expected hit rate (%), {len(docs)} tools, {len(stream)} steps, seed {args.seed}, k {args.k}")
-    print(f"{'ordering':<20} {'cumulative':>10}   per {interval} steps")
+    print(f"{'ordering':<24} {'cumulative':>10}   per {interval} steps")
     report = {"tools": len(docs), "steps": len(stream), "seed": args.seed, "k": args.k, "orderings": {}}
     for name in names:
         per = [100 * float(hits[name][i : i + interval].mean()) for i in range(0, len(stream), interval)]
         cumulative = 100 * float(hits[name].mean())
         report["orderings"][name] = {"cumulative": round(cumulative, 2), "per_interval": [round(x, 2) for x in per]}
-        print(f"{name:<20} {cumulative:>10.1f}   " + " ".join(f"{x:5.1f}" for x in per))
+        print(f"{name:<24} {cumulative:>10.1f}   " + " ".join(f"{x:5.1f}" for x in per))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json}")
