@@ -99,13 +99,17 @@ def _load_memory(memory: ContextMemory | None, after_id: int) -> tuple[ContextMe
     )
     if not rows:
         return memory, after_id
-    rows.reverse()
+    # After a change of embedding model the table holds vectors of two sizes: the newest
+    # model's contexts are kept, the others can never match a request again.
+    size = len(rows[0][2])
+    last_id = rows[0][0]
+    rows = [r for r in reversed(rows) if len(r[2]) == size]
     vectors = np.stack([np.frombuffer(bytes(v), dtype=np.float32) for _, _, v in rows])
     fresh = (
         copy.copy(memory) if memory is not None and memory.dim == vectors.shape[1] else _new_memory(vectors.shape[1])
     )
     fresh.add(vectors, np.array([t for _, t, _ in rows], dtype=np.int64))  # add() rebinds, never mutates arrays
-    return fresh, rows[-1][0]
+    return fresh, last_id
 
 
 def bandit_of(state: LearningState) -> LinearBanditState:

@@ -95,7 +95,11 @@ def rank(
     ids = [int(t) for t in tool_ids]
     uses, shows, age = _tool_signals(ids, learned)
     memory = learned.memory if learned is not None else None
-    votes = memory.votes(query_vector, tool_ids) if memory is not None and len(memory) else np.zeros(len(ids))
+    votes = (
+        memory.votes(query_vector, tool_ids)
+        if memory is not None and memory.serves(query_vector)
+        else np.zeros(len(ids))
+    )
     called = set(called_ids)
     if not isinstance(signals, RequestSignals):
         signals = request_signals_finish(signals, user_id=user_id, called_ids=called_ids)

@@ -126,7 +126,9 @@ def retrieve(
 def _learned_candidates(state: LearnedState | None, config: PolicyConfig, query_vector: FloatArray) -> IntArray | None:
     """Tools whose past contexts resemble this request, for the policies that learn (the
     semantic policy stays retrieval alone: it is the baseline the others are measured on)."""
-    if state is None or config.name == "semantic" or settings.MEMORY_CANDIDATES == 0 or not len(state.memory):
+    if state is None or config.name == "semantic" or settings.MEMORY_CANDIDATES == 0:
+        return None
+    if not state.memory.serves(query_vector):
         return None
     return state.memory.similar_tools(query_vector, settings.MEMORY_CANDIDATES)
 

@@ -78,6 +78,11 @@ class ContextMemory:
     def __len__(self) -> int:
         return int(self._tool_ids.shape[0])
 
+    def serves(self, query_vector: npt.ArrayLike) -> bool:
+        """Whether this memory can answer for the query: it holds contexts, of the query's
+        dimension (not so after a change of embedding model, until new contexts arrive)."""
+        return len(self) > 0 and np.shape(query_vector)[-1] == self.dim
+
     def add(self, vectors: npt.ArrayLike, tool_ids: npt.ArrayLike) -> None:
         """Append contexts (normalised here) and the tool each led to; drop the oldest."""
         v = _normalise(vectors)

@@ -7,6 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from access.models import ApiKey
+from catalog.models import Tool
 from feedback.models import Impression, Recommendation, UsageEvent, UserToolStats
 from recommender.engine.bandit import LinearBanditState
 from recommender.engine.features import FEATURE_INDEX
@@ -180,3 +181,23 @@ def test_a_users_history_and_co_use_reach_the_next_recommendations_features(api:
         REC, {"messages": [*messages, {"role": "user", "content": "and what is the weather"}], "k": 3}, format="json"
     ).json()
     assert features_of(later, follow["tools"][0]["name"])[FEATURE_INDEX["co_use"]] > 0
+
+
+def test_a_memory_of_another_embedding_model_is_set_aside_not_served(api: APIClient, indexed: None) -> None:
+    """After EMBEDDING_MODEL changes, the stored contexts have another dimension: requests
+    are still served (without votes or learned recall) and the new model's contexts win."""
+    tool = Tool.objects.get(name="weather_get_current")
+    old = np.full(8, 1 / np.sqrt(8), dtype=np.float32)
+    MemoryEntry.objects.bulk_create([MemoryEntry(tool=tool, vector=old.tobytes()) for _ in range(3)])
+    learning_batch(delay_seconds=0)  # publishes a state for the memory to ride on
+    learned.reset()
+
+    body = _recommend(api, ASK_WEATHER.format("Madrid"), k=2)
+
+    assert body["policy"] == "bandit"
+    assert learned.get().memory.dim == 8  # nothing newer yet: kept, but not read
+    _use(api, body, body["tools"][0]["name"])
+    learning_batch(delay_seconds=0)
+    learned.reset()
+    state = learned.get()
+    assert state.memory.dim != 8 and len(state.memory) == 1  # the new model's context only
