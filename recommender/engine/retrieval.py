@@ -292,12 +292,12 @@ class RetrievalIndex:
 
         # 4. family awareness.
         if cfg.family_boost > 0 and self._lookup.n_families:
-            extra = self._family_siblings(rows, fused, allowed)
+            extra = self._lookup.family_siblings(rows, fused, allowed, top=cfg.family_top, expand=cfg.family_expand)
             if extra.size:
                 rows = np.concatenate([rows, extra])
                 cosine = np.concatenate([cosine, self._dense.scores_of(extra, vectors)], axis=1)
                 fused = self._fuse_queries(rows, cosine, evidence)
-            fused = fused + cfg.family_boost * self._family_score(rows, fused)
+            fused = fused + cfg.family_boost * self._lookup.family_best(rows, fused)
 
         # 5. order and cut; kept rows below the cut stay, in the same order.
         order = np.lexsort((rows, -fused))
@@ -385,45 +385,6 @@ class RetrievalIndex:
             return None
         bias: FloatArray = (self.config.hub_weight * self._hubness).astype(np.float32)
         return bias
-
-    def _family_siblings(self, rows: IntArray, fused: FloatArray, allowed: BoolArray | None) -> IntArray:
-        """Allowed members of the top families that are not candidates yet."""
-        families = self._top_families(rows, fused)
-        if not families:
-            return np.zeros(0, dtype=np.int64)
-        members = [self._lookup.members(f)[: self.config.family_expand] for f in families]
-        extra = np.setdiff1d(np.concatenate(members), rows)
-        if allowed is not None:
-            extra = extra[allowed[extra]]
-        return extra.astype(np.int64)
-
-    def _top_families(self, rows: IntArray, fused: FloatArray) -> list[int]:
-        codes = self._lookup.family_codes[rows]
-        seen: list[int] = []
-        if self.config.family_top <= 0:
-            return seen
-        for i in np.argsort(-fused, kind="stable"):
-            code = int(codes[i])
-            if code >= 0 and code not in seen:
-                seen.append(code)
-                if len(seen) >= self.config.family_top:
-                    break
-        return seen
-
-    def _family_score(self, rows: IntArray, fused: FloatArray) -> FloatArray:
-        """Per candidate, the best fused score among the candidates of its family.
-
-        A tool without a family is its own family (its own score), so the boost shifts
-        family-less tools as much as the best endpoint of an API and only lifts siblings.
-        """
-        codes = self._lookup.family_codes[rows]
-        best = fused.copy()
-        in_family = codes >= 0
-        if in_family.any():
-            family_best = np.full(self._lookup.n_families, -np.inf, dtype=np.float32)
-            np.maximum.at(family_best, codes[in_family], fused[in_family])
-            best[in_family] = family_best[codes[in_family]]
-        return best
 
 
 def _top_positive(scores: FloatArray, k: int) -> list[IntArray]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.engine.types import BoolArray, IntArray, ToolDoc, ToolFilter
+from recommender.engine.types import BoolArray, FloatArray, IntArray, ToolDoc, ToolFilter
 
 
 def _codes(values: Sequence[str]) -> tuple[dict[str, int], IntArray]:
@@ -102,6 +102,49 @@ class RowLookup:
     def members(self, family_code: int) -> IntArray:
         start, end = self.family_offsets[family_code], self.family_offsets[family_code + 1]
         return self.family_members[start:end]
+
+    def family_siblings(
+        self, rows: IntArray, scores: FloatArray, allowed: BoolArray | None, *, top: int, expand: int
+    ) -> IntArray:
+        """Allowed members (at most `expand` each) of the `top` best-scored families among
+        `rows` that are not among `rows` yet."""
+        families = self._top_families(rows, scores, top)
+        if not families:
+            return np.zeros(0, dtype=np.int64)
+        members = [self.members(f)[:expand] for f in families]
+        extra = np.setdiff1d(np.concatenate(members), rows)
+        if allowed is not None:
+            extra = extra[allowed[extra]]
+        return extra.astype(np.int64)
+
+    def _top_families(self, rows: IntArray, scores: FloatArray, top: int) -> list[int]:
+        codes = self.family_codes[rows]
+        seen: list[int] = []
+        if top <= 0:
+            return seen
+        for i in np.argsort(-scores, kind="stable"):
+            code = int(codes[i])
+            if code >= 0 and code not in seen:
+                seen.append(code)
+                if len(seen) >= top:
+                    break
+        return seen
+
+    def family_best(self, rows: IntArray, scores: FloatArray) -> FloatArray:
+        """Per row, the best score among the rows of its family.
+
+        A tool without a family is its own family (its own score), so a boost by this
+        shifts family-less tools as much as the best endpoint of an API and only lifts
+        siblings.
+        """
+        codes = self.family_codes[rows]
+        best = scores.copy()
+        in_family = codes >= 0
+        if in_family.any():
+            family_best = np.full(self.n_families, -np.inf, dtype=np.float32)
+            np.maximum.at(family_best, codes[in_family], scores[in_family])
+            best[in_family] = family_best[codes[in_family]]
+        return best
 
     def _rows_matching(self, identifiers: Iterable[str]) -> IntArray:
         rows: list[int] = []
