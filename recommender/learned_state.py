@@ -19,6 +19,7 @@ from recommender import metrics
 from recommender.engine.bandit import LinearBanditState
 from recommender.engine.features import N_FEATURES
 from recommender.engine.memory import ContextMemory
+from recommender.engine.types import find_sorted
 from recommender.holders import RefreshingHolder
 from recommender.models import LearningState, MemoryEntry, RankerModel
 
@@ -64,8 +65,7 @@ class ToolStatsTable:
         if not len(self.tool_ids):
             zeros = np.zeros(len(tool_ids))
             return zeros, zeros.copy(), np.full(len(tool_ids), np.inf)
-        at = np.clip(np.searchsorted(self.tool_ids, tool_ids), 0, len(self.tool_ids) - 1)
-        found = self.tool_ids[at] == tool_ids
+        at, found = find_sorted(self.tool_ids, tool_ids)
         last = np.where(found, self.last_used[at], np.nan)
         return (
             np.where(found, self.uses[at], 0.0),

@@ -30,7 +30,7 @@ from recommender.embeddings import configured_model_name, get_embedder
 from recommender.engine.ann import AnnConfig
 from recommender.engine.retrieval import RetrievalConfig, RetrievalIndex
 from recommender.engine.text import embedding_text, text_hash
-from recommender.engine.types import ToolDoc
+from recommender.engine.types import ToolDoc, find_sorted
 from recommender.holders import RefreshingHolder
 from recommender.models import IndexSnapshot
 from recommender.vectorstore import open_vector_store
@@ -218,11 +218,7 @@ class LoadedSnapshot:
 
     def rows_of(self, tool_ids: np.ndarray) -> np.ndarray:
         """The rows of the given Tool.pks, in order; ids not in this snapshot are dropped."""
-        ids = np.asarray(tool_ids, dtype=np.int64).reshape(-1)
-        if not ids.size or not self.sorted_tool_ids.size:
-            return np.zeros(0, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.sorted_tool_ids, ids), self.sorted_tool_ids.size - 1)
-        found = self.sorted_tool_ids[at] == ids
+        at, found = find_sorted(self.sorted_tool_ids, tool_ids)
         return self.rows_by_tool_id[at[found]].astype(np.int64)
 
     @classmethod

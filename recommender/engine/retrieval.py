@@ -302,7 +302,9 @@ class RetrievalIndex:
         # 5. order and cut; kept rows below the cut stay, in the same order.
         order = np.lexsort((rows, -fused))
         below = order[n_candidates:]
-        order = np.concatenate([order[:n_candidates], below[np.isin(rows[below], kept)]])
+        order = order[:n_candidates]
+        if kept.size:
+            order = np.concatenate([order, below[np.isin(rows[below], kept)]])
         rows = rows[order]
         return Candidates(
             rows=rows.astype(np.int64),

@@ -14,6 +14,16 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 
+def find_sorted(sorted_ids: npt.NDArray[np.integer], ids: npt.ArrayLike) -> tuple[IntArray, BoolArray]:
+    """Where each of `ids` sits in the ascending `sorted_ids`, and whether it is there at
+    all (positions of absent ids are clipped into range: read them only where found)."""
+    wanted = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if not len(sorted_ids):
+        return np.zeros(wanted.shape[0], dtype=np.int64), np.zeros(wanted.shape[0], dtype=np.bool_)
+    at = np.minimum(np.searchsorted(sorted_ids, wanted), len(sorted_ids) - 1).astype(np.int64)
+    return at, sorted_ids[at] == wanted
+
+
 @dataclass(frozen=True)
 class ToolDoc:
     """One tool as the engine sees it: everything retrieval may read."""
