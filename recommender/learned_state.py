@@ -85,8 +85,8 @@ class LearnedState:
     tool_stats: ToolStatsTable | None
 
 
-def _new_memory(dim: int) -> ContextMemory:
-    return ContextMemory(dim, max_size=settings.MEMORY_MAX_CONTEXTS)
+def _new_memory(dim: int, model: str = "") -> ContextMemory:
+    return ContextMemory(dim, max_size=settings.MEMORY_MAX_CONTEXTS, model=model)
 
 
 def _load_memory(memory: ContextMemory | None, after_id: int) -> tuple[ContextMemory | None, int]:
@@ -95,20 +95,20 @@ def _load_memory(memory: ContextMemory | None, after_id: int) -> tuple[ContextMe
     rows = list(
         MemoryEntry.objects.filter(pk__gt=after_id)
         .order_by("-pk")
-        .values_list("pk", "tool_id", "vector")[: settings.MEMORY_MAX_CONTEXTS]
+        .values_list("pk", "tool_id", "vector", "embedding_model")[: settings.MEMORY_MAX_CONTEXTS]
     )
     if not rows:
         return memory, after_id
-    # After a change of embedding model the table holds vectors of two sizes: the newest
-    # model's contexts are kept, the others can never match a request again.
-    size = len(rows[0][2])
-    last_id = rows[0][0]
-    rows = [r for r in reversed(rows) if len(r[2]) == size]
-    vectors = np.stack([np.frombuffer(bytes(v), dtype=np.float32) for _, _, v in rows])
-    fresh = (
-        copy.copy(memory) if memory is not None and memory.dim == vectors.shape[1] else _new_memory(vectors.shape[1])
-    )
-    fresh.add(vectors, np.array([t for _, t, _ in rows], dtype=np.int64))  # add() rebinds, never mutates arrays
+    # After a change of embedding model the table holds contexts of two models: the newest
+    # model's are kept, the others can never match a request again (their vectors may even
+    # have the same size, but they live in another space).
+    last_id, _, newest_vector, model = rows[0]
+    size = len(newest_vector)
+    rows = [r for r in reversed(rows) if len(r[2]) == size and r[3] == model]
+    vectors = np.stack([np.frombuffer(bytes(v), dtype=np.float32) for _, _, v, _ in rows])
+    same_space = memory is not None and memory.dim == vectors.shape[1] and memory.model == model
+    fresh = copy.copy(memory) if memory is not None and same_space else _new_memory(vectors.shape[1], model)
+    fresh.add(vectors, np.array([r[1] for r in rows], dtype=np.int64))  # add() rebinds, never mutates arrays
     return fresh, last_id
 
 

@@ -28,7 +28,7 @@ from feedback.models import CoUse, Impression, Recommendation, UsageEvent, UserT
 from recommender.engine.bandit import LinearBanditState, update_batched
 from recommender.engine.features import N_FEATURES
 from recommender.learned_state import ToolStatsTable, bandit_of
-from recommender.models import LearningState, MemoryEntry
+from recommender.models import IndexSnapshot, LearningState, MemoryEntry
 from toolrec_site.background import run_task
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def learning_batch(
             Recommendation.objects.select_for_update(skip_locked=True)
             .filter(learned_at__isnull=True, created_at__lte=now - timedelta(seconds=delay))
             .order_by("created_at")
-            .values_list("pk", "user_id", "query_vector", "called_tool_ids")[:size]
+            .values_list("pk", "user_id", "query_vector", "called_tool_ids", "snapshot_version")[:size]
         )
         late = list(
             UsageEvent.objects.select_for_update(skip_locked=True)
@@ -152,17 +152,29 @@ def _fold(
 
 
 def _remember(recs: list[tuple], used_pairs: set[tuple[object, int]]) -> None:
-    vectors = {pk: vector for pk, _, vector, _ in recs if vector}
-    missing = {rec_id for rec_id, _ in used_pairs} - set(vectors)
+    """Store the context of every use, named after the model that embedded it (the model of
+    the snapshot that served the recommendation)."""
+    contexts = {pk: (vector, snapshot) for pk, _, vector, _, snapshot in recs if vector}
+    missing = {rec_id for rec_id, _ in used_pairs} - set(contexts)
     if missing:  # late uses of recommendations learned in an earlier batch
-        vectors.update(
-            Recommendation.objects.filter(pk__in=missing).exclude(query_vector=None).values_list("pk", "query_vector")
-        )
+        for pk, vector, snapshot in (
+            Recommendation.objects.filter(pk__in=missing)
+            .exclude(query_vector=None)
+            .values_list("pk", "query_vector", "snapshot_version")
+        ):
+            contexts[pk] = (vector, snapshot)
+    models = dict(
+        IndexSnapshot.objects.filter(pk__in={s for _, s in contexts.values()}).values_list("pk", "embedding_model")
+    )
     MemoryEntry.objects.bulk_create(
         [
-            MemoryEntry(tool_id=tool_id, vector=bytes(vectors[rec_id]))
+            MemoryEntry(
+                tool_id=tool_id,
+                vector=bytes(contexts[rec_id][0]),
+                embedding_model=models.get(contexts[rec_id][1], ""),
+            )
             for rec_id, tool_id in sorted(used_pairs, key=str)
-            if rec_id in vectors
+            if rec_id in contexts
         ]
     )
 
@@ -203,7 +215,7 @@ def _upsert_add(
 
 
 def _count_users(recs: list[tuple], used_pairs: set[tuple[object, int]]) -> None:
-    users = {pk: user for pk, user, _, _ in recs if user}
+    users = {pk: user for pk, user, *_ in recs if user}
     counts: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
     for rec_id, tool_id in Impression.objects.filter(recommendation_id__in=list(users)).values_list(
         "recommendation_id", "tool_id"
@@ -223,7 +235,7 @@ def _count_users(recs: list[tuple], used_pairs: set[tuple[object, int]]) -> None
 
 
 def _count_co_use(recs: list[tuple], used_pairs: set[tuple[object, int]]) -> None:
-    called = {pk: ids for pk, _, _, ids in recs if ids}
+    called = {pk: ids for pk, _, _, ids, _ in recs if ids}
     pairs: dict[tuple[int, int], int] = defaultdict(int)
     for rec_id, tool_id in used_pairs:
         for after in called.get(rec_id, ()):

@@ -69,6 +69,9 @@ class MemoryEntry(models.Model):
 
     tool = models.ForeignKey("catalog.Tool", on_delete=models.CASCADE, related_name="+")
     vector = models.BinaryField()
+    # The model that embedded `vector`: contexts of another model are never compared with a
+    # request's vector, even when the dimensions agree ("" for entries of unknown origin).
+    embedding_model = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -81,6 +81,7 @@ def rank(
     tool_ids: IntArray,
     context: ConversationContext,
     query_vector: FloatArray,
+    query_model: str,
     called_ids: list[int],
     user_id: str,
     k: int,
@@ -97,7 +98,7 @@ def rank(
     memory = learned.memory if learned is not None else None
     votes = (
         memory.votes(query_vector, tool_ids)
-        if memory is not None and memory.serves(query_vector)
+        if memory is not None and memory.serves(query_vector, query_model)
         else np.zeros(len(ids))
     )
     called = set(called_ids)

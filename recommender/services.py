@@ -123,12 +123,14 @@ def retrieve(
     )
 
 
-def _learned_candidates(state: LearnedState | None, config: PolicyConfig, query_vector: FloatArray) -> IntArray | None:
+def _learned_candidates(
+    state: LearnedState | None, config: PolicyConfig, query_vector: FloatArray, model: str
+) -> IntArray | None:
     """Tools whose past contexts resemble this request, for the policies that learn (the
     semantic policy stays retrieval alone: it is the baseline the others are measured on)."""
     if state is None or config.name == "semantic" or settings.MEMORY_CANDIDATES == 0:
         return None
-    if not state.memory.serves(query_vector):
+    if not state.memory.serves(query_vector, model):
         return None
     return state.memory.similar_tools(query_vector, settings.MEMORY_CANDIDATES)
 
@@ -176,7 +178,7 @@ def recommendation_create(
         vectors,
         k=k,
         tool_filter=tool_filter,
-        learned_tool_ids=_learned_candidates(state, config, vectors[0]),
+        learned_tool_ids=_learned_candidates(state, config, vectors[0], snapshot.embedding_model),
     )
     retrieved = time.perf_counter()
     tool_ids = snapshot.tool_ids[candidates.rows]
@@ -185,6 +187,7 @@ def recommendation_create(
         tool_ids=tool_ids,
         context=context,
         query_vector=vectors[0],
+        query_model=snapshot.embedding_model,
         called_ids=called_ids,
         user_id=user_id,
         k=k,

@@ -39,7 +39,7 @@ import scipy.sparse as sparse
 
 from recommender.engine.types import FloatArray, IntArray
 
-_FORMAT = 1
+_FORMAT = 2  # 2 added the embedding model's name; format 1 reads as an unnamed model
 
 
 def _normalise(vectors: npt.ArrayLike) -> FloatArray:
@@ -58,13 +58,21 @@ class ContextMemory:
     """
 
     def __init__(
-        self, dim: int, max_size: int = 50_000, *, floor: float = 0.3, power: float = 2.0, per_tool_limit: int = 256
+        self,
+        dim: int,
+        max_size: int = 50_000,
+        *,
+        floor: float = 0.3,
+        power: float = 2.0,
+        per_tool_limit: int = 256,
+        model: str = "",
     ) -> None:
         if dim < 1 or max_size < 1 or per_tool_limit < 1:
             raise ValueError("dim, max_size and per_tool_limit must be >= 1")
         if not 0.0 <= floor < 1.0 or power <= 0:
             raise ValueError("floor must be in [0, 1) and power > 0")
         self.dim = dim
+        self.model = model  # the embedding model of the stored contexts; "" when not known
         self.max_size = max_size
         self.floor = floor
         self.power = power
@@ -78,10 +86,13 @@ class ContextMemory:
     def __len__(self) -> int:
         return int(self._tool_ids.shape[0])
 
-    def serves(self, query_vector: npt.ArrayLike) -> bool:
-        """Whether this memory can answer for the query: it holds contexts, of the query's
-        dimension (not so after a change of embedding model, until new contexts arrive)."""
-        return len(self) > 0 and np.shape(query_vector)[-1] == self.dim
+    def serves(self, query_vector: npt.ArrayLike, model: str = "") -> bool:
+        """Whether this memory can answer for a query embedded by `model`: it holds contexts
+        of that model (not so after a change of embedding model, until new contexts arrive;
+        vectors of two models are not comparable even when their dimensions agree). An
+        unnamed model on either side is judged by the dimension alone."""
+        same_model = not (model and self.model) or model == self.model
+        return len(self) > 0 and same_model and np.shape(query_vector)[-1] == self.dim
 
     def add(self, vectors: npt.ArrayLike, tool_ids: npt.ArrayLike) -> None:
         """Append contexts (normalised here) and the tool each led to; drop the oldest."""
@@ -187,17 +198,26 @@ class ContextMemory:
         buf = io.BytesIO()
         params = np.array([self.floor, self.power], dtype=np.float64)
         sizes = np.array([_FORMAT, self.dim, self.max_size, self.per_tool_limit], dtype=np.int64)
-        np.savez(buf, sizes=sizes, params=params, vectors=self._vectors, tool_ids=self._tool_ids, seq=self._seq)
+        np.savez(
+            buf,
+            sizes=sizes,
+            params=params,
+            model=np.array(self.model),
+            vectors=self._vectors,
+            tool_ids=self._tool_ids,
+            seq=self._seq,
+        )
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ContextMemory:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             fmt, dim, max_size, per_tool_limit = (int(x) for x in z["sizes"])
-            if fmt != _FORMAT:
+            if fmt not in (1, _FORMAT):
                 raise ValueError(f"unknown context memory format {fmt}")
             floor, power = (float(x) for x in z["params"])
-            memory = cls(dim, max_size, floor=floor, power=power, per_tool_limit=per_tool_limit)
+            model = str(z["model"]) if fmt >= 2 else ""
+            memory = cls(dim, max_size, floor=floor, power=power, per_tool_limit=per_tool_limit, model=model)
             memory._vectors = z["vectors"].astype(np.float32)
             memory._tool_ids = z["tool_ids"].astype(np.int64)
             memory._seq = z["seq"].astype(np.int64)

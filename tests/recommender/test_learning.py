@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
 import pytest
+from django.apps import apps as django_apps
 from rest_framework.test import APIClient
 
 from access.models import ApiKey
@@ -13,7 +15,7 @@ from recommender.engine.bandit import LinearBanditState
 from recommender.engine.features import FEATURE_INDEX
 from recommender.learned_state import learned
 from recommender.learning import learning_batch, learning_state_rebuild
-from recommender.models import LearningState, MemoryEntry
+from recommender.models import IndexSnapshot, LearningState, MemoryEntry
 from recommender.services import recommendation_create
 
 REC, FEEDBACK = "/api/v1/recommendations", "/api/v1/feedback"
@@ -181,6 +183,47 @@ def test_a_users_history_and_co_use_reach_the_next_recommendations_features(api:
         REC, {"messages": [*messages, {"role": "user", "content": "and what is the weather"}], "k": 3}, format="json"
     ).json()
     assert features_of(later, follow["tools"][0]["name"])[FEATURE_INDEX["co_use"]] > 0
+
+
+def test_contexts_of_another_model_of_the_same_size_are_not_compared(api: APIClient, indexed: None) -> None:
+    """Two embedding models of one dimension live in different spaces: after a switch, the
+    old model's contexts must not vote or add candidates, and the new model's replace them."""
+    _agent_wants_current_weather(api)
+    serving_model = IndexSnapshot.objects.get(is_active=True).embedding_model
+    assert set(MemoryEntry.objects.values_list("embedding_model", flat=True)) == {serving_model}
+    votes = FEATURE_INDEX["votes_log"]
+
+    def shown_votes(body: dict[str, Any]) -> list[float]:
+        rec = body["recommendation_id"]
+        return [f[votes] for f in Impression.objects.filter(recommendation_id=rec).values_list("features", flat=True)]
+
+    assert max(shown_votes(_recommend(api, ASK_WEATHER.format("Madrid"), k=2))) > 0
+    entries = MemoryEntry.objects.count()
+    MemoryEntry.objects.update(embedding_model="hosted/another-384-model")  # same vectors, same size
+    learned.reset()
+
+    body = _recommend(api, ASK_WEATHER.format("Lisbon"), k=2)
+
+    assert learned.get().memory.model == "hosted/another-384-model" and len(learned.get().memory) == entries
+    assert shown_votes(body) == [0.0, 0.0]  # kept, but not read
+    _use(api, body, body["tools"][0]["name"])
+    learning_batch(delay_seconds=0)
+    learned.reset()
+    state = learned.get()
+    assert state.memory.model == serving_model and len(state.memory) == 1  # the serving model's context only
+    assert max(shown_votes(_recommend(api, ASK_WEATHER.format("Lisbon"), k=2))) > 0
+
+
+def test_the_upgrade_names_existing_contexts_after_the_serving_model(indexed: None) -> None:
+    migration = importlib.import_module("recommender.migrations.0004_memoryentry_embedding_model")
+    tool = Tool.objects.get(name="weather_get_current")
+    MemoryEntry.objects.create(tool=tool, vector=np.ones(4, dtype=np.float32).tobytes())
+    MemoryEntry.objects.create(tool=tool, vector=np.ones(4, dtype=np.float32).tobytes(), embedding_model="kept")
+
+    migration.name_existing_entries(django_apps, None)
+
+    serving_model = IndexSnapshot.objects.get(is_active=True).embedding_model
+    assert sorted(MemoryEntry.objects.values_list("embedding_model", flat=True)) == sorted(["kept", serving_model])
 
 
 def test_a_memory_of_another_embedding_model_is_set_aside_not_served(api: APIClient, indexed: None) -> None:

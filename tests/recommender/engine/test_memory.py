@@ -191,3 +191,16 @@ def test_similar_tools_rank_by_the_mean_of_each_tools_newest_contexts() -> None:
 
     assert memory.similar_tools(query, n=50).tolist() == expected
     assert memory.similar_tools(query, n=3).tolist() == expected[:3]
+
+
+def test_a_memory_serves_only_queries_of_its_own_model() -> None:
+    memory = ContextMemory(4, model="local/a")
+    memory.add(np.eye(4, dtype=np.float32)[:2], [1, 2])
+    query = np.eye(4, dtype=np.float32)[0]
+
+    assert memory.serves(query, "local/a") and not memory.serves(query, "hosted/b")
+    assert not memory.serves(np.ones(8), "local/a")  # another dimension
+    assert memory.serves(query)  # a caller that does not name its model: the dimension decides
+    assert not ContextMemory(4, model="local/a").serves(query, "local/a")  # empty
+    restored = ContextMemory.from_bytes(memory.to_bytes())
+    assert restored.model == "local/a" and not restored.serves(query, "hosted/b")
