@@ -72,7 +72,7 @@ class LocalEmbedder:
 
     def embed(self, texts: list[str]) -> FloatArray:
         if self._onnx is not None:
-            return self._onnx.embed(texts, batch_size=settings.EMBEDDING_BATCH_SIZE)
+            return self._onnx.embed(texts)
         with self._lock:
             vectors = self._model.encode(
                 texts,

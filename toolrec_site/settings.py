@@ -138,6 +138,7 @@ QDRANT_PATH = Path(env_str("QDRANT_PATH") or VAR_DIR / "qdrant")
 QDRANT_COLLECTION_PREFIX = env_str("QDRANT_COLLECTION_PREFIX", "toolrec_tools")
 LOCAL_EMBEDDING_MODEL = "local/all-MiniLM-L6-v2"
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", LOCAL_EMBEDDING_MODEL)
+# Texts per call to a hosted model or the torch backend (ONNX runs one text at a time).
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1)
 # CPU threads per process for the local embedder and the engine's numpy/faiss. One each is
 # fastest with several web processes per machine (two threads on two busy cores measured 2x slower).
