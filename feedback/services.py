@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -125,21 +125,42 @@ def tool_stats_ensure(*, tool_ids: Sequence[int]) -> None:
     ToolStats.objects.bulk_create([ToolStats(tool_id=t) for t in tool_ids], ignore_conflicts=True, batch_size=1000)
 
 
-def _insert_event(event: UsageEvent) -> bool:
-    """True if stored, False if it repeats an event or a use already recorded."""
-    try:
-        with transaction.atomic():  # a savepoint: a duplicate rolls back this row only
-            event.save(force_insert=True)
-        return True
-    except IntegrityError:
-        return False
+_EVENT_COLUMNS = ("event_id", "recommendation_id", "tool_id", "used", "reward", "source", "created_at")
+
+
+def _insert_new(events: list[UsageEvent]) -> list[UsageEvent]:
+    """Insert the events in one statement and return those stored: a repeated event id, or
+    a use of a shown tool already recorded, is skipped by the unique indexes.
+
+    Raw SQL because the ORM cannot say which rows ``ON CONFLICT DO NOTHING`` kept
+    (``bulk_create(ignore_conflicts=True)`` returns every row); a savepoint per row, the ORM
+    way, costs three round trips per event. PostgreSQL and SQLite >= 3.35 alike."""
+    now = timezone.now()
+    for event in events:
+        event.created_at = now
+    fields = [UsageEvent._meta.get_field(name) for name in _EVENT_COLUMNS]
+    params = [field.get_db_prep_save(getattr(e, field.attname), connection) for e in events for field in fields]
+    row = f"({', '.join(['%s'] * len(fields))})"
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(UsageEvent._meta.db_table)} ({', '.join(_EVENT_COLUMNS)}) "
+        f"VALUES {', '.join([row] * len(events))} ON CONFLICT DO NOTHING RETURNING event_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        stored = {r[0] for r in cursor.fetchall()}
+    kept, seen = [], set()
+    for event in events:  # the same event id twice in one call is stored once
+        if event.event_id in stored and event.event_id not in seen:
+            kept.append(event)
+            seen.add(event.event_id)
+    return kept
 
 
 def _record_events(events: list[UsageEvent], *, durable: bool = True) -> FeedbackOutcome:
     with transaction.atomic():
         if not durable:
             _skip_wal_flush()
-        inserted = [e for e in events if _insert_event(e)]
+        inserted = _insert_new(events)
         used_ids = sorted({e.tool_id for e in inserted if e.used})
         if used_ids:
             ToolStats.objects.filter(tool_id__in=used_ids).update(
@@ -171,7 +192,8 @@ def _shown_tools(recommendation: Recommendation) -> dict[str, int]:
 
 def feedback_record(*, api_key: ApiKey, recommendation_id: uuid.UUID, items: Sequence[FeedbackItem]) -> FeedbackOutcome:
     """Record explicit feedback. Durable before it returns; retries count once."""
-    recommendation = Recommendation.objects.filter(pk=recommendation_id, api_key=api_key).first()
+    # only the id: the row also holds the candidate log and the query vector (several kB)
+    recommendation = Recommendation.objects.filter(pk=recommendation_id, api_key=api_key).only("pk").first()
     if recommendation is None:
         raise NotFound(f"Unknown recommendation {recommendation_id}.")
     shown = _shown_tools(recommendation)

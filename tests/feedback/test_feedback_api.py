@@ -58,6 +58,21 @@ def test_a_retried_event_counts_once(api: APIClient, indexed: None) -> None:
     assert UsageEvent.objects.count() == 1
 
 
+def test_repeats_within_one_call_count_once(api: APIClient, indexed: None) -> None:
+    body = _recommend(api, [_user("send an email to Bob")], k=3)
+    first, second = body["tools"][0]["name"], body["tools"][1]["name"]
+    events = [
+        {"tool": first, "used": True, "event_id": "same"},
+        {"tool": first, "used": True, "event_id": "same"},  # a client that sent one event twice
+        {"tool": first, "used": True, "event_id": "other"},  # the same use under another id
+        {"tool": second, "used": False, "event_id": "miss"},
+    ]
+    response = api.post(FEEDBACK, {"recommendation_id": body["recommendation_id"], "events": events}, format="json")
+    assert response.json() == {"recorded": 2, "duplicates": 2}
+    assert sorted(UsageEvent.objects.values_list("event_id", "used")) == [("miss", False), ("same", True)]
+    assert ToolStats.objects.get(tool__name=first).times_used == 1
+
+
 def test_unknown_recommendation_is_404_and_unknown_tool_400(api: APIClient, indexed: None) -> None:
     response = api.post(
         FEEDBACK,
