@@ -70,7 +70,8 @@ def test_a_late_use_turns_the_learned_miss_into_a_use_exactly(api: APIClient, in
     features = np.asarray(Impression.objects.get(recommendation_id=body["recommendation_id"], rank=2).features)
     assert np.allclose(after.A_inv, before.A_inv)  # the impression is not counted twice
     assert np.allclose(after.b, before.b + features)  # its reward went from 0 to 1
-    assert MemoryEntry.objects.count() == 1
+    serving_model = IndexSnapshot.objects.get(is_active=True).embedding_model
+    assert list(MemoryEntry.objects.values_list("embedding_model", flat=True)) == [serving_model]
 
 
 def test_the_state_can_be_rebuilt_from_the_log(api: APIClient, indexed: None) -> None:
