@@ -106,8 +106,10 @@ def _load_memory(memory: ContextMemory | None, after_id: int) -> tuple[ContextMe
     size = len(newest_vector)
     rows = [r for r in reversed(rows) if len(r[2]) == size and r[3] == model]
     vectors = np.stack([np.frombuffer(bytes(v), dtype=np.float32) for _, _, v, _ in rows])
-    same_space = memory is not None and memory.dim == vectors.shape[1] and memory.model == model
-    fresh = copy.copy(memory) if memory is not None and same_space else _new_memory(vectors.shape[1], model)
+    if memory is not None and memory.dim == vectors.shape[1] and memory.model == model:
+        fresh = copy.copy(memory)
+    else:
+        fresh = _new_memory(vectors.shape[1], model)
     fresh.add(vectors, np.array([r[1] for r in rows], dtype=np.int64))  # add() rebinds, never mutates arrays
     return fresh, last_id
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from feedback.models import ToolStats
 from recommender.engine.features import FeatureInputs, build_features
 from recommender.engine.ltr import predict as ltr_predict
+from recommender.engine.memory import ContextMemory
 from recommender.engine.policy import PolicyConfig, Slate, choose_slate
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray
 from recommender.learned_state import LearnedState
@@ -81,7 +82,7 @@ def rank(
     tool_ids: IntArray,
     context: ConversationContext,
     query_vector: FloatArray,
-    query_model: str,
+    memory: ContextMemory | None,
     called_ids: list[int],
     user_id: str,
     k: int,
@@ -90,17 +91,13 @@ def rank(
     rng: np.random.Generator,
     signals: RequestSignals | Future[RequestSignals] | None = None,
 ) -> Ranked:
-    """`signals`: the request's user and co-use counts, or their background read
-    (`request_signals_start`); None reads them here."""
+    """`memory`: the learned memory of past requests when it can answer this request
+    (`ContextMemory.serves`), else None. `signals`: the request's user and co-use counts, or
+    their background read (`request_signals_start`); None reads them here."""
     started = time.perf_counter()
     ids = [int(t) for t in tool_ids]
     uses, shows, age = _tool_signals(ids, learned)
-    memory = learned.memory if learned is not None else None
-    votes = (
-        memory.votes(query_vector, tool_ids)
-        if memory is not None and memory.serves(query_vector, query_model)
-        else np.zeros(len(ids))
-    )
+    votes = memory.votes(query_vector, tool_ids) if memory is not None else np.zeros(len(ids))
     called = set(called_ids)
     if not isinstance(signals, RequestSignals):
         signals = request_signals_finish(signals, user_id=user_id, called_ids=called_ids)

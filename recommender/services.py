@@ -23,6 +23,7 @@ from recommender import metrics
 from recommender.embeddings import embed_cached
 from recommender.engine.conversation import previous_user_texts, read_conversation
 from recommender.engine.features import FEATURE_INDEX
+from recommender.engine.memory import ContextMemory
 from recommender.engine.policy import PolicyConfig
 from recommender.engine.retrieval import query_roles
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray, ToolFilter
@@ -123,16 +124,22 @@ def retrieve(
     )
 
 
+def _serving_memory(state: LearnedState | None, query_vector: FloatArray, model: str) -> ContextMemory | None:
+    """The memory of past requests if it can answer this one (it holds contexts of the
+    query's embedding model), else None: one check for learned recall and for the votes."""
+    if state is None or not state.memory.serves(query_vector, model):
+        return None
+    return state.memory
+
+
 def _learned_candidates(
-    state: LearnedState | None, config: PolicyConfig, query_vector: FloatArray, model: str
+    memory: ContextMemory | None, config: PolicyConfig, query_vector: FloatArray
 ) -> IntArray | None:
     """Tools whose past contexts resemble this request, for the policies that learn (the
     semantic policy stays retrieval alone: it is the baseline the others are measured on)."""
-    if state is None or config.name == "semantic" or settings.MEMORY_CANDIDATES == 0:
+    if memory is None or config.name == "semantic" or settings.MEMORY_CANDIDATES == 0:
         return None
-    if not state.memory.serves(query_vector, model):
-        return None
-    return state.memory.similar_tools(query_vector, settings.MEMORY_CANDIDATES)
+    return memory.similar_tools(query_vector, settings.MEMORY_CANDIDATES)
 
 
 def recommendation_create(
@@ -172,13 +179,14 @@ def recommendation_create(
     vectors = embed_queries(context, messages, snapshot.embedding_model)
     embedded = time.perf_counter()
     state = learned.get()
+    memory = _serving_memory(state, vectors[0], snapshot.embedding_model)
     candidates = retrieve(
         snapshot,
         context,
         vectors,
         k=k,
         tool_filter=tool_filter,
-        learned_tool_ids=_learned_candidates(state, config, vectors[0], snapshot.embedding_model),
+        learned_tool_ids=_learned_candidates(memory, config, vectors[0]),
     )
     retrieved = time.perf_counter()
     tool_ids = snapshot.tool_ids[candidates.rows]
@@ -187,7 +195,7 @@ def recommendation_create(
         tool_ids=tool_ids,
         context=context,
         query_vector=vectors[0],
-        query_model=snapshot.embedding_model,
+        memory=memory,
         called_ids=called_ids,
         user_id=user_id,
         k=k,
