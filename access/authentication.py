@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from access.models import ApiKey
-from access.services import hash_key
+from access.selectors import api_key_active, hash_key
 
 
 class ApiKeyPrincipal:
@@ -23,30 +22,6 @@ class ApiKeyPrincipal:
         return str(self.api_key)
 
 
-# key hash -> (key, when it was read). Saves a query per request; a revoked key stops
-# working within KEY_CACHE_SECONDS in every process.
-KEY_CACHE_SECONDS = 30.0
-_keys: dict[str, tuple[ApiKey, float]] = {}
-
-
-def _active_key(key_hash: str) -> ApiKey | None:
-    cached = _keys.get(key_hash)
-    if cached is not None and time.monotonic() - cached[1] < KEY_CACHE_SECONDS:
-        return cached[0]
-    api_key = ApiKey.objects.filter(key_hash=key_hash, is_active=True).first()
-    if api_key is None:
-        _keys.pop(key_hash, None)
-        return None
-    if len(_keys) > 10_000:  # bounded: a flood of distinct keys cannot grow it forever
-        _keys.clear()
-    _keys[key_hash] = (api_key, time.monotonic())
-    return api_key
-
-
-def forget_cached_keys() -> None:
-    _keys.clear()
-
-
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
 
@@ -57,7 +32,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raw = auth[7:].strip()
         if not raw:
             return None
-        api_key = _active_key(hash_key(raw))
+        api_key = api_key_active(hash_key(raw))
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         return ApiKeyPrincipal(api_key), api_key

@@ -1,15 +1,9 @@
 from __future__ import annotations
 
-import hashlib
 import secrets
 
 from access.models import ApiKey
-
-KEY_PREFIX = "trk_"
-
-
-def hash_key(raw_key: str) -> str:
-    return hashlib.sha256(raw_key.encode()).hexdigest()
+from access.selectors import KEY_PREFIX, forget_cached_keys, hash_key
 
 
 def api_key_create(*, name: str) -> tuple[ApiKey, str]:
@@ -21,7 +15,5 @@ def api_key_create(*, name: str) -> tuple[ApiKey, str]:
 
 def api_key_revoke(*, api_key: ApiKey) -> None:
     """Revoke a key; other processes stop accepting it within their key cache's lifetime."""
-    from access.authentication import forget_cached_keys
-
     ApiKey.objects.filter(pk=api_key.pk).update(is_active=False)
     forget_cached_keys()

@@ -47,11 +47,11 @@ def main() -> None:
     from catalog.services import tool_import
     from feedback.models import UsageEvent
     from feedback.services import FeedbackItem, feedback_record
-    from recommender.embeddings import prefill_cache
-    from recommender.learned_state import LearningHolder
-    from recommender.learning import learning_batch
-    from recommender.services import recommendation_create
-    from recommender.snapshots import snapshot_build
+    from recommender.indexing.embedders import prefill_cache
+    from recommender.indexing.snapshots import snapshot_build
+    from recommender.learning.learner import learning_batch
+    from recommender.serving.holders import LearningHolder
+    from recommender.serving.services import recommendation_create
 
     connection = connections["default"]
     connection.settings_dict.setdefault("TEST", {})["NAME"] = (
@@ -108,9 +108,8 @@ def main() -> None:
         served_at = time.perf_counter()
     finally:
         # The holders' refresh threads and the signal pool hold connections to the database about to be dropped.
-        from recommender.learned_state import learned
-        from recommender.signals import request_signals_stop
-        from recommender.snapshots import snapshots
+        from recommender.serving.holders import learned, snapshots
+        from recommender.serving.request_signals import request_signals_stop
 
         for refreshing in (holder, learned, snapshots):
             if refreshing is not None:

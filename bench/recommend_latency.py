@@ -964,8 +964,9 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 LEARNING_STATUS = """
 import json
 from django.db.models import Count, Q
-from feedback.models import CoUse, Recommendation, UsageEvent, UserToolStats
-from recommender.models import LearningState, MemoryEntry
+from feedback.models import Recommendation, UsageEvent
+from recommender.learning.models import CoUse, UserToolStats
+from recommender.learning.models import LearningState, MemoryEntry
 state = LearningState.objects.order_by("-pk").values(
     "pk", "created_at", "recommendations_learned", "events_learned", "learn_seconds").first()
 print(json.dumps({
@@ -983,7 +984,7 @@ print(json.dumps({
 # Learn everything pending now, as the Celery task would, without waiting for the delay.
 LEARN_PENDING = """
 import json, time
-from recommender.learning import learning_batch
+from recommender.learning.learner import learning_batch
 started, batches = time.perf_counter(), []
 while (outcome := learning_batch(delay_seconds=0)) is not None:
     batches.append([outcome.version, outcome.recommendations, outcome.events, outcome.seconds])

@@ -153,7 +153,7 @@ sys.path.insert(0, str(ROOT))
 
 from recommender.engine.ann import AnnConfig, DenseIndex  # noqa: E402
 from recommender.engine.conversation import read_conversation  # noqa: E402
-from recommender.engine.metrics import (  # noqa: E402
+from recommender.engine.ranking_metrics import (  # noqa: E402
     complete_at_k,
     ndcg_at_k,
     percentiles,

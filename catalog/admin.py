@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from catalog.importers import InvalidTool, make_spec, validate_parameters
 from catalog.models import Tool
 from catalog.services import tool_create, tool_set_enabled, tool_update
+from toolrec_site.scheduling import index_rebuild_schedule
 
 
 class ToolForm(forms.ModelForm):
@@ -67,7 +68,5 @@ class ToolAdmin(admin.ModelAdmin):
 
     @admin.action(description="Rebuild the recommendation index now")
     def reindex(self, request: HttpRequest, queryset: QuerySet[Tool]) -> None:
-        from recommender.services import index_rebuild_schedule
-
         index_rebuild_schedule(countdown=0)
         messages.success(request, "An index rebuild was scheduled.")

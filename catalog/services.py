@@ -12,6 +12,7 @@ from django.db import transaction
 from catalog.importers import Rejection, ToolSpec, make_spec
 from catalog.models import Tool
 from toolrec_site.errors import Conflict
+from toolrec_site.scheduling import index_rebuild_schedule
 
 
 @dataclass
@@ -31,8 +32,6 @@ class ImportReport:
 
 
 def _schedule_rebuild() -> None:
-    from recommender.services import index_rebuild_schedule
-
     transaction.on_commit(index_rebuild_schedule)
 
 

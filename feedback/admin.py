@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from feedback.models import Impression, Recommendation, ToolStats, UsageEvent
+from feedback.models import Impression, Recommendation, UsageEvent
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -38,11 +38,3 @@ class UsageEventAdmin(ReadOnlyAdmin):
     list_filter = ("source", "used")
     list_select_related = ("tool",)
     search_fields = ("event_id", "tool__name")
-
-
-@admin.register(ToolStats)
-class ToolStatsAdmin(ReadOnlyAdmin):
-    list_display = ("tool", "times_recommended", "times_used", "last_recommended_at", "last_used_at")
-    list_select_related = ("tool",)
-    search_fields = ("tool__name",)
-    ordering = ("-times_used",)

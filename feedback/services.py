@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from access.models import ApiKey
 from catalog.models import Tool
-from feedback.models import Impression, Recommendation, ToolStats, UsageEvent
-from recommender import metrics
+from feedback.models import Impression, Recommendation, UsageEvent
+from toolrec_site import metrics
 from toolrec_site.errors import NotFound, ToolrecError
+from toolrec_site.scheduling import learning_schedule
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def recommendation_record(
     query_vector: bytes | None = None,
     candidate_log: bytes | None = None,
 ) -> Recommendation:
-    """Log a served recommendation and its impressions, and count the shows per tool."""
+    """Log a served recommendation and its impressions (the learner counts them later)."""
     with transaction.atomic():
         _skip_wal_flush()
         recommendation = Recommendation.objects.create(
@@ -99,11 +99,6 @@ def recommendation_record(
                 for s in shown
             ]
         )
-        # One UPDATE takes the k row locks in index order (no deadlock between requests), and
-        # sharing the transaction saves a second commit.
-        ToolStats.objects.filter(tool_id__in=sorted(s.tool_id for s in shown)).update(
-            times_recommended=F("times_recommended") + 1, last_recommended_at=recommendation.created_at
-        )
     return recommendation
 
 
@@ -118,11 +113,6 @@ def _skip_wal_flush() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-
-def tool_stats_ensure(*, tool_ids: Sequence[int]) -> None:
-    """Create the (zero) stats rows of new tools so later updates are a single UPDATE."""
-    ToolStats.objects.bulk_create([ToolStats(tool_id=t) for t in tool_ids], ignore_conflicts=True, batch_size=1000)
 
 
 _EVENT_COLUMNS = ("event_id", "recommendation_id", "tool_id", "used", "reward", "source", "created_at")
@@ -161,17 +151,10 @@ def _record_events(events: list[UsageEvent], *, durable: bool = True) -> Feedbac
         if not durable:
             _skip_wal_flush()
         inserted = _insert_new(events)
-        used_ids = sorted({e.tool_id for e in inserted if e.used})
-        if used_ids:
-            ToolStats.objects.filter(tool_id__in=used_ids).update(
-                times_used=F("times_used") + 1, last_used_at=timezone.now()
-            )
     for event in inserted:
         if event.used:
             metrics.TOOL_USES.labels(source=event.source).inc()
     if inserted:
-        from recommender.learning import learning_schedule
-
         transaction.on_commit(learning_schedule)
     metrics.FEEDBACK_EVENTS.labels(outcome="recorded").inc(len(inserted))
     metrics.FEEDBACK_EVENTS.labels(outcome="duplicate").inc(len(events) - len(inserted))

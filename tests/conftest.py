@@ -165,20 +165,23 @@ def catalog(db: Any) -> Callable[..., None]:
 
 @pytest.fixture
 def indexed(catalog: Callable[..., None]) -> None:
-    """The small catalog imported and a snapshot built and active."""
-    from recommender.snapshots import snapshot_build, snapshots
+    """The small catalog imported, a snapshot built and active, and the counts of its tools
+    published (what the rebuild task does)."""
+    from recommender.indexing.snapshots import snapshot_build
+    from recommender.learning.learner import learning_publish_stats
+    from recommender.serving.holders import snapshots
 
     catalog()
     snapshot_build()
+    learning_publish_stats()
     snapshots.reset()
 
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> None:
-    from access.authentication import forget_cached_keys
+    from access.selectors import forget_cached_keys
     from experiments.selectors import reset_cache
-    from recommender.learned_state import learned
-    from recommender.snapshots import snapshots
+    from recommender.serving.holders import learned, snapshots
 
     snapshots.reset()
     learned.reset()

@@ -4,7 +4,7 @@ from django.test import Client
 
 
 def test_health_reports_each_dependency(indexed: None) -> None:
-    from recommender.snapshots import snapshots
+    from recommender.serving.holders import snapshots
 
     snapshots.get()  # this process now serves the fixture's snapshot
     response = Client().get("/healthz")
@@ -18,8 +18,8 @@ def test_health_reports_each_dependency(indexed: None) -> None:
 
 
 def test_health_shows_the_learned_state_this_process_serves(api, indexed: None) -> None:
-    from recommender.learned_state import learned
-    from recommender.learning import learning_batch
+    from recommender.learning.learner import learning_batch
+    from recommender.serving.holders import learned
 
     api.post("/api/v1/recommendations", {"messages": [{"role": "user", "content": "send an email"}]}, format="json")
     outcome = learning_batch(delay_seconds=0)

@@ -1,4 +1,6 @@
-"""The Celery app and the one table of periodic tasks (each with an expiry)."""
+"""The Celery app. Its periodic tasks are declared in `toolrec_site.scheduling`
+(`PERIODIC_TASKS`) and kept in the database (django-celery-beat's DatabaseScheduler), where
+operators see and pause them in the admin."""
 
 from __future__ import annotations
 
@@ -10,16 +12,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "toolrec_site.settings")
 
 app = Celery("toolrec")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
-
-# Periodic tasks: name -> (task, every N seconds). Each expires before its next run so a
-# backlog after an outage never piles up duplicate work.
-PERIODIC_TASKS: dict[str, tuple[str, float]] = {
-    "rebuild-index-if-stale": ("recommender.tasks.rebuild_index", 15 * 60),
-    "learn-from-feedback": ("recommender.tasks.learn_from_feedback", 5),
-    "train-ranker": ("recommender.tasks.train_ranker", 6 * 3600),
-}
-app.conf.beat_schedule = {
-    name: {"task": task, "schedule": every, "options": {"expires": every * 0.9}}
-    for name, (task, every) in PERIODIC_TASKS.items()
-}
+# The stages' task modules: a worker imports them at start, `scheduling.task_named` before
+# it looks a task up by name.
+app.conf.imports = ["recommender.indexing.tasks", "recommender.learning.tasks"]

@@ -130,6 +130,9 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "toolrec")
+# Beat reads the schedule from the database (toolrec_site.scheduling.PERIODIC_TASKS, written
+# on migrate): operators see, pause and re-time the periodic tasks in the admin.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- vectors and embeddings --------------------------------------------------------
 QDRANT_URL = env_str("QDRANT_URL")

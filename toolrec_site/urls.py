@@ -4,8 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from catalog.api import ToolDetailApi, ToolListCreateApi
 from feedback.api import FeedbackCreateApi
-from recommender.api import RecommendationCreateApi
-from recommender.health import healthz
+from recommender.serving.api import RecommendationCreateApi
+from toolrec_site.health import healthz
 
 api_v1 = [
     path("recommendations", RecommendationCreateApi.as_view(), name="recommendation-create"),

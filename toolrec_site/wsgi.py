@@ -11,8 +11,8 @@ def _warm_up() -> None:
     import logging
 
     try:
-        from recommender.embeddings import embed_cached
-        from recommender.snapshots import snapshots
+        from recommender.indexing.embedders import embed_cached
+        from recommender.serving.holders import snapshots
 
         snapshots.get()
         embed_cached(["warm up"])

@@ -30,6 +30,7 @@ is starved forever.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -75,6 +76,30 @@ class PolicyConfig:
             raise ValueError("alpha, v, tool_bonus and relevance_power must be >= 0")
         if self.k_max < 1 or self.explore_pool < 0 or self.thompson_resamples < 1:
             raise ValueError("k_max and thompson_resamples must be >= 1, explore_pool >= 0")
+
+
+# Named policies for experiments' variants, `simulate` and `evaluate_policy`.
+POLICY_PRESETS: dict[str, dict[str, object]] = {
+    "semantic": {"name": "semantic"},
+    # Exploration widths as tuned with `simulate` (alpha 0.2 / tool bonus 0.05 beat the
+    # defaults 0.5 / 0.1 on hit rate and Recall@5, and still picked up every added tool).
+    "bandit": {"name": "bandit", "exploration": "ucb", "alpha": 0.2, "tool_bonus": 0.05},
+    "thompson": {"name": "bandit", "exploration": "thompson"},
+    "hybrid": {"name": "hybrid", "exploration": "ucb"},
+    "hybrid-thompson": {"name": "hybrid", "exploration": "thompson"},
+    "epsilon": {"name": "hybrid", "exploration": "epsilon"},
+    "ltr": {"name": "ltr", "exploration": "ucb"},
+}
+
+
+def policy_from_json(raw: Mapping[str, object] | None) -> PolicyConfig:
+    """A policy's JSON (a variant's, a setting's) as a PolicyConfig; keys that are not
+    fields are ignored. Raises ValueError on a bad value."""
+    fields = set(PolicyConfig.__dataclass_fields__)
+    try:
+        return PolicyConfig(**{k: v for k, v in (raw or {}).items() if k in fields})  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 @dataclass(frozen=True, eq=False)

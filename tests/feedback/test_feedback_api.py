@@ -5,7 +5,9 @@ from typing import Any
 from rest_framework.test import APIClient
 
 from catalog.models import Tool
-from feedback.models import ToolStats, UsageEvent
+from feedback.models import UsageEvent
+from recommender.learning.learner import learning_batch
+from recommender.learning.models import ToolStats
 
 REC = "/api/v1/recommendations"
 FEEDBACK = "/api/v1/feedback"
@@ -21,7 +23,7 @@ def _user(text: str) -> dict[str, Any]:
     return {"role": "user", "content": text}
 
 
-def test_feedback_is_recorded_and_counted(api: APIClient, indexed: None) -> None:
+def test_feedback_is_recorded_and_counted_by_the_learner(api: APIClient, indexed: None) -> None:
     body = _recommend(api, [_user("send an email to Bob")], k=3)
     used = body["tools"][0]["name"]
     response = api.post(
@@ -37,6 +39,8 @@ def test_feedback_is_recorded_and_counted(api: APIClient, indexed: None) -> None
     )
     assert response.status_code == 201, response.json()
     assert response.json() == {"recorded": 2, "duplicates": 0}
+    assert ToolStats.objects.get(tool__name=used).times_used == 0  # logged, not learned yet
+    learning_batch(delay_seconds=0)
     stats = ToolStats.objects.get(tool__name=used)
     assert stats.times_used == 1 and stats.last_used_at is not None and stats.times_recommended == 1
 
@@ -54,6 +58,7 @@ def test_a_retried_event_counts_once(api: APIClient, indexed: None) -> None:
     # The same use reported under another event id is still one use.
     payload["event_id"] = "another-id"
     assert api.post(FEEDBACK, payload, format="json").json() == {"recorded": 0, "duplicates": 1}
+    learning_batch(delay_seconds=0)
     assert ToolStats.objects.get(tool__name=body["tools"][0]["name"]).times_used == 1
     assert UsageEvent.objects.count() == 1
 
@@ -70,6 +75,7 @@ def test_repeats_within_one_call_count_once(api: APIClient, indexed: None) -> No
     response = api.post(FEEDBACK, {"recommendation_id": body["recommendation_id"], "events": events}, format="json")
     assert response.json() == {"recorded": 2, "duplicates": 2}
     assert sorted(UsageEvent.objects.values_list("event_id", "used")) == [("miss", False), ("same", True)]
+    learning_batch(delay_seconds=0)
     assert ToolStats.objects.get(tool__name=first).times_used == 1
 
 
@@ -148,4 +154,5 @@ def test_tool_calls_in_the_next_request_count_as_use_once(api: APIClient, indexe
         format="json",
     )
     assert response.json() == {"recorded": 0, "duplicates": 1}
+    learning_batch(delay_seconds=0)
     assert ToolStats.objects.get(tool=Tool.objects.get(name="currency_convert")).times_used == 1

@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 
 from catalog.importers import parse_tools
 from catalog.services import tool_import
-from recommender.models import IndexSnapshot
-from recommender.snapshots import snapshot_build
+from recommender.indexing.models import IndexSnapshot
+from recommender.indexing.snapshots import snapshot_build
 from tests.conftest import in_ci, small_catalog_jsonl
 
 NEEDS = "needs PostgreSQL (DATABASE_URL) and a broker (CELERY_BROKER_URL)"

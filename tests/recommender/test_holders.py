@@ -4,7 +4,7 @@ for a check or a reload once something is loaded."""
 import threading
 import time
 
-from recommender.holders import RefreshingHolder
+from recommender.serving.holders import RefreshingHolder
 
 
 class Published(RefreshingHolder[int]):

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from feedback.models import Recommendation
 from recommender.engine.bandit import LinearBanditState
-from recommender.models import LearningState
+from recommender.learning.models import LearningState
 from tests.conftest import in_ci
 
 NEEDS = "needs PostgreSQL (DATABASE_URL): processes share the database"
@@ -31,7 +31,7 @@ LEARNER = textwrap.dedent(
     import sys, time
     import django
     django.setup()
-    from recommender.learning import learning_batch
+    from recommender.learning.learner import learning_batch
     time.sleep(max(0.0, float(sys.argv[1]) - time.time()))  # both start together
     while learning_batch(batch_size=1, delay_seconds=0) is not None:
         pass

@@ -10,13 +10,14 @@ from rest_framework.test import APIClient
 
 from access.models import ApiKey
 from catalog.models import Tool
-from feedback.models import Impression, Recommendation, UsageEvent, UserToolStats
+from feedback.models import Impression, Recommendation, UsageEvent
 from recommender.engine.bandit import LinearBanditState
 from recommender.engine.features import FEATURE_INDEX
-from recommender.learned_state import learned
-from recommender.learning import learning_batch, learning_state_rebuild
-from recommender.models import IndexSnapshot, LearningState, MemoryEntry
-from recommender.services import recommendation_create
+from recommender.indexing.models import IndexSnapshot
+from recommender.learning.learner import learning_batch, learning_state_rebuild
+from recommender.learning.models import LearningState, MemoryEntry, UserToolStats
+from recommender.serving.holders import learned
+from recommender.serving.services import recommendation_create
 
 REC, FEEDBACK = "/api/v1/recommendations", "/api/v1/feedback"
 

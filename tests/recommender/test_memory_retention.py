@@ -7,8 +7,8 @@ from typing import Any
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from recommender.learning import learning_batch
-from recommender.models import MemoryEntry
+from recommender.learning.learner import learning_batch
+from recommender.learning.models import MemoryEntry
 
 
 def _recommend_and_use(api: APIClient, text: str) -> None:

@@ -10,11 +10,11 @@ from django.test import override_settings
 
 from access.models import ApiKey
 from feedback.services import FeedbackItem, feedback_record
-from recommender.learned_state import learned
-from recommender.learning import learning_batch
-from recommender.models import RankerModel
-from recommender.rankers import ranker_activate, ranker_train
-from recommender.services import recommendation_create
+from recommender.learning.learner import learning_batch
+from recommender.learning.models import RankerModel
+from recommender.learning.ranker_training import ranker_activate, ranker_train
+from recommender.serving.holders import learned
+from recommender.serving.services import recommendation_create
 
 QUESTIONS = ["send an email to {}", "what's the weather in {}", "convert 10 dollars for {}", "directions to {}"]
 EPSILON = {"name": "hybrid", "exploration": "epsilon", "epsilon": 0.3}

@@ -7,7 +7,9 @@ from django.conf import settings
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from feedback.models import Impression, Recommendation, ToolStats
+from feedback.models import Impression, Recommendation
+from recommender.learning.learner import learning_batch
+from recommender.learning.models import ToolStats
 
 URL = "/api/v1/recommendations"
 
@@ -35,6 +37,7 @@ def test_every_answer_is_logged_as_an_impression(api: APIClient, indexed: None) 
     assert [i.rank for i in impressions] == [1, 2, 3, 4]
     assert [i.tool_id for i in impressions] == [t["tool_id"] for t in body["tools"]]
     assert recommendation.user_id == "u1" and recommendation.k == 4
+    learning_batch(delay_seconds=0)
     assert ToolStats.objects.get(tool_id=impressions[0].tool_id).times_recommended == 1
 
 
@@ -137,9 +140,9 @@ def test_a_revoked_key_is_refused(api: APIClient, indexed: None) -> None:
 def test_the_context_vector_is_the_mean_of_the_recent_turns(indexed: None) -> None:
     import numpy as np
 
-    from recommender.embeddings import embed_cached
     from recommender.engine.conversation import read_conversation
-    from recommender.services import embed_queries
+    from recommender.indexing.embedders import embed_cached
+    from recommender.serving.services import embed_queries
 
     messages = [
         {"role": "user", "content": "I am planning a trip to Lisbon next month"},

@@ -8,8 +8,9 @@ from rest_framework.test import APIClient
 
 from catalog.models import Tool
 from catalog.services import tool_set_enabled, tool_update
-from recommender.models import IndexSnapshot
-from recommender.snapshots import snapshot_build, snapshots
+from recommender.indexing.models import IndexSnapshot
+from recommender.indexing.snapshots import snapshot_build
+from recommender.serving.holders import snapshots
 
 PDF_TOOL = {
     "id": "pdf_extract_text",
@@ -73,7 +74,7 @@ def test_a_failed_build_keeps_the_active_snapshot(catalog: Callable[..., None], 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("recommender.snapshots.RetrievalIndex.build", broken)
+    monkeypatch.setattr("recommender.indexing.snapshots.RetrievalIndex.build", broken)
     with pytest.raises(RuntimeError):
         snapshot_build()
     assert IndexSnapshot.objects.get(is_active=True).pk == good.pk

@@ -17,7 +17,7 @@ from django.db import connection
 
 from catalog.models import Tool
 from recommender.engine.bandit import LinearBanditState
-from recommender.models import LearningState, MemoryEntry
+from recommender.learning.models import LearningState, MemoryEntry
 from tests.conftest import in_ci
 
 NEEDS = "needs PostgreSQL (DATABASE_URL): processes share the database"
@@ -35,7 +35,7 @@ READER = textwrap.dedent(
     import numpy as np
     from django.conf import settings
     settings.LEARNING_CHECK_SECONDS = float(sys.argv[2])  # 0: check on every read; > 0: background thread
-    from recommender.learned_state import LearningHolder
+    from recommender.serving.holders import LearningHolder
     holder, seen, last, deadline = LearningHolder(), 0, 0, time.monotonic() + float(sys.argv[1])
     while time.monotonic() < deadline:
         state = holder.get()

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand
 from access.services import api_key_create
 from catalog.importers import parse_tools
 from catalog.services import tool_import
-from recommender.snapshots import snapshot_build
+from recommender.indexing.snapshots import snapshot_build
 
 EXAMPLE_CATALOG = Path(settings.BASE_DIR) / "catalog" / "data" / "example_tools.jsonl"
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from recommender.offpolicy import evaluate_policy
-from recommender.ranking import POLICY_PRESETS, policy_config
+from recommender.engine.policy import POLICY_PRESETS, policy_from_json
+from recommender.offline.policy_evaluation import evaluate_policy
 
 
 class Command(BaseCommand):
@@ -35,9 +35,10 @@ class Command(BaseCommand):
             raw = POLICY_PRESETS[options["policy"]]
         else:
             raise CommandError(f"unknown policy {options['policy']!r}; choose from {', '.join(POLICY_PRESETS)}")
-        config = policy_config(raw)
-        if config.name == "semantic" and raw.get("name") not in (None, "semantic"):
-            raise CommandError(f"invalid policy configuration: {raw}")
+        try:
+            config = policy_from_json(raw)
+        except ValueError as exc:
+            raise CommandError(f"invalid policy configuration {raw}: {exc}") from exc
         report = evaluate_policy(
             config=config,
             since_days=options["since_days"],

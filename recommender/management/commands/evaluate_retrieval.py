@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from recommender.evaluation import (
+from recommender.offline.retrieval_evaluation import (
     SYSTEMS,
     EvaluationError,
     catalog_drop,

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from recommender.snapshots import snapshot_build
+from recommender.indexing.snapshots import snapshot_build
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from recommender.learning import learning_state_rebuild
+from recommender.learning.learner import learning_state_rebuild
 
 
 class Command(BaseCommand):

@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 from django.test.utils import override_settings, setup_databases, teardown_databases
 
-from recommender.ranking import POLICY_PRESETS
-from recommender.simulation import (
+from recommender.engine.policy import POLICY_PRESETS
+from recommender.offline.simulation import (
     AgentModel,
     Scenario,
     clear_pending_flags,

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from recommender.rankers import MIN_GROUPS, ranker_activate, ranker_train
+from recommender.learning.ranker_training import MIN_GROUPS, ranker_activate, ranker_train
 
 
 class Command(BaseCommand):

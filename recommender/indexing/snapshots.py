@@ -3,8 +3,8 @@
 A build reads the enabled tools, reuses stored vectors whose text did not change (Qdrant),
 embeds the rest, builds the retrieval index and writes it to a new folder; only then is the
 snapshot row switched to active, in one transaction. Web processes poll the active version
-cheaply and swap a newly loaded snapshot in with one reference assignment, so a request
-never sees a half-loaded index.
+cheaply (`recommender.serving.holders`) and swap a newly loaded snapshot in with one
+reference assignment, so a request never sees a half-loaded index.
 """
 
 from __future__ import annotations
@@ -24,16 +24,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import Tool
-from feedback.services import tool_stats_ensure
-from recommender import metrics
-from recommender.embeddings import configured_model_name, get_embedder
 from recommender.engine.ann import AnnConfig
 from recommender.engine.retrieval import RetrievalConfig, RetrievalIndex
 from recommender.engine.text import embedding_text, text_hash
 from recommender.engine.types import ToolDoc, find_sorted
-from recommender.holders import RefreshingHolder
-from recommender.models import IndexSnapshot
-from recommender.vectorstore import open_vector_store
+from recommender.indexing.embedders import configured_model_name, get_embedder
+from recommender.indexing.models import IndexSnapshot
+from recommender.indexing.vector_store import open_vector_store
+from toolrec_site import metrics
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +117,6 @@ def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
     started = time.perf_counter()
     model_name = configured_model_name()
     tools = list(Tool.objects.filter(enabled=True).order_by("id"))
-    tool_stats_ensure(tool_ids=[t.pk for t in tools])
     fingerprint = catalog_fingerprint([(t.pk, t.content_hash) for t in tools])
     active = IndexSnapshot.objects.filter(is_active=True).first()
     if (
@@ -160,9 +157,6 @@ def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
             finished_at=timezone.now(),
         )
     _prune_old_snapshots()
-    from recommender.learning import learning_publish_stats
-
-    learning_publish_stats()
     snapshot.refresh_from_db()
     log.info(
         "snapshot v%s: %s tools (%s embedded, %s reused) in %.1fs",
@@ -254,29 +248,20 @@ class LoadedSnapshot:
         )
 
 
-class SnapshotHolder(RefreshingHolder[LoadedSnapshot]):
-    """The snapshot this process serves, refreshed when a newer one becomes active."""
-
-    name = "snapshot"
-
-    def interval(self) -> float:
-        return float(settings.SNAPSHOT_CHECK_SECONDS)
-
-    def refresh(self, current: LoadedSnapshot | None) -> LoadedSnapshot | None:
-        active = IndexSnapshot.objects.filter(is_active=True).values_list("id", "path", "embedding_model").first()
-        if active is None:
-            return current
-        version, path, embedding_model = active
-        if current is not None and current.version == version:
-            return current
-        try:
-            loaded = LoadedSnapshot.load(version, Path(path), embedding_model)
-        except (OSError, ValueError, KeyError):
-            log.exception("could not load snapshot v%s; keeping v%s", version, getattr(current, "version", None))
-            return current
-        metrics.SNAPSHOT_VERSION.set(version)
-        metrics.ACTIVE_TOOLS.set(len(loaded.keys))
-        return loaded
-
-
-snapshots = SnapshotHolder()
+def active_snapshot_load(current: LoadedSnapshot | None) -> LoadedSnapshot | None:
+    """The active snapshot, loaded; `current` if it is the active one or nothing is active,
+    or if the active one cannot be read (logged)."""
+    active = IndexSnapshot.objects.filter(is_active=True).values_list("id", "path", "embedding_model").first()
+    if active is None:
+        return current
+    version, path, embedding_model = active
+    if current is not None and current.version == version:
+        return current
+    try:
+        loaded = LoadedSnapshot.load(version, Path(path), embedding_model)
+    except (OSError, ValueError, KeyError):
+        log.exception("could not load snapshot v%s; keeping v%s", version, getattr(current, "version", None))
+        return current
+    metrics.SNAPSHOT_VERSION.set(version)
+    metrics.ACTIVE_TOOLS.set(len(loaded.keys))
+    return loaded

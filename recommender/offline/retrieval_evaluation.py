@@ -23,15 +23,15 @@ import numpy as np
 from catalog.importers import ToolSpec, parse_tools
 from catalog.models import Tool
 from catalog.services import tool_import
-from recommender.embeddings import configured_model_name, get_embedder
 from recommender.engine.conversation import read_conversation
-from recommender.engine.metrics import complete_at_k, ndcg_at_k, percentiles, recall_at_k
+from recommender.engine.ranking_metrics import complete_at_k, ndcg_at_k, percentiles, recall_at_k
 from recommender.engine.retrieval import RetrievalIndex
 from recommender.engine.text import tokenize
 from recommender.engine.types import ConversationContext, FloatArray
-from recommender.services import retrieve
-from recommender.snapshots import LoadedSnapshot, embed_tools, retrieval_config, tool_doc
-from recommender.vectorstore import open_vector_store
+from recommender.indexing.embedders import configured_model_name, get_embedder
+from recommender.indexing.snapshots import LoadedSnapshot, embed_tools, retrieval_config, tool_doc
+from recommender.indexing.vector_store import open_vector_store
+from recommender.serving.services import retrieve
 
 log = logging.getLogger(__name__)
 SYSTEMS = ("bm25", "dense", "toolrec")

@@ -27,17 +27,18 @@ from catalog.importers import ToolSpec, parse_tools
 from catalog.models import Tool
 from catalog.services import tool_import
 from experiments.selectors import reset_cache as reset_experiments
-from feedback.models import CoUse, Recommendation, ToolStats, UserToolStats
+from feedback.models import Recommendation
 from feedback.services import FeedbackItem, feedback_record
-from recommender.embeddings import prefill_cache
 from recommender.engine.conversation import read_conversation
-from recommender.engine.metrics import ndcg_at_k, recall_at_k
-from recommender.learned_state import learned
-from recommender.learning import learning_batch
-from recommender.models import LearningState, MemoryEntry, RankerModel
-from recommender.rankers import ranker_activate, ranker_train
-from recommender.services import recommendation_create
-from recommender.snapshots import snapshot_build, snapshots
+from recommender.engine.ranking_metrics import ndcg_at_k, recall_at_k
+from recommender.indexing.embedders import prefill_cache
+from recommender.indexing.snapshots import snapshot_build
+from recommender.learning.learner import learning_batch, learning_publish_stats
+from recommender.learning.models import CoUse, LearningState, MemoryEntry, RankerModel, ToolStats, UserToolStats
+from recommender.learning.ranker_training import ranker_activate, ranker_train
+from recommender.serving.holders import learned, snapshots
+from recommender.serving.services import recommendation_create
+from toolrec_site.scheduling import LEARN_PENDING_KEY, REBUILD_PENDING_KEY
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +135,18 @@ def _reset(scenario: Scenario) -> None:
     Tool.objects.filter(name__in=scenario.held_back).delete()
     initial = [s for s in scenario.specs if s.name not in scenario.held_back]
     tool_import(records=initial, schedule_rebuild=False)
-    snapshot_build()
+    _index_build()
     ToolStats.objects.update(times_recommended=0, times_used=0, last_recommended_at=None, last_used_at=None)
     for holder in (snapshots, learned):
         holder.reset()
     reset_experiments()
+
+
+def _index_build() -> None:
+    """Build and activate the index, and publish the counts of its tools, in this thread
+    (the service hands the publishing to a task; a replay must not race with it)."""
+    snapshot_build()
+    learning_publish_stats()
 
 
 def _learn(run: PolicyRun) -> None:
@@ -180,7 +188,7 @@ def simulate_policy(scenario: Scenario, name: str, config: dict[str, Any]) -> Po
     for step, query in enumerate(scenario.stream, start=1):
         if scenario.add_at is not None and step == scenario.add_at + 1:
             tool_import(records=[s for s in scenario.specs if s.name in scenario.held_back], schedule_rebuild=False)
-            snapshot_build()
+            _index_build()
             held_waiting = dict.fromkeys(scenario.held_back, 0)
         result = recommendation_create(
             api_key=api_key,
@@ -260,4 +268,4 @@ def prepare_embeddings(scenario: Scenario) -> int:
 
 
 def clear_pending_flags() -> None:
-    cache.delete_many(["toolrec:rebuild-pending", "toolrec:learn-pending"])
+    cache.delete_many([REBUILD_PENDING_KEY, LEARN_PENDING_KEY])

@@ -21,7 +21,11 @@ import threading
 import time
 from typing import Generic, TypeVar
 
+from django.conf import settings
 from django.db import close_old_connections, connection
+
+from recommender.indexing.snapshots import LoadedSnapshot, active_snapshot_load
+from recommender.learning.state import LearnedState, learned_state_load
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,3 +103,31 @@ class RefreshingHolder(Generic[T]):
                     connection.close()
         finally:
             connection.close()  # this thread's own connection
+
+
+class SnapshotHolder(RefreshingHolder[LoadedSnapshot]):
+    """The index snapshot this process serves, refreshed when a newer one becomes active."""
+
+    name = "snapshot"
+
+    def interval(self) -> float:
+        return float(settings.SNAPSHOT_CHECK_SECONDS)
+
+    def refresh(self, current: LoadedSnapshot | None) -> LoadedSnapshot | None:
+        return active_snapshot_load(current)
+
+
+class LearningHolder(RefreshingHolder[LearnedState]):
+    """The learned state this process serves, refreshed when a newer one is published."""
+
+    name = "learned-state"
+
+    def interval(self) -> float:
+        return float(settings.LEARNING_CHECK_SECONDS)
+
+    def refresh(self, current: LearnedState | None) -> LearnedState | None:
+        return learned_state_load(current)
+
+
+snapshots = SnapshotHolder()
+learned = LearningHolder()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from feedback.selectors import co_use_counts_all, user_tool_counts_all
+from recommender.learning.selectors import co_use_counts_all, user_tool_counts_all
 
 log = logging.getLogger(__name__)
 

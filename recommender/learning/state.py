@@ -1,7 +1,7 @@
 """What web processes serve of the learning: the newest published `LearningState` loaded
 as a `LearnedState` (bandit, per-tool statistics, context memory, active ranker) and swapped
-in whole by a refresh thread (`recommender.holders`), so a request never sees a half-built
-one. The learner that publishes the states is `recommender.learning`.
+in whole by a refresh thread (`recommender.serving.holders`), so a request never sees a half-built
+one. The learner that publishes the states is `recommender.learning.learner`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
-from feedback.models import ToolStats
-from recommender import metrics
 from recommender.engine.bandit import LinearBanditState
 from recommender.engine.features import N_FEATURES
 from recommender.engine.memory import ContextMemory
 from recommender.engine.types import find_sorted
-from recommender.holders import RefreshingHolder
-from recommender.models import LearningState, MemoryEntry, RankerModel
+from recommender.learning.models import LearningState, MemoryEntry, RankerModel, ToolStats
+from toolrec_site import metrics
 
 log = logging.getLogger(__name__)
 MEMORY_DIM = 384  # the local embedder's; the memory adapts to the first vector it sees
@@ -130,43 +128,34 @@ def bandit_of(state: LearningState) -> LinearBanditState:
     return bandit
 
 
-class LearningHolder(RefreshingHolder[LearnedState]):
-    """The learned state this process serves, refreshed when a newer one is published."""
-
-    name = "learned-state"
-
-    def interval(self) -> float:
-        return float(settings.LEARNING_CHECK_SECONDS)
-
-    def refresh(self, current: LearnedState | None) -> LearnedState | None:
-        latest = LearningState.objects.order_by("-pk").values_list("pk", flat=True).first()
-        ranker = RankerModel.objects.filter(is_active=True).values_list("pk", flat=True).first()
-        if latest is None:
-            return None
-        if current is not None and current.version == latest and current.ranker_id == ranker:
-            return current
-        loaded = self._load(latest, ranker, current)
-        metrics.LEARNED_STATE_VERSION.set(loaded.version)
-        return loaded
-
-    @staticmethod
-    def _load(version: int, ranker_id: int | None, current: LearnedState | None) -> LearnedState:
-        state = LearningState.objects.get(pk=version)
-        bandit = bandit_of(state)
-        memory, last_id = _load_memory(current.memory if current else None, current.memory_last_id if current else 0)
-        if current is not None and current.ranker_id == ranker_id:
-            ranker_text = current.ranker_text
-        else:
-            ranker_text = RankerModel.objects.filter(pk=ranker_id).values_list("model_text", flat=True).first()
-        return LearnedState(
-            version=version,
-            bandit=bandit,
-            memory=memory if memory is not None else _new_memory(MEMORY_DIM),
-            memory_last_id=last_id,
-            ranker_id=ranker_id,
-            ranker_text=ranker_text,
-            tool_stats=ToolStatsTable.from_bytes(bytes(state.tool_stats)) if state.tool_stats else None,
-        )
+def learned_state_load(current: LearnedState | None) -> LearnedState | None:
+    """The newest published state with the active ranker, loaded; `current` when it is
+    still the newest (the memory is loaded incrementally from `current`)."""
+    latest = LearningState.objects.order_by("-pk").values_list("pk", flat=True).first()
+    ranker = RankerModel.objects.filter(is_active=True).values_list("pk", flat=True).first()
+    if latest is None:
+        return None
+    if current is not None and current.version == latest and current.ranker_id == ranker:
+        return current
+    loaded = _load(latest, ranker, current)
+    metrics.LEARNED_STATE_VERSION.set(loaded.version)
+    return loaded
 
 
-learned = LearningHolder()
+def _load(version: int, ranker_id: int | None, current: LearnedState | None) -> LearnedState:
+    state = LearningState.objects.get(pk=version)
+    bandit = bandit_of(state)
+    memory, last_id = _load_memory(current.memory if current else None, current.memory_last_id if current else 0)
+    if current is not None and current.ranker_id == ranker_id:
+        ranker_text = current.ranker_text
+    else:
+        ranker_text = RankerModel.objects.filter(pk=ranker_id).values_list("model_text", flat=True).first()
+    return LearnedState(
+        version=version,
+        bandit=bandit,
+        memory=memory if memory is not None else _new_memory(MEMORY_DIM),
+        memory_last_id=last_id,
+        ranker_id=ranker_id,
+        ranker_text=ranker_text,
+        tool_stats=ToolStatsTable.from_bytes(bytes(state.tool_stats)) if state.tool_stats else None,
+    )

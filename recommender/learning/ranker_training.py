@@ -8,10 +8,10 @@ import numpy as np
 from django.db import transaction
 
 from feedback.models import Recommendation, UsageEvent
+from recommender.engine.candidate_log import read_candidate_log
 from recommender.engine.features import FEATURE_NAMES, N_FEATURES
 from recommender.engine.ltr import train_lambdamart
-from recommender.models import RankerModel
-from recommender.ranking import read_candidate_log
+from recommender.learning.models import RankerModel
 from toolrec_site.errors import NotFound
 
 log = logging.getLogger(__name__)

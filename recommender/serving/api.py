@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -10,8 +9,8 @@ from rest_framework.views import APIView
 
 from access.authentication import ApiKeyAuthentication
 from recommender.engine.types import ToolFilter
-from recommender.serializers import RecommendationRequestSerializer, RecommendationResponseSerializer
-from recommender.services import recommendation_create
+from recommender.serving.serializers import RecommendationRequestSerializer, RecommendationResponseSerializer
+from recommender.serving.services import recommendation_create
 
 
 def _tool_filter(data: dict[str, Any]) -> ToolFilter | None:
@@ -55,13 +54,7 @@ class RecommendationCreateApi(APIView):
             tool_filter=_tool_filter(data),
             explain=data["explain"],
         )
-        body = asdict(result)
-        body["recommendation_id"] = str(result.recommendation_id)
-        del body["timings_ms"]
-        for tool in body["tools"]:
-            if tool["reason"] is None:
-                del tool["reason"]
-        response = Response(body)
+        response = Response(RecommendationResponseSerializer(result).data)
         # Standard Server-Timing header: browsers' dev tools and the latency benchmark read it.
         response["Server-Timing"] = ", ".join(f"{name};dur={ms:.2f}" for name, ms in result.timings_ms.items())
         return response

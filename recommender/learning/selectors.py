@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 
 from django.db import connection
+from django.db.models import Count, Max
 
-from feedback.models import CoUse, UserToolStats
+from feedback.models import Impression, UsageEvent
+from recommender.learning.models import CoUse, UserToolStats
 
 
 def _ids_clause(column: str, ids: Sequence[int]) -> tuple[str, object]:
@@ -26,7 +29,7 @@ def _ids_clause(column: str, ids: Sequence[int]) -> tuple[str, object]:
 
 def user_tool_counts_all(*, user_id: str, limit: int) -> dict[int, tuple[int, int]]:
     """tool_id -> (times_used, times_recommended) of the tools the user was shown, the `limit`
-    most used first; read before the candidates are known (see recommender.ranking), so not
+    most used first; read before the candidates are known (see recommender.serving.ranking), so not
     filtered by them. The limit bounds the cost for a user with a long history."""
     if not user_id:
         return {}
@@ -51,3 +54,22 @@ def co_use_counts_all(*, called_ids: Sequence[int]) -> dict[int, int]:
         # The unique (after_id, tool_id) constraint is the index of this query.
         cursor.execute(f"SELECT tool_id, SUM(count) FROM {table} WHERE {clause} GROUP BY tool_id", [param])
         return {int(t): int(c) for t, c in cursor.fetchall()}
+
+
+def tool_counts_from_log(*, tool_ids: Sequence[int]) -> dict[int, tuple[int, int, datetime | None]]:
+    """tool_id -> (uses, shows, last use) counted on the log itself, for the request path
+    before any learned state exists (a new deployment, or the first batch of a relearn):
+    the learner's counts (`ToolStats`) only hold what it has learned so far. Two grouped
+    index scans over a log that is young whenever this runs."""
+    counts: dict[int, tuple[int, int, datetime | None]] = {}
+    for tool_id, shows in (
+        Impression.objects.filter(tool_id__in=tool_ids).values_list("tool_id").annotate(n=Count("pk"))
+    ):
+        counts[tool_id] = (0, shows, None)
+    for tool_id, uses, last in (
+        UsageEvent.objects.filter(tool_id__in=tool_ids, used=True)
+        .values_list("tool_id")
+        .annotate(n=Count("pk"), last=Max("created_at"))
+    ):
+        counts[tool_id] = (uses, counts.get(tool_id, (0, 0, None))[1], last)
+    return counts

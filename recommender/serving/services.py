@@ -1,0 +1,309 @@
+"""The request path: one recommendation, in the steps of DESIGN.md.
+
+`recommendation_create` reads top to bottom: read the conversation, choose the policy,
+find the candidates, rank them, log the impression, answer. Each step is a function that
+returns a small typed value. Nothing here waits on Celery; a missing Redis only costs
+cache hits.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+
+from access.models import ApiKey
+from experiments.selectors import Assignment, assignment_for
+from feedback.services import ShownTool, implicit_feedback_record, recommendation_record
+from recommender.engine.candidate_log import candidate_log
+from recommender.engine.conversation import read_conversation
+from recommender.engine.features import FEATURE_INDEX
+from recommender.engine.policy import PolicyConfig
+from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray, ToolFilter
+from recommender.indexing.snapshots import LoadedSnapshot
+from recommender.serving.candidates import embed_queries, learned_candidates, retrieve, serving_memory
+from recommender.serving.holders import learned, snapshots
+from recommender.serving.ranking import Ranked, policy_config, rank
+from recommender.serving.request_signals import request_signals_start
+from toolrec_site import metrics
+from toolrec_site.errors import ToolrecError, Unavailable
+
+
+@dataclass(frozen=True)
+class RecommendedTool:
+    tool_id: int
+    name: str
+    rank: int
+    score: float
+    function: dict[str, Any]
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class RecommendationResult:
+    recommendation_id: uuid.UUID | None  # None for a dry run (nothing logged)
+    experiment: str
+    variant: str
+    policy: str
+    snapshot_version: int
+    tools: list[RecommendedTool]
+    latency_ms: float
+    timings_ms: dict[str, float]  # where the time went: embed, engine, store (see Server-Timing)
+
+
+@dataclass
+class _Clock:
+    """Named points of one request, for the Server-Timing header and the latency metric."""
+
+    started: float = field(default_factory=time.perf_counter)
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, name: str) -> float:
+        self.marks[name] = now = time.perf_counter()
+        return now
+
+    def ms(self, start: str, end: str) -> float:
+        return (self.marks[end] - (self.started if start == "start" else self.marks[start])) * 1000
+
+
+@dataclass(frozen=True)
+class ReadConversation:
+    context: ConversationContext
+    called_ids: list[int]  # catalog ids of the tools already called
+
+
+@dataclass(frozen=True)
+class ChosenPolicy:
+    assignment: Assignment
+    config: PolicyConfig
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    vectors: FloatArray  # one row per query text; row 0 is the last user message
+    candidates: Candidates
+    tool_ids: IntArray  # catalog ids of the candidates
+
+
+def recommendation_create(
+    *,
+    api_key: ApiKey,
+    messages: list[dict[str, Any]],
+    user_id: str = "",
+    conversation_id: str = "",
+    k: int | None = None,
+    tool_filter: ToolFilter | None = None,
+    explain: bool = False,
+    policy: dict[str, Any] | None = None,
+    record: bool = True,
+    rng: np.random.Generator | None = None,
+) -> RecommendationResult:
+    """Recommend k tools for the conversation and log the impression.
+
+    `policy` overrides the assigned variant's policy and `record=False` logs nothing (both for
+    offline replays such as `simulate`); `rng` makes exploration reproducible.
+    """
+    clock = _Clock()
+    k = k or settings.RECOMMEND_DEFAULT_K
+    snapshot = snapshots.get()
+    if snapshot is None:
+        raise Unavailable("No index has been built yet: import tools, then run `manage.py rebuild_index`.")
+    read = conversation_read(messages, snapshot)
+    if record and conversation_id and read.called_ids and settings.IMPLICIT_FEEDBACK:
+        implicit_feedback_record(api_key=api_key, conversation_id=conversation_id, called_tool_ids=read.called_ids)
+    chosen = policy_choose(user_id=user_id, conversation_id=conversation_id, override=policy)
+    signals = request_signals_start(user_id=user_id, called_ids=read.called_ids)  # read while embedding
+    clock.mark("prepared")
+    vectors = embed_queries(read.context, messages, snapshot.embedding_model)
+    clock.mark("embedded")
+    state = learned.get()
+    memory = serving_memory(state, vectors[0], snapshot.embedding_model)
+    retrieved = candidates_find(snapshot, read, vectors, chosen, memory=memory, k=k, tool_filter=tool_filter)
+    clock.mark("retrieved")
+    ranked = rank(
+        candidates=retrieved.candidates,
+        tool_ids=retrieved.tool_ids,
+        context=read.context,
+        query_vector=vectors[0],
+        memory=memory,
+        called_ids=read.called_ids,
+        user_id=user_id,
+        k=k,
+        config=chosen.config,
+        learned=state,
+        rng=rng or np.random.default_rng(),
+        signals=signals,
+    )
+    shown = shown_tools(ranked, retrieved.tool_ids)
+    clock.mark("ranked")
+    recommendation_id = None
+    if record:
+        recommendation_id = impression_log(
+            api_key=api_key,
+            user_id=user_id,
+            conversation_id=conversation_id,
+            snapshot=snapshot,
+            read=read,
+            chosen=chosen,
+            retrieved=retrieved,
+            ranked=ranked,
+            shown=shown,
+            k=k,
+            latency_ms=clock.ms("start", "ranked"),
+        )
+    tools = answer_tools(snapshot, retrieved.candidates, ranked, shown, explain=explain)
+    clock.mark("finished")
+    return _result(recommendation_id, snapshot, chosen, ranked, tools, clock)
+
+
+def conversation_read(messages: list[dict[str, Any]], snapshot: LoadedSnapshot) -> ReadConversation:
+    context = read_conversation(messages)
+    if not context.queries():
+        raise ToolrecError("The messages hold no text to recommend tools for.")
+    rows = [snapshot.row_by_name[name] for name in dict.fromkeys(context.called_tools) if name in snapshot.row_by_name]
+    return ReadConversation(context, [int(snapshot.tool_ids[r]) for r in rows])
+
+
+def policy_choose(*, user_id: str, conversation_id: str, override: dict[str, Any] | None) -> ChosenPolicy:
+    """The experiment's variant for this unit (or the default), and the policy it serves."""
+    assignment = assignment_for(user_id=user_id, conversation_id=conversation_id)
+    raw = override if override is not None else assignment.policy or settings.RECOMMEND_POLICY
+    return ChosenPolicy(assignment, policy_config(raw))
+
+
+def candidates_find(
+    snapshot: LoadedSnapshot,
+    read: ReadConversation,
+    vectors: FloatArray,
+    chosen: ChosenPolicy,
+    *,
+    memory: Any,
+    k: int,
+    tool_filter: ToolFilter | None,
+) -> Retrieved:
+    candidates = retrieve(
+        snapshot,
+        read.context,
+        vectors,
+        k=k,
+        tool_filter=tool_filter,
+        learned_tool_ids=learned_candidates(memory, chosen.config, vectors[0]),
+    )
+    return Retrieved(vectors, candidates, snapshot.tool_ids[candidates.rows])
+
+
+def shown_tools(ranked: Ranked, tool_ids: IntArray) -> list[ShownTool]:
+    slate = ranked.slate
+    return [
+        ShownTool(
+            tool_id=int(tool_ids[i]),
+            rank=position + 1,
+            score=float(slate.scores[position]),
+            propensity=float(slate.propensities[position]),
+            features=tuple(float(x) for x in ranked.features[i]),
+        )
+        for position, i in enumerate(slate.order)
+    ]
+
+
+def impression_log(
+    *,
+    api_key: ApiKey,
+    user_id: str,
+    conversation_id: str,
+    snapshot: LoadedSnapshot,
+    read: ReadConversation,
+    chosen: ChosenPolicy,
+    retrieved: Retrieved,
+    ranked: Ranked,
+    shown: list[ShownTool],
+    k: int,
+    latency_ms: float,
+) -> uuid.UUID:
+    """Log the recommendation and what it showed, with features and propensities."""
+    return recommendation_record(
+        api_key=api_key,
+        user_id=user_id,
+        conversation_id=conversation_id,
+        experiment_key=chosen.assignment.experiment_key,
+        variant=chosen.assignment.variant,
+        policy=ranked.slate.policy,
+        snapshot_version=snapshot.version,
+        k=k,
+        query_text=read.context.last_user_message,
+        called_tools=read.context.called_tools,
+        called_tool_ids=read.called_ids,
+        query_vector=retrieved.vectors[0].astype(np.float32).tobytes(),
+        candidate_log=candidate_log(
+            ranked.tool_ids, ranked.features, ranked.slate.order, retrieved.candidates.fused, settings.LOG_CANDIDATES
+        ),
+        latency_ms=latency_ms,
+        shown=shown,
+    ).pk
+
+
+def _reason(candidates: Candidates, i: int, features: FloatArray, explored: bool) -> str:
+    parts = [f"semantic similarity {float(candidates.dense[i]):.2f}"]
+    if float(candidates.sparse[i]) > 0:
+        parts.append(f"keyword score {float(candidates.sparse[i]):.1f}")
+    if float(features[FEATURE_INDEX["votes_log"]]) > 0:
+        parts.append("used after similar requests")
+    if float(features[FEATURE_INDEX["co_use"]]) > 0:
+        parts.append("often used with the tools already called")
+    if explored:
+        parts.append("shown to explore")
+    return ", ".join(parts)
+
+
+def answer_tools(
+    snapshot: LoadedSnapshot, candidates: Candidates, ranked: Ranked, shown: list[ShownTool], *, explain: bool
+) -> list[RecommendedTool]:
+    slate = ranked.slate
+    return [
+        RecommendedTool(
+            tool_id=s.tool_id,
+            name=snapshot.keys[candidates.rows[i]].split("/", 1)[1],
+            rank=s.rank,
+            score=s.score,
+            function=snapshot.definitions[candidates.rows[i]],
+            reason=_reason(candidates, i, ranked.features[i], bool(slate.explored[p])) if explain else None,
+        )
+        for p, (i, s) in enumerate(zip(slate.order, shown))
+    ]
+
+
+def _result(
+    recommendation_id: uuid.UUID | None,
+    snapshot: LoadedSnapshot,
+    chosen: ChosenPolicy,
+    ranked: Ranked,
+    tools: list[RecommendedTool],
+    clock: _Clock,
+) -> RecommendationResult:
+    variant = chosen.assignment.variant
+    latency = clock.ms("start", "finished") / 1000
+    metrics.RECOMMENDATION_LATENCY.labels(variant=variant).observe(latency)
+    metrics.RECOMMENDATIONS.labels(variant=variant).inc()
+    return RecommendationResult(
+        recommendation_id=recommendation_id,
+        experiment=chosen.assignment.experiment_key,
+        variant=variant,
+        policy=ranked.slate.policy,
+        snapshot_version=snapshot.version,
+        tools=tools,
+        latency_ms=latency * 1000,
+        timings_ms={
+            "prepare": clock.ms("start", "prepared"),
+            "embed": clock.ms("prepared", "embedded"),
+            "engine": clock.ms("embedded", "ranked"),
+            "store": clock.ms("ranked", "finished"),
+            # the parts of "engine": candidates, learning signals read, features and policy
+            "retrieve": clock.ms("embedded", "retrieved"),
+            "signals": ranked.signals_ms,
+            "rank": clock.ms("retrieved", "ranked") - ranked.signals_ms,
+        },
+    )

@@ -1,0 +1,136 @@
+"""Handing work to a later stage: by Celery task name, never by importing it.
+
+The catalog asks for an index rebuild, the feedback log for learning, a finished rebuild
+for fresh per-tool counts; each of those lives in a stage above the one asking, and an
+import would point the wrong way (it made a five-module cycle once). The asking stage calls
+one of the functions below; the task is looked up by name in Celery's registry.
+
+With a broker the task is queued. Without one (the embedded default) Celery would run it
+inline, inside the request that asked for it; a daemon thread runs it instead, so a
+recommendation or feedback request never waits on learning or an index rebuild. Tests set
+BACKGROUND_THREADS off to run it inline and deterministically.
+
+Every function here never raises: work that could not be scheduled is picked up by the
+periodic tasks (`PERIODIC_TASKS` below).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Task, current_app
+from django.conf import settings
+from django.core.cache import cache
+from django.db import close_old_connections
+
+log = logging.getLogger(__name__)
+
+REBUILD_INDEX = "recommender.indexing.rebuild_index"
+LEARN_FROM_FEEDBACK = "recommender.learning.learn_from_feedback"
+PUBLISH_TOOL_STATS = "recommender.learning.publish_tool_stats"
+TRAIN_RANKER = "recommender.learning.train_ranker"
+
+REBUILD_PENDING_KEY = "toolrec:rebuild-pending"
+LEARN_PENDING_KEY = "toolrec:learn-pending"
+
+
+# Periodic tasks: entry name -> (task, every N seconds). `periodic_tasks_sync` writes them
+# to django-celery-beat's tables on every migrate; each run expires before the next one is
+# due, so a backlog after an outage never piles up duplicate work.
+PERIODIC_TASKS: dict[str, tuple[str, int]] = {
+    "rebuild-index-if-stale": (REBUILD_INDEX, 15 * 60),
+    "learn-from-feedback": (LEARN_FROM_FEEDBACK, 5),
+    "train-ranker": (TRAIN_RANKER, 6 * 3600),
+}
+
+
+def task_named(name: str) -> Task:  # type: ignore[type-arg]
+    """The registered task of this name (the app is toolrec_site.celery's, made current
+    when Django imports `toolrec_site`)."""
+    current_app.loader.import_default_modules()  # the task modules listed in the app's `imports`
+    return current_app.tasks[name]
+
+
+def _run_inline(task: Task, kwargs: dict[str, Any]) -> None:  # type: ignore[type-arg]
+    try:
+        task.apply(kwargs=kwargs)
+    except Exception:  # a background job reports, it cannot fail its caller
+        log.exception("background task %s failed", task.name)
+    finally:
+        close_old_connections()
+
+
+def run_task(name: str, *, countdown: float = 0, **kwargs: Any) -> None:
+    """Run the named task soon: queued with a broker, else in a thread (or inline in tests)."""
+    task = task_named(name)
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        task.apply_async(kwargs=kwargs, countdown=countdown)
+    elif settings.BACKGROUND_THREADS:
+        timer = threading.Timer(countdown, _run_inline, args=(task, kwargs))
+        timer.daemon = True
+        timer.start()
+    else:
+        task.apply(kwargs=kwargs)
+
+
+def _schedule(name: str, *, countdown: float, pending_key: str, pending_seconds: float) -> None:
+    """Run the task once `countdown` from now; requests within the window join that run
+    (the pending flag), unless the cache is down, when each request schedules its own."""
+    try:
+        if countdown and not cache.add(pending_key, 1, timeout=pending_seconds):
+            return  # a run is already scheduled and will see this change
+    except Exception:
+        log.warning("cache unavailable; scheduling %s without debounce", name, exc_info=True)
+    try:
+        run_task(name, countdown=countdown)
+    except Exception:
+        log.exception("could not schedule %s; the periodic task will catch up", name)
+
+
+def index_rebuild_schedule(countdown: int | None = None) -> None:
+    """Ask for one index rebuild soon (called on commit of catalog changes)."""
+    delay = settings.REBUILD_DEBOUNCE_SECONDS if countdown is None else countdown
+    _schedule(REBUILD_INDEX, countdown=delay, pending_key=REBUILD_PENDING_KEY, pending_seconds=delay + 60)
+
+
+def learning_schedule() -> None:
+    """Ask for a learning batch soon (called on commit of new feedback).
+
+    The pending flag lives exactly as long as the countdown and the task leaves it to
+    expire: deleting it in the task removed the flag of the *next* window and let a second
+    task through per window (up to 3 learning runs a second under steady feedback)."""
+    if not settings.LEARNING_AUTO_SCHEDULE:
+        return
+    delay = settings.LEARN_DEBOUNCE_SECONDS
+    _schedule(LEARN_FROM_FEEDBACK, countdown=delay, pending_key=LEARN_PENDING_KEY, pending_seconds=delay)
+
+
+def tool_stats_publish_schedule() -> None:
+    """Ask the learner to publish the per-tool counts again (after a new snapshot, so that
+    new tools and their zero counts are served from memory)."""
+    try:
+        run_task(PUBLISH_TOOL_STATS)
+    except Exception:
+        log.exception("could not schedule publishing the tool counts; the next learning batch will")
+
+
+def periodic_tasks_sync() -> list[str]:
+    """Create the database entries of `PERIODIC_TASKS` that are missing (returns their
+    names). Existing entries keep what operators set in the admin (interval, paused);
+    only the task they run follows the code."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    created = []
+    for name, (task, every) in PERIODIC_TASKS.items():
+        interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
+        entry, was_created = PeriodicTask.objects.get_or_create(
+            name=name, defaults={"task": task, "interval": interval, "expire_seconds": max(1, int(every * 0.9))}
+        )
+        if was_created:
+            created.append(name)
+        elif entry.task != task:
+            entry.task = task
+            entry.save(update_fields=["task"])
+    return created
