@@ -22,6 +22,14 @@ class ApiKeyPrincipal:
         return str(self.api_key)
 
 
+def api_key_of(request: Request) -> ApiKey:
+    """The API key that authenticated the request; a signed-in admin user has none, and the
+    agent API needs one (everything it logs belongs to a key)."""
+    if not isinstance(request.auth, ApiKey):
+        raise exceptions.NotAuthenticated("This endpoint needs an API key (Authorization: Bearer <key>).")
+    return request.auth
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
 

@@ -57,7 +57,8 @@ def main() -> None:
     connection.settings_dict.setdefault("TEST", {})["NAME"] = (
         None if connection.vendor == "sqlite" else f"toolrec_bench_learning_{os.getpid()}"
     )
-    old = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    # django-stubs types `aliases` as a Mapping; Django only iterates it and tests membership.
+    old = setup_databases(verbosity=0, interactive=False, aliases={"default"})  # type: ignore[arg-type]
     holder = None
     try:
         with override_settings(
@@ -82,7 +83,7 @@ def main() -> None:
                     k=args.k,
                     policy={"name": "hybrid", "exploration": "ucb"},
                 )
-                if rng.random() < 0.8:
+                if rng.random() < 0.8 and result.recommendation_id is not None:
                     feedback_record(
                         api_key=key,
                         recommendation_id=result.recommendation_id,
@@ -103,6 +104,8 @@ def main() -> None:
             profiler.disable()
             profiler.dump_stats("/tmp/learn.prof")
         learned_at = time.perf_counter()
+        if outcome is None:
+            raise SystemExit("nothing was learned: the replay logged no recommendation")
         while (state := holder.get()) is None or state.version != outcome.version:
             time.sleep(0.05)
         served_at = time.perf_counter()

@@ -23,6 +23,7 @@ import json
 import pathlib
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def main() -> None:
             fresh.add(unit(rng, 100, dim), rng.integers(0, n_tools, 100))
             adds.append((time.perf_counter() - started) * 1e3)
             memory = fresh
-        row = {
+        row: dict[str, Any] = {
             "contexts": size,
             "tools": int(np.unique(tools).size),
             "votes_ms": percentiles(votes),

@@ -100,8 +100,8 @@ Why the defaults (nDCG@10, hybrid, tune/report halves; toolbench = TB, metatool 
   G2_category +4.1, G2_instruction +2.7, G3 +4.2, MT multi +7.9 (G1 and MT single +-1).
 * Family boost (each candidate + 0.5 x the best score in its family, a family-less tool
   counting as its own family): +1.6/+1.7 TB (G1 wants several endpoints of one API),
-  -0.4/-0.4 MT. Pulling missing siblings of the top families in (family_top) changed
-  nothing here: kept as a knob, off.
+  -0.4/-0.4 MT. Pulling missing siblings of the top families in changed nothing here
+  (the knob was removed later, as it was never on).
 * Top lists of 200 per retriever and query (candidates and z-score scale): +0.5/+0.7 TB,
   -0.3/+0.3 MT.
 * Tried and dropped (tune half): dense pseudo-relevance feedback (dense MT -3 to -10,
@@ -113,7 +113,7 @@ Why the defaults (nDCG@10, hybrid, tune/report halves; toolbench = TB, metatool 
   (RM3-style, ``prf_docs``; the heaviest BM25 terms of the best first-pass candidates added
   to the last message's query), four settings above: at best TB +0.2 on the tune half,
   and MT -0.5 to -4.3 on it; the feedback terms of a wrong first hit pull in its
-  neighbours. Kept as a knob, off. A synonym table was not tried: one written here would
+  neighbours. (The knob was removed later, as it was never on.) A synonym table was not tried: one written here would
   be fitted to these two datasets, which the issue rules out.
   (PRF rows measured later, after the flat scan moved to fp16, on a quieter machine.)
 
@@ -332,11 +332,6 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "no family boost": {"family_boost": 0.0},
     "no hubness correction": {"hub_weight": 0.0},
     "top lists of 100": {"n_dense": 100, "n_sparse": 100},
-    "family expansion top 3": {"family_top": 3},
-    "query expansion (PRF) 3 docs, 10 terms, 0.3": {"prf_docs": 3, "prf_terms": 10, "prf_weight": 0.3},
-    "query expansion (PRF) 3 docs, 5 terms, 0.15": {"prf_docs": 3, "prf_terms": 5, "prf_weight": 0.15},
-    "query expansion (PRF) 5 docs, 20 terms, 0.5": {"prf_docs": 5, "prf_terms": 20, "prf_weight": 0.5},
-    "query expansion (PRF) 1 doc, 10 terms, 0.3": {"prf_docs": 1, "prf_terms": 10, "prf_weight": 0.3},
 }
 
 

@@ -46,7 +46,10 @@ class ToolWriteSerializer(serializers.Serializer):
     category = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
     family = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    source = serializers.CharField(max_length=200, required=False, allow_blank=True, default="api")
+    # A field named like Field.source: DRF's metaclass moves declared fields off the class.
+    source = serializers.CharField(  # type: ignore[assignment]
+        max_length=200, required=False, allow_blank=True, default="api"
+    )
     enabled = serializers.BooleanField(required=False, default=True)
 
 

@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.authentication import ApiKeyAuthentication
+from access.authentication import ApiKeyAuthentication, api_key_of
 from feedback.serializers import FeedbackRequestSerializer, FeedbackResponseSerializer
 from feedback.services import FeedbackItem, feedback_record
 
@@ -20,7 +20,7 @@ class FeedbackCreateApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         outcome = feedback_record(
-            api_key=request.auth,
+            api_key=api_key_of(request),
             recommendation_id=data["recommendation_id"],
             items=[
                 FeedbackItem(tool=e["tool"], used=e["used"], reward=e.get("reward"), event_id=e.get("event_id"))

@@ -21,7 +21,8 @@ class FeedbackRequestSerializer(serializers.Serializer):
     """Either ``events: [...]`` or a single event's fields at the top level."""
 
     recommendation_id = serializers.UUIDField()
-    events = FeedbackEventSerializer(many=True, required=False, max_length=50, min_length=1)
+    # many=True makes a ListSerializer, which takes these bounds (the stubs do not know it)
+    events = FeedbackEventSerializer(many=True, required=False, max_length=50, min_length=1)  # type: ignore[call-arg]
     tool = serializers.CharField(max_length=200, required=False)
     used = serializers.BooleanField(required=False)
     reward = serializers.FloatField(required=False, allow_null=True, min_value=-1e6, max_value=1e6)

@@ -12,8 +12,10 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from access.models import ApiKey
@@ -128,7 +130,7 @@ def _insert_new(events: list[UsageEvent]) -> list[UsageEvent]:
     now = timezone.now()
     for event in events:
         event.created_at = now
-    fields = [UsageEvent._meta.get_field(name) for name in _EVENT_COLUMNS]
+    fields = [cast("Field[Any, Any]", UsageEvent._meta.get_field(name)) for name in _EVENT_COLUMNS]
     params = [field.get_db_prep_save(getattr(e, field.attname), connection) for e in events for field in fields]
     row = f"({', '.join(['%s'] * len(fields))})"
     sql = (

@@ -38,7 +38,7 @@ def _env_number(name: str, default: T, cast: Callable[[str], T], what: str, mini
         value = cast(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} must be {what}, got {raw!r}") from exc
-    if minimum is not None and value < minimum:  # type: ignore[operator]
+    if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {value}")
     return value
 

@@ -14,7 +14,7 @@ from rest_framework.views import exception_handler
 class ToolrecError(Exception):
     """Base of the domain errors that services raise; the API maps each to a status."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     code = "invalid"
 
     def __init__(self, message: str, *, details: Any = None) -> None:

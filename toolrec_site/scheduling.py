@@ -46,14 +46,14 @@ PERIODIC_TASKS: dict[str, tuple[str, int]] = {
 }
 
 
-def task_named(name: str) -> Task:  # type: ignore[type-arg]
+def task_named(name: str) -> Task:
     """The registered task of this name (the app is toolrec_site.celery's, made current
     when Django imports `toolrec_site`)."""
     current_app.loader.import_default_modules()  # the task modules listed in the app's `imports`
     return current_app.tasks[name]
 
 
-def _run_inline(task: Task, kwargs: dict[str, Any]) -> None:  # type: ignore[type-arg]
+def _run_inline(task: Task, kwargs: dict[str, Any]) -> None:
     try:
         task.apply(kwargs=kwargs)
     except Exception:  # a background job reports, it cannot fail its caller

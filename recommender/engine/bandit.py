@@ -1,4 +1,5 @@
-"""One shared linear bandit over (context, tool) features, and Beta posteriors for counts.
+"""One shared linear bandit over (context, tool) features (the per-tool Beta posteriors are
+columns of the feature matrix: `features.py`).
 
 A model per tool (what contextualbandits' online policies keep) needs data for each of 10k+
 arms before it is any use; a single ridge regression on features that describe the pair
@@ -171,77 +172,3 @@ def thompson_scores(state: LinearBanditState, X: FloatArray, rng: np.random.Gene
     """One Thompson draw: sample theta ~ N(theta_hat, v^2 A^-1) and return X theta."""
     theta = sample_thetas(state, rng, v, 1)[0]
     return np.asarray(X @ theta, dtype=np.float32)
-
-
-@dataclass(frozen=True, eq=False)
-class BetaCounts:
-    """Independent Beta(alpha, beta) posteriors of use rates (per tool, or per user x tool).
-
-    ``alpha`` and ``beta`` already include the prior: build with ``from_counts``.
-    """
-
-    alpha: Float64Array
-    beta: Float64Array
-
-    def __post_init__(self) -> None:
-        if self.alpha.shape != self.beta.shape:
-            raise ValueError("alpha and beta must have the same shape")
-        if (self.alpha <= 0).any() or (self.beta <= 0).any():
-            raise ValueError("Beta parameters must be positive")
-
-    @classmethod
-    def from_counts(
-        cls, successes: npt.ArrayLike, trials: npt.ArrayLike, prior_alpha: float = 1.0, prior_beta: float = 1.0
-    ) -> BetaCounts:
-        s = np.asarray(successes, dtype=np.float64)
-        t = np.maximum(np.asarray(trials, dtype=np.float64), s)
-        return cls(alpha=prior_alpha + s, beta=prior_beta + t - s)
-
-    def updated(self, successes: npt.ArrayLike, failures: npt.ArrayLike) -> BetaCounts:
-        return BetaCounts(
-            alpha=self.alpha + np.asarray(successes, dtype=np.float64),
-            beta=self.beta + np.asarray(failures, dtype=np.float64),
-        )
-
-    @property
-    def mean(self) -> Float64Array:
-        out: Float64Array = self.alpha / (self.alpha + self.beta)
-        return out
-
-    @property
-    def std(self) -> Float64Array:
-        total = self.alpha + self.beta
-        out: Float64Array = np.sqrt(self.alpha * self.beta / (total**2 * (total + 1.0)))
-        return out
-
-    def sample(self, rng: np.random.Generator) -> Float64Array:
-        out: Float64Array = rng.beta(self.alpha, self.beta)
-        return out
-
-    def ucb(self, z: float = 1.96) -> Float64Array:
-        """Optimistic rate mean + z * std (normal approximation), capped at 1."""
-        out: Float64Array = np.minimum(self.mean + z * self.std, 1.0)
-        return out
-
-
-def fit_beta_prior(
-    successes: npt.ArrayLike, trials: npt.ArrayLike, *, min_trials: float = 20.0, max_strength: float = 100.0
-) -> tuple[float, float]:
-    """Empirical-Bayes Beta prior (method of moments) from tools with enough shows.
-
-    The prior's mean is the catalog's typical use rate, so a new tool starts where an average
-    tool is; its strength (alpha + beta) is capped so evidence overrides it quickly. Falls
-    back to Beta(1, 9) when fewer than ten tools have ``min_trials`` shows.
-    """
-    s = np.asarray(successes, dtype=np.float64)
-    t = np.asarray(trials, dtype=np.float64)
-    keep = t >= min_trials
-    if keep.sum() < 10:
-        return 1.0, 9.0
-    rates = s[keep] / t[keep]
-    mean = float(np.clip(rates.mean(), 1e-3, 1 - 1e-3))
-    # Between-tool variance, minus the binomial noise the rates carry on their own.
-    noise = float(np.mean(mean * (1 - mean) / t[keep]))
-    var = max(float(rates.var()) - noise, 1e-6)
-    strength = min(max(mean * (1 - mean) / var - 1.0, 2.0), max_strength)
-    return mean * strength, (1 - mean) * strength

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import io
 import time
+from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from recommender.engine.types import FloatArray, IntArray
 
@@ -31,6 +31,17 @@ def candidate_log(
     return buffer.getvalue()
 
 
-def read_candidate_log(data: bytes) -> dict[str, npt.NDArray[np.generic]]:
+@dataclass(frozen=True, eq=False)
+class LoggedCandidates:
+    tool_ids: IntArray
+    retrieval: FloatArray
+    features: FloatArray  # (n, d) as logged: d may be an older feature set's
+
+
+def read_candidate_log(data: bytes) -> LoggedCandidates:
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        return {name: z[name] for name in ("tool_ids", "retrieval", "features")}
+        return LoggedCandidates(
+            tool_ids=z["tool_ids"].astype(np.int64),
+            retrieval=z["retrieval"].astype(np.float32),
+            features=z["features"].astype(np.float32),
+        )

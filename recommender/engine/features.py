@@ -67,7 +67,7 @@ Float64Array = npt.NDArray[np.float64]
 class FeatureConfig:
     """Scales and priors; the defaults suit a catalog of 10k-1M tools."""
 
-    prior_alpha: float = 1.0  # Beta prior of a tool's use rate (see bandit.fit_beta_prior)
+    prior_alpha: float = 1.0  # Beta(1, 9) prior of a tool's use rate: a new tool starts at 10%
     prior_beta: float = 9.0
     user_prior_strength: float = 5.0  # pseudo-shows pulling a user's rate to the tool's
     bm25_scale: float = 20.0  # a BM25 score this high maps to sparse_log = 1

@@ -73,23 +73,15 @@ class RetrievalConfig:
     context_weight: float = 0.3
     # Tool families (the API / MCP server a tool belongs to): every candidate gains
     # family_boost x the best fused score in its family (a family-less tool: its own),
-    # which lifts the siblings of a strong endpoint. family_top > 0 also pulls up to
-    # family_expand members of the family_top best families into the candidates.
+    # which lifts the siblings of a strong endpoint. (Pulling missing siblings of the best
+    # families into the candidates, and query expansion by pseudo-relevance feedback, both
+    # scored lower in bench/tune_retrieval.py and were removed.)
     family_boost: float = 0.5
-    family_top: int = 0
-    family_expand: int = 30
     # Hubness correction of dense scores: cos(q, t) - hub_weight * (mean cos of t to its
     # hub_k nearest tools). A tool with many near-duplicates is near every query about
     # its topic and crowds the list (CSLS, Conneau et al. 2018).
     hub_k: int = 5
     hub_weight: float = 0.35
-    # Query expansion by pseudo-relevance feedback (RM3-style; prf_docs 0 = off): the
-    # prf_terms heaviest BM25 terms of the prf_docs best first-pass candidates, not in the
-    # last message, are added to its BM25 query with weight prf_weight (relative to the
-    # heaviest feedback term), and the candidates are fused again.
-    prf_docs: int = 0
-    prf_terms: int = 10
-    prf_weight: float = 0.3
     # Nearest-neighbour index by catalog size.
     ann: AnnConfig = field(default_factory=AnnConfig)
 
@@ -284,19 +276,8 @@ class RetrievalIndex:
         cosine = self._dense.scores_of(rows, vectors)
         fused = self._fuse_queries(rows, cosine, evidence)
 
-        if cfg.prf_docs > 0 and "main" in roles:
-            rows, cosine, fused, evidence = self._expand_main_query(
-                texts, rows, cosine, fused, evidence, sparse_top_rows, allowed
-            )
-            sparse_all = evidence.sparse_all
-
         # 4. family awareness.
         if cfg.family_boost > 0 and self._lookup.n_families:
-            extra = self._lookup.family_siblings(rows, fused, allowed, top=cfg.family_top, expand=cfg.family_expand)
-            if extra.size:
-                rows = np.concatenate([rows, extra])
-                cosine = np.concatenate([cosine, self._dense.scores_of(extra, vectors)], axis=1)
-                fused = self._fuse_queries(rows, cosine, evidence)
             fused = fused + cfg.family_boost * self._lookup.family_best(rows, fused)
 
         # 5. order and cut; kept rows below the cut stay, in the same order.
@@ -319,38 +300,6 @@ class RetrievalIndex:
         rows = np.asarray(rows, dtype=np.int64)
         rows = rows[(rows >= 0) & (rows < self.size)]
         return rows if allowed is None else rows[allowed[rows]]
-
-    def _expand_main_query(
-        self,
-        texts: list[str],
-        rows: IntArray,
-        cosine: FloatArray,
-        fused: FloatArray,
-        evidence: _Evidence,
-        sparse_top_rows: list[IntArray],
-        allowed: BoolArray | None,
-    ) -> tuple[IntArray, FloatArray, FloatArray, _Evidence]:
-        """Pseudo-relevance feedback on the last message's BM25 query (see RetrievalConfig)."""
-        cfg = self.config
-        j = evidence.roles.index("main")
-        feedback_rows = rows[np.argsort(-fused, kind="stable")[: cfg.prf_docs]]
-        own_terms = self._sparse.term_ids(tokenize(texts[j]))
-        terms, weights = self._sparse.top_terms(feedback_rows, cfg.prf_terms, own_terms)
-        if terms.size == 0:
-            return rows, cosine, fused, evidence
-        extra = self._sparse.weighted_scores(terms, weights)
-        if allowed is not None:
-            extra[~allowed] = 0.0
-        sparse_all = evidence.sparse_all.copy()
-        sparse_all[j] += cfg.prf_weight * extra
-        tops = list(sparse_top_rows)
-        tops[j] = _top_positive(sparse_all[j : j + 1], cfg.n_sparse)[0]
-        evidence = dataclasses.replace(
-            evidence, sparse_all=sparse_all, sparse_tops=[sparse_all[i, r] for i, r in enumerate(tops)]
-        )
-        rows = np.union1d(rows, tops[j])
-        cosine = self._dense.scores_of(rows, evidence.vectors)
-        return rows, cosine, self._fuse_queries(rows, cosine, evidence), evidence
 
     def _fuse_queries(self, rows: IntArray, cosine: FloatArray, evidence: _Evidence) -> FloatArray:
         """One score per candidate: per-query fusion, then the queries combined by role."""

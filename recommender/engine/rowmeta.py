@@ -84,51 +84,13 @@ class RowLookup:
         for i, tags in enumerate(meta.tags):
             for tag in {t.casefold() for t in tags}:
                 self._rows_by_tag.setdefault(tag, []).append(i)
-        # Family code per row, -1 for a tool that belongs to no family; members of each
-        # family as one CSR-like array so siblings of a family are a slice.
+        # Family code per row, -1 for a tool that belongs to no family.
         family_ids, codes = _codes(meta.families)
         none_code = family_ids.get("")
         if none_code is not None:
             codes = np.where(codes == none_code, -1, codes)
         self.family_codes: IntArray = codes
         self.n_families = len(family_ids)
-        valid = codes >= 0
-        order = np.argsort(codes, kind="stable")
-        order = order[valid[order]]
-        self.family_members: IntArray = order
-        counts = np.bincount(codes[valid], minlength=self.n_families) if self.n_families else (np.zeros(0, np.int64))
-        self.family_offsets: IntArray = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-
-    def members(self, family_code: int) -> IntArray:
-        start, end = self.family_offsets[family_code], self.family_offsets[family_code + 1]
-        return self.family_members[start:end]
-
-    def family_siblings(
-        self, rows: IntArray, scores: FloatArray, allowed: BoolArray | None, *, top: int, expand: int
-    ) -> IntArray:
-        """Allowed members (at most `expand` each) of the `top` best-scored families among
-        `rows` that are not among `rows` yet."""
-        families = self._top_families(rows, scores, top)
-        if not families:
-            return np.zeros(0, dtype=np.int64)
-        members = [self.members(f)[:expand] for f in families]
-        extra = np.setdiff1d(np.concatenate(members), rows)
-        if allowed is not None:
-            extra = extra[allowed[extra]]
-        return extra.astype(np.int64)
-
-    def _top_families(self, rows: IntArray, scores: FloatArray, top: int) -> list[int]:
-        codes = self.family_codes[rows]
-        seen: list[int] = []
-        if top <= 0:
-            return seen
-        for i in np.argsort(-scores, kind="stable"):
-            code = int(codes[i])
-            if code >= 0 and code not in seen:
-                seen.append(code)
-                if len(seen) >= top:
-                    break
-        return seen
 
     def family_best(self, rows: IntArray, scores: FloatArray) -> FloatArray:
         """Per row, the best score among the rows of its family.

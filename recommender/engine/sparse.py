@@ -36,7 +36,6 @@ class SparseIndex:
         self._data = data
         self._indices = indices
         self._indptr = indptr
-        self._by_doc: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # built on first use
 
     @classmethod
     def build(cls, documents: Sequence[Sequence[str]], *, k1: float, b: float) -> SparseIndex:
@@ -74,47 +73,6 @@ class SparseIndex:
         """Positions in the CSC arrays of the given terms' columns, term after term."""
         starts, ends = self._indptr[term_ids], self._indptr[term_ids + 1]
         return np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)])
-
-    def weighted_scores(self, term_ids: np.ndarray, weights: FloatArray) -> FloatArray:
-        """Sum over the terms of weight x the term's BM25 column (expansion terms)."""
-        if term_ids.size == 0:
-            return np.zeros(self.n_docs, dtype=np.float32)
-        positions = self._positions(term_ids)
-        lengths = self._indptr[term_ids + 1] - self._indptr[term_ids]
-        per_position = np.repeat(np.asarray(weights, dtype=np.float64), lengths)
-        summed = np.bincount(
-            self._indices[positions], weights=self._data[positions] * per_position, minlength=self.n_docs
-        )
-        return summed.astype(np.float32)
-
-    def top_terms(self, docs: np.ndarray, n_terms: int, exclude: np.ndarray) -> tuple[np.ndarray, FloatArray]:
-        """The n_terms terms with the largest summed BM25 weight over `docs` (not in
-        `exclude`), and those sums normalised to a maximum of 1: the feedback terms of
-        pseudo-relevance feedback (RM3-style query expansion)."""
-        positions_of, term_of, ptr = self._doc_terms()
-        spans = [positions_of[ptr[d] : ptr[d + 1]] for d in docs.tolist()]
-        if not spans:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        positions = np.concatenate(spans)
-        weight = np.bincount(term_of[positions], weights=self._data[positions], minlength=len(self._indptr) - 1)
-        weight[exclude] = 0.0
-        top = np.argsort(-weight, kind="stable")[:n_terms]
-        top = top[weight[top] > 0]
-        if top.size == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        return top.astype(np.int64), (weight[top] / weight[top[0]]).astype(np.float32)
-
-    def _doc_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The CSC matrix read by document: positions sorted by doc, the term of each
-        position, and each doc's range (built once, a few ms at 10k tools)."""
-        if self._by_doc is None:
-            n_terms = len(self._indptr) - 1
-            term_of = np.repeat(np.arange(n_terms, dtype=np.int64), np.diff(self._indptr))
-            order = np.argsort(self._indices, kind="stable")
-            ptr = np.zeros(self.n_docs + 1, dtype=np.int64)
-            np.cumsum(np.bincount(self._indices, minlength=self.n_docs), out=ptr[1:])
-            self._by_doc = (order, term_of, ptr)
-        return self._by_doc
 
     def save(self, directory: pathlib.Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

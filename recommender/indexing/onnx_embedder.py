@@ -16,6 +16,7 @@ import os
 import threading
 import warnings
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -30,7 +31,7 @@ def _export(model_dir: Path, target: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
     reference = SentenceTransformer(str(model_dir), device="cpu")
-    bert = reference[0].auto_model.eval()
+    bert = cast(torch.nn.Module, reference[0].auto_model).eval()
 
     class LastHiddenState(torch.nn.Module):
         def __init__(self) -> None:

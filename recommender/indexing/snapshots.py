@@ -95,7 +95,9 @@ def embed_tools(tools: list[Tool], docs: list[ToolDoc], model_name: str) -> tupl
             store.upsert([tools[i].pk for i in chunk], fresh, payloads)
             for row, i in enumerate(chunk):
                 vectors[i] = fresh[row]
-    return np.vstack(vectors).astype(np.float32), len(stale), len(tools) - len(stale)
+    done = [v for v in vectors if v is not None]
+    assert len(done) == len(tools)
+    return np.vstack(done).astype(np.float32), len(stale), len(tools) - len(stale)
 
 
 def retrieval_config() -> RetrievalConfig:

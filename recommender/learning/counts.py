@@ -25,7 +25,7 @@ UsedPair = tuple[Any, int]  # (recommendation id, tool id)
 class ClaimedRecommendation(NamedTuple):
     pk: Any
     user_id: str
-    query_vector: bytes | None
+    query_vector: bytes | memoryview | None  # float32, as the request embedded it
     called_tool_ids: list[int]
     snapshot_version: int
     created_at: datetime

@@ -218,7 +218,9 @@ def _fold(bandit: LinearBanditState, claimed: Claimed) -> tuple[LinearBanditStat
 def _remember(recs: list[ClaimedRecommendation], used_pairs: set[UsedPair]) -> None:
     """Store the context of every use, named after the model that embedded it (the model of
     the snapshot that served the recommendation)."""
-    contexts = {r.pk: (r.query_vector, r.snapshot_version) for r in recs if r.query_vector}
+    contexts: dict[Any, tuple[bytes | memoryview, int]] = {
+        r.pk: (r.query_vector, r.snapshot_version) for r in recs if r.query_vector is not None
+    }
     missing = {rec_id for rec_id, _ in used_pairs} - set(contexts)
     if missing:  # late uses of recommendations learned in an earlier batch
         for pk, vector, snapshot in (
@@ -226,7 +228,8 @@ def _remember(recs: list[ClaimedRecommendation], used_pairs: set[UsedPair]) -> N
             .exclude(query_vector=None)
             .values_list("pk", "query_vector", "snapshot_version")
         ):
-            contexts[pk] = (vector, snapshot)
+            if vector is not None:
+                contexts[pk] = (vector, snapshot)
     models = dict(
         IndexSnapshot.objects.filter(pk__in={s for _, s in contexts.values()}).values_list("pk", "embedding_model")
     )

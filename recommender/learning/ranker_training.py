@@ -32,16 +32,18 @@ def training_set(*, limit: int = 20_000) -> tuple[np.ndarray, np.ndarray, np.nda
     )
     xs, ys, groups, baseline = [], [], [], []
     for rec_id, blob in recs:
+        if blob is None:
+            continue
         logged = read_candidate_log(bytes(blob))
-        if logged["features"].shape[1] != N_FEATURES:
+        if logged.features.shape[1] != N_FEATURES:
             continue  # logged under another feature schema
-        labels = np.isin(logged["tool_ids"], list(used[rec_id])).astype(np.float32)
+        labels = np.isin(logged.tool_ids, list(used[rec_id])).astype(np.float32)
         if not labels.any():
             continue
-        xs.append(logged["features"])
+        xs.append(logged.features)
         ys.append(labels)
         groups.append(len(labels))
-        baseline.append(logged["retrieval"])
+        baseline.append(logged.retrieval)
     if not xs:
         empty = np.zeros(0, dtype=np.float32)
         return np.zeros((0, N_FEATURES), dtype=np.float32), empty, np.zeros(0, dtype=np.int64), empty

@@ -20,7 +20,7 @@ from feedback.models import Impression, UsageEvent
 from recommender.learning.models import CoUse, UserToolStats
 
 
-def _ids_clause(column: str, ids: Sequence[int]) -> tuple[str, object]:
+def _ids_clause(column: str, ids: Sequence[int]) -> tuple[str, list[int] | str]:
     values = [int(i) for i in ids]
     if connection.vendor == "postgresql":
         return f"{column} = ANY(%s)", values

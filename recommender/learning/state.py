@@ -148,8 +148,10 @@ def _load(version: int, ranker_id: int | None, current: LearnedState | None) -> 
     memory, last_id = _load_memory(current.memory if current else None, current.memory_last_id if current else 0)
     if current is not None and current.ranker_id == ranker_id:
         ranker_text = current.ranker_text
-    else:
+    elif ranker_id is not None:
         ranker_text = RankerModel.objects.filter(pk=ranker_id).values_list("model_text", flat=True).first()
+    else:
+        ranker_text = None
     return LearnedState(
         version=version,
         bandit=bandit,

@@ -47,8 +47,10 @@ def evaluate_policy(
     events: dict[str, list[float]] = {name: [] for name in ("r", "p", "q", "hat_logged", "hat_target", "round")}
     deterministic = 0
     for round_index, (rec_id, k, blob) in enumerate(recs):
+        if blob is None:
+            continue
         logged = read_candidate_log(bytes(blob))
-        features, retrieval, tool_ids = logged["features"], logged["retrieval"], logged["tool_ids"]
+        features, retrieval, tool_ids = logged.features, logged.retrieval, logged.tool_ids
         usable_bandit = bandit if bandit is not None and features.shape[1] == bandit.d else None
         ltr = ltr_predict(state.ranker_text, features) if state is not None and state.ranker_text else None
         target = inclusion_probabilities(
@@ -70,12 +72,19 @@ def evaluate_policy(
         return {"recommendations": 0, "estimates": {}, "logged_value": None, "deterministic_share": None}
     arrays = {name: np.asarray(values) for name, values in events.items()}
     ope = OpeConfig(max_weight=max_weight)
-    common = {"rounds": arrays["round"], "config": ope, "rng": rng}
+    rounds = arrays["round"]
     estimates = {
-        "ips": ips(arrays["r"], arrays["p"], arrays["q"], **common),
-        "snips": snips(arrays["r"], arrays["p"], arrays["q"], **common),
+        "ips": ips(arrays["r"], arrays["p"], arrays["q"], rounds=rounds, config=ope, rng=rng),
+        "snips": snips(arrays["r"], arrays["p"], arrays["q"], rounds=rounds, config=ope, rng=rng),
         "dr": doubly_robust(
-            arrays["r"], arrays["p"], arrays["q"], arrays["hat_logged"], arrays["hat_target"], **common
+            arrays["r"],
+            arrays["p"],
+            arrays["q"],
+            arrays["hat_logged"],
+            arrays["hat_target"],
+            rounds=rounds,
+            config=ope,
+            rng=rng,
         ),
     }
     return {

@@ -31,7 +31,7 @@ from recommender.engine.types import ConversationContext, FloatArray
 from recommender.indexing.embedders import configured_model_name, get_embedder
 from recommender.indexing.snapshots import LoadedSnapshot, embed_tools, retrieval_config, tool_doc
 from recommender.indexing.vector_store import open_vector_store
-from recommender.serving.services import retrieve
+from recommender.serving.candidates import retrieve
 
 log = logging.getLogger(__name__)
 SYSTEMS = ("bm25", "dense", "toolrec")

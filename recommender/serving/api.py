@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.authentication import ApiKeyAuthentication
+from access.authentication import ApiKeyAuthentication, api_key_of
 from recommender.engine.types import ToolFilter
 from recommender.serving.serializers import RecommendationRequestSerializer, RecommendationResponseSerializer
 from recommender.serving.services import recommendation_create
@@ -46,7 +46,7 @@ class RecommendationCreateApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         result = recommendation_create(
-            api_key=request.auth,
+            api_key=api_key_of(request),
             messages=data["messages"],
             user_id=data["user_id"],
             conversation_id=data["conversation_id"],

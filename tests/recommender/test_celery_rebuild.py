@@ -38,12 +38,12 @@ NEW_TOOL = {
 @pytest.fixture
 def worker() -> Iterator[subprocess.Popen[bytes]]:
     db = connection.settings_dict
-    env = {
+    env: dict[str, str] = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "toolrec_site.test_settings",
         "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "TOOLREC_VAR_DIR": str(settings.VAR_DIR),
-        "CACHE_KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", "toolrec"),
+        "CACHE_KEY_PREFIX": str(settings.CACHES["default"].get("KEY_PREFIX", "toolrec")),
         "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
     }
     log = Path(settings.VAR_DIR) / "worker.log"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
+from rest_framework.test import APIClient
 
 from access.models import ApiKey
 from feedback.services import FeedbackItem, feedback_record
@@ -29,7 +30,7 @@ def _serve(n: int, policy: dict[str, object] | None = None, use_first: bool = Tr
             k=3,
             policy=policy,
         )
-        if use_first or i % 2:
+        if (use_first or i % 2) and result.recommendation_id is not None:
             feedback_record(
                 api_key=api_key,
                 recommendation_id=result.recommendation_id,
@@ -93,7 +94,7 @@ def test_off_policy_estimates_warn_about_deterministic_logs(raw_api_key: str, in
 
 
 @override_settings(RECOMMEND_POLICY={"name": "no-such-policy"})
-def test_an_invalid_policy_configuration_falls_back_to_semantic(api: object, indexed: None) -> None:
+def test_an_invalid_policy_configuration_falls_back_to_semantic(api: APIClient, indexed: None) -> None:
     response = api.post(
         "/api/v1/recommendations", {"messages": [{"role": "user", "content": "email Bob"}]}, format="json"
     )

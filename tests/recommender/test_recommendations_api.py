@@ -142,7 +142,7 @@ def test_the_context_vector_is_the_mean_of_the_recent_turns(indexed: None) -> No
 
     from recommender.engine.conversation import read_conversation
     from recommender.indexing.embedders import embed_cached
-    from recommender.serving.services import embed_queries
+    from recommender.serving.candidates import embed_queries
 
     messages = [
         {"role": "user", "content": "I am planning a trip to Lisbon next month"},

@@ -36,7 +36,8 @@ def throwaway_database() -> Iterator[None]:
     connection.settings_dict.setdefault("TEST", {})["NAME"] = (
         None if connection.vendor == "sqlite" else f"toolrec_simulate_{os.getpid()}"
     )
-    old = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    # django-stubs types `aliases` as a Mapping; Django only iterates it and tests membership.
+    old = setup_databases(verbosity=0, interactive=False, aliases={"default"})  # type: ignore[arg-type]
     try:
         yield
     finally:
@@ -115,8 +116,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        policies = {p.strip(): POLICY_PRESETS.get(p.strip()) for p in options["policies"].split(",") if p.strip()}
-        unknown = [name for name, config in policies.items() if config is None]
+        names = [p.strip() for p in options["policies"].split(",") if p.strip()]
+        unknown = [name for name in names if name not in POLICY_PRESETS]
+        policies: dict[str, dict[str, Any]] = {
+            name: dict(POLICY_PRESETS[name]) for name in names if name in POLICY_PRESETS
+        }
         for extra in options["policy"]:
             name, _, raw = extra.partition("=")
             try:

@@ -1,12 +1,8 @@
-import time
-
 import numpy as np
 import pytest
 
 from recommender.engine.bandit import (
-    BetaCounts,
     LinearBanditState,
-    fit_beta_prior,
     predict,
     thompson_scores,
     ucb_scores,
@@ -161,55 +157,3 @@ def test_an_untrained_bandit_predicts_zero() -> None:
     X = np.random.default_rng(10).standard_normal((4, 3)).astype(np.float32)
 
     assert np.all(predict(LinearBanditState.initial(3), X) == 0.0)
-
-
-def test_beta_counts_have_posterior_mean_and_optimistic_bound() -> None:
-    counts = BetaCounts.from_counts([0, 3, 30], [0, 10, 100], prior_alpha=1.0, prior_beta=4.0)
-
-    assert counts.mean == pytest.approx([1 / 5, 4 / 15, 31 / 105])
-    assert np.all(counts.ucb(2.0) > counts.mean)
-    # the tool seen 100 times is the surest
-    assert counts.std[2] < counts.std[1] < counts.std[0]
-    updated = counts.updated([1, 0, 0], [0, 0, 5])
-    assert updated.mean[0] == pytest.approx(2 / 6)
-
-
-def test_beta_samples_are_reproducible_and_centred_on_the_mean() -> None:
-    counts = BetaCounts.from_counts(np.full(20_000, 30), np.full(20_000, 100))
-
-    first = counts.sample(np.random.default_rng(11))
-    again = counts.sample(np.random.default_rng(11))
-
-    np.testing.assert_array_equal(first, again)
-    assert first.mean() == pytest.approx(31 / 102, abs=0.003)
-    assert np.all((first > 0) & (first < 1))
-
-
-def test_fit_beta_prior_recovers_the_catalog_mean_rate() -> None:
-    rng = np.random.default_rng(12)
-    rates = rng.beta(2.0, 18.0, 2000)
-    trials = rng.integers(50, 500, 2000)
-    successes = rng.binomial(trials, rates)
-
-    a, b = fit_beta_prior(successes, trials)
-
-    assert a / (a + b) == pytest.approx(0.1, abs=0.01)
-    assert 10 < a + b <= 100  # close to the true strength, 20
-
-
-def test_timing_of_1000_updates() -> None:
-    rng = np.random.default_rng(13)
-    d = 23
-    X = rng.standard_normal((1000, d)).astype(np.float32)
-    r = rng.binomial(1, 0.2, 1000).astype(np.float32)
-    state = LinearBanditState.initial(d)
-
-    started = time.perf_counter()
-    sequential = update(state, X, r)
-    sm_ms = (time.perf_counter() - started) * 1e3
-    started = time.perf_counter()
-    batched = update_batched(state, X, r)
-    batched_ms = (time.perf_counter() - started) * 1e3
-    print(f"\n1,000 updates, d={d}: Sherman-Morrison {sm_ms:.1f} ms, batched {batched_ms:.2f} ms")
-
-    np.testing.assert_allclose(sequential.theta, batched.theta, atol=1e-9)

@@ -233,7 +233,7 @@ def test_a_pasted_document_is_read_quickly_and_split_at_most_twice() -> None:
 def test_previous_user_texts_are_the_turns_before_the_last() -> None:
     from recommender.engine.conversation import previous_user_texts
 
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "one"},
         {"role": "assistant", "content": "ok"},

@@ -1,4 +1,3 @@
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -154,15 +153,3 @@ def test_no_candidates_give_an_empty_matrix() -> None:
     empty = make_inputs(0)
 
     assert build_features(empty).shape == (0, len(FEATURE_NAMES))
-
-
-def test_feature_building_time_for_200_candidates() -> None:
-    inputs = make_inputs(200)
-    build_features(inputs)
-    runs = 500
-    started = time.perf_counter()
-    for _ in range(runs):
-        features = build_features(inputs)
-    per_call_us = (time.perf_counter() - started) / runs * 1e6
-    print(f"\nbuild_features, 200 candidates: {per_call_us:.1f} us per call")
-    assert features.shape == (200, len(FEATURE_NAMES))

@@ -164,7 +164,11 @@ def test_slate_ips_with_epsilon_logging_recovers_the_target_slate_value() -> Non
     target_config = PolicyConfig(name="ltr", exploration="epsilon", epsilon=0.1, explore_pool=5)
     features = np.zeros((n, 23), dtype=np.float32)
     retrieval = np.linspace(1, 0, n).astype(np.float32)
-    rewards, logged, targeted, round_ids, true_values = [], [], [], [], []
+    rewards: list[float] = []
+    logged: list[float] = []
+    targeted: list[float] = []
+    round_ids: list[int] = []
+    true_values: list[float] = []
     for r in range(rounds):
         use_prob = rng.beta(1, 6, n)
         logging_scores = (use_prob + rng.normal(0, 0.2, n)).astype(np.float32)  # noisy

@@ -155,7 +155,7 @@ def test_epsilon_propensities_match_how_often_each_item_is_shown() -> None:
     config = PolicyConfig(name="bandit", exploration="epsilon", epsilon=0.25, explore_pool=8)
     rng = np.random.default_rng(5)
     counts = np.zeros(25)
-    logged = {}
+    logged: dict[int, list[float]] = {}
     draws = 20_000
     for _ in range(draws):
         chosen = choose_slate(
@@ -251,4 +251,4 @@ def test_it_rejects_features_that_do_not_fit_the_bandit() -> None:
 
 def test_it_rejects_an_unknown_policy_name() -> None:
     with pytest.raises(ValueError):
-        replace(PolicyConfig(), name="greedy")
+        replace(PolicyConfig(), name="greedy")  # type: ignore[arg-type]

@@ -64,21 +64,6 @@ def test_a_keyword_match_is_found_even_when_the_vectors_disagree() -> None:
     assert result.sparse[result.rows.tolist().index(42)] > 0
 
 
-def test_query_expansion_reaches_a_tool_that_shares_words_with_the_best_match_only() -> None:
-    docs, vectors = _random_catalog(200)
-    docs[42] = dataclasses.replace(docs[42], name="getTideTimes", description="Tide tables for harbours and ports")
-    docs[77] = dataclasses.replace(docs[77], name="portSchedule", description="Ship schedule tables of ports")
-    query = _unit(vectors[3] + 0.01)  # dense points elsewhere
-    ctx = _ctx("When is high tide in the harbour?")
-    plain = RetrievalIndex.build(docs, vectors, PLAIN).search(ctx, query, n_candidates=200)
-    expanded = RetrievalIndex.build(docs, vectors, dataclasses.replace(PLAIN, prf_docs=1, prf_terms=10)).search(
-        ctx, query, n_candidates=200
-    )
-    assert plain.sparse[plain.rows.tolist().index(77)] == 0  # no word of the question
-    assert expanded.sparse[expanded.rows.tolist().index(77)] > 0  # "port", "table" from the tide tool
-    assert expanded.rows[0] == plain.rows[0] == 42
-
-
 def test_each_sub_query_retrieves_its_own_tool() -> None:
     rng = np.random.default_rng(1)
     vectors = _unit(rng.normal(size=(300, 64)))

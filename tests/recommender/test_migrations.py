@@ -1,0 +1,87 @@
+"""Migrations that move data, run forwards on a database that holds rows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+BEFORE_MOVE = [
+    ("feedback", "0002_couse_usertoolstats_recommendation_called_tool_ids_and_more"),
+    ("recommender", "0004_memoryentry_embedding_model"),
+]
+
+
+def _migrate(targets: list[tuple[str, str]]) -> MigrationExecutor:
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor
+
+
+@pytest.mark.django_db(transaction=True)
+def test_moving_the_counts_to_the_learner_keeps_every_row() -> None:
+    """ToolStats, UserToolStats and CoUse leave the feedback app for the learner's models:
+    every row survives under the new tables, and the counts of what the learner has not
+    learned yet are taken out (the learner adds them when it learns them)."""
+    executor = _migrate(BEFORE_MOVE)
+    old = executor.loader.project_state(BEFORE_MOVE).apps
+    tool_model, key_model = old.get_model("catalog", "Tool"), old.get_model("access", "ApiKey")
+    recommendation, impression = old.get_model("feedback", "Recommendation"), old.get_model("feedback", "Impression")
+    usage_event = old.get_model("feedback", "UsageEvent")
+    tools = [tool_model.objects.create(namespace="default", name=f"t{i}", content_hash=str(i)) for i in range(3)]
+    key = key_model.objects.create(name="k", prefix="trk_x", key_hash="h")
+    learned = recommendation.objects.create(api_key=key, snapshot_version=1, k=2, learned_at=timezone.now())
+    pending = recommendation.objects.create(api_key=key, snapshot_version=1, k=2)
+    for rec in (learned, pending):
+        for rank, tool in enumerate(tools[:2], start=1):
+            impression.objects.create(recommendation=rec, tool=tool, rank=rank, score=1.0)
+    usage_event.objects.create(
+        event_id="a", recommendation=learned, tool=tools[0], used=True, source="explicit", learned_at=timezone.now()
+    )
+    usage_event.objects.create(event_id="b", recommendation=pending, tool=tools[0], used=True, source="explicit")
+    last_use = timezone.now() - timedelta(hours=1)
+    old.get_model("feedback", "ToolStats").objects.bulk_create(
+        [
+            old.get_model("feedback", "ToolStats")(
+                tool=tools[0], times_recommended=2, times_used=2, last_used_at=last_use
+            ),
+            old.get_model("feedback", "ToolStats")(tool=tools[1], times_recommended=2, times_used=0),
+            old.get_model("feedback", "ToolStats")(tool=tools[2], times_recommended=0, times_used=0),
+        ]
+    )
+    old.get_model("feedback", "UserToolStats").objects.create(user_id="ann", tool=tools[0], times_recommended=4)
+    old.get_model("feedback", "CoUse").objects.create(after=tools[0], tool=tools[1], count=7)
+
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    from recommender.learning.models import CoUse, ToolStats, UserToolStats
+
+    assert ToolStats._meta.db_table == "recommender_toolstats"
+    counts = {s.tool_id: (s.times_recommended, s.times_used, s.last_used_at) for s in ToolStats.objects.all()}
+    assert counts == {tools[0].pk: (1, 1, last_use), tools[1].pk: (1, 0, None), tools[2].pk: (0, 0, None)}
+    assert list(UserToolStats.objects.values_list("user_id", "times_recommended")) == [("ann", 4)]
+    assert list(CoUse.objects.values_list("after_id", "tool_id", "count")) == [(tools[0].pk, tools[1].pk, 7)]
+    assert "feedback_toolstats" not in connection.introspection.table_names()
+
+
+@pytest.mark.django_db
+def test_migrate_writes_the_periodic_tasks_to_the_beat_schedule_once() -> None:
+    """django-celery-beat's DatabaseScheduler reads these; operators pause them in the admin."""
+    from django_celery_beat.models import PeriodicTask
+
+    from toolrec_site.scheduling import PERIODIC_TASKS, periodic_tasks_sync
+
+    entries = {t.name: t for t in PeriodicTask.objects.filter(name__in=PERIODIC_TASKS)}
+    assert {name: (e.task, e.interval.every) for name, e in entries.items()} == {
+        name: (task, every) for name, (task, every) in PERIODIC_TASKS.items()
+    }
+    assert all(0 < e.expire_seconds < e.interval.every for e in entries.values() if e.interval.every > 1)
+    paused = entries["train-ranker"]
+    paused.enabled = False
+    paused.save(update_fields=["enabled"])
+    assert periodic_tasks_sync() == []  # a second migrate creates nothing and keeps the pause
+    assert not PeriodicTask.objects.get(name="train-ranker").enabled
