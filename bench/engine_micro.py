@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recommender.engine.bandit import LinearBanditState, update, update_batched  # noqa: E402
-from recommender.engine.features import FeatureInputs, build_features  # noqa: E402
-from recommender.engine.ranking_metrics import percentiles  # noqa: E402
+from recommender.engine.bandit import LinearBanditState, update, update_batched
+from recommender.engine.features import FeatureInputs, build_features
+from recommender.engine.ranking_metrics import percentiles
 
 
 def _times_ms(step: Callable[[], object], runs: int) -> list[float]:
