@@ -253,24 +253,10 @@ class RetrievalIndex:
             return _empty()
 
         # 1. candidates: dense top lists and BM25 top lists of every query, united.
-        depth = max(cfg.n_dense, n_candidates)
-        bias = self._bias
-        dense_top_scores, dense_top_rows = self._dense.search(vectors, depth, allowed, bias)
-        sparse_all = np.stack([self._sparse.scores(tokenize(t)) for t in texts])
-        if allowed is not None:
-            sparse_all[:, ~allowed] = 0.0
-        sparse_top_rows = _top_positive(sparse_all, cfg.n_sparse)
-        evidence = _Evidence(
-            vectors=vectors,
-            roles=roles,
-            bias=bias,
-            sparse_all=sparse_all,
-            dense_tops=dense_top_scores[:, : cfg.n_dense],
-            sparse_tops=[sparse_all[j, r] for j, r in enumerate(sparse_top_rows)],
-        )
+        evidence, rows = self._first_pass(texts, roles, vectors, allowed, depth=max(cfg.n_dense, n_candidates))
         kept = self._allowed_rows(keep_rows, allowed)
-        rows = np.unique(np.concatenate([dense_top_rows.ravel(), *sparse_top_rows, kept]))
-        rows = rows[rows >= 0]
+        rows = np.union1d(rows, kept)
+        sparse_all = evidence.sparse_all
 
         # 2-3. fused score of each candidate over the queries.
         cosine = self._dense.scores_of(rows, vectors)
@@ -293,6 +279,27 @@ class RetrievalIndex:
             sparse=sparse_all[:, rows].max(axis=0).astype(np.float32),
             fused=fused[order].astype(np.float32),
         )
+
+    def _first_pass(
+        self, texts: list[str], roles: list[str], vectors: FloatArray, allowed: BoolArray | None, *, depth: int
+    ) -> tuple[_Evidence, IntArray]:
+        """What every query finds on its own (dense and BM25 top lists), and their union."""
+        cfg = self.config
+        dense_top_scores, dense_top_rows = self._dense.search(vectors, depth, allowed, self._bias)
+        sparse_all = np.stack([self._sparse.scores(tokenize(t)) for t in texts])
+        if allowed is not None:
+            sparse_all[:, ~allowed] = 0.0
+        sparse_top_rows = _top_positive(sparse_all, cfg.n_sparse)
+        evidence = _Evidence(
+            vectors=vectors,
+            roles=roles,
+            bias=self._bias,
+            sparse_all=sparse_all,
+            dense_tops=dense_top_scores[:, : cfg.n_dense],
+            sparse_tops=[sparse_all[j, r] for j, r in enumerate(sparse_top_rows)],
+        )
+        rows = np.unique(np.concatenate([dense_top_rows.ravel(), *sparse_top_rows]))
+        return evidence, rows[rows >= 0].astype(np.int64)
 
     def _allowed_rows(self, rows: IntArray | None, allowed: BoolArray | None) -> IntArray:
         if rows is None or rows.size == 0:

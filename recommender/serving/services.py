@@ -22,6 +22,7 @@ from feedback.services import ShownTool, implicit_feedback_record, recommendatio
 from recommender.engine.candidate_log import candidate_log
 from recommender.engine.conversation import read_conversation
 from recommender.engine.features import FEATURE_INDEX
+from recommender.engine.memory import ContextMemory
 from recommender.engine.policy import PolicyConfig
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray, ToolFilter
 from recommender.indexing.snapshots import LoadedSnapshot
@@ -71,6 +72,16 @@ class _Clock:
 
 
 @dataclass(frozen=True)
+class Asker:
+    """Who asks: the key, the user and conversation it names, and how many tools it wants."""
+
+    api_key: ApiKey
+    user_id: str
+    conversation_id: str
+    k: int
+
+
+@dataclass(frozen=True)
 class ReadConversation:
     context: ConversationContext
     called_ids: list[int]  # catalog ids of the tools already called
@@ -108,7 +119,7 @@ def recommendation_create(
     offline replays such as `simulate`); `rng` makes exploration reproducible.
     """
     clock = _Clock()
-    k = k or settings.RECOMMEND_DEFAULT_K
+    asker = Asker(api_key, user_id, conversation_id, k or settings.RECOMMEND_DEFAULT_K)
     snapshot = snapshots.get()
     if snapshot is None:
         raise Unavailable("No index has been built yet: import tools, then run `manage.py rebuild_index`.")
@@ -122,7 +133,7 @@ def recommendation_create(
     clock.mark("embedded")
     state = learned.get()
     memory = serving_memory(state, vectors[0], snapshot.embedding_model)
-    retrieved = candidates_find(snapshot, read, vectors, chosen, memory=memory, k=k, tool_filter=tool_filter)
+    retrieved = candidates_find(snapshot, read, vectors, chosen, memory=memory, k=asker.k, tool_filter=tool_filter)
     clock.mark("retrieved")
     ranked = rank(
         candidates=retrieved.candidates,
@@ -132,7 +143,7 @@ def recommendation_create(
         memory=memory,
         called_ids=read.called_ids,
         user_id=user_id,
-        k=k,
+        k=asker.k,
         config=chosen.config,
         learned=state,
         rng=rng or np.random.default_rng(),
@@ -140,21 +151,8 @@ def recommendation_create(
     )
     shown = shown_tools(ranked, retrieved.tool_ids)
     clock.mark("ranked")
-    recommendation_id = None
-    if record:
-        recommendation_id = impression_log(
-            api_key=api_key,
-            user_id=user_id,
-            conversation_id=conversation_id,
-            snapshot=snapshot,
-            read=read,
-            chosen=chosen,
-            retrieved=retrieved,
-            ranked=ranked,
-            shown=shown,
-            k=k,
-            latency_ms=clock.ms("start", "ranked"),
-        )
+    logged = Logged(snapshot, read, chosen, retrieved, ranked, shown)
+    recommendation_id = impression_log(asker, logged, latency_ms=clock.ms("start", "ranked")) if record else None
     tools = answer_tools(snapshot, retrieved.candidates, ranked, shown, explain=explain)
     clock.mark("finished")
     return _result(recommendation_id, snapshot, chosen, ranked, tools, clock)
@@ -181,7 +179,7 @@ def candidates_find(
     vectors: FloatArray,
     chosen: ChosenPolicy,
     *,
-    memory: Any,
+    memory: ContextMemory | None,
     k: int,
     tool_filter: ToolFilter | None,
 ) -> Retrieved:
@@ -210,39 +208,39 @@ def shown_tools(ranked: Ranked, tool_ids: IntArray) -> list[ShownTool]:
     ]
 
 
-def impression_log(
-    *,
-    api_key: ApiKey,
-    user_id: str,
-    conversation_id: str,
-    snapshot: LoadedSnapshot,
-    read: ReadConversation,
-    chosen: ChosenPolicy,
-    retrieved: Retrieved,
-    ranked: Ranked,
-    shown: list[ShownTool],
-    k: int,
-    latency_ms: float,
-) -> uuid.UUID:
+@dataclass(frozen=True)
+class Logged:
+    """What the impression log keeps of one answer."""
+
+    snapshot: LoadedSnapshot
+    read: ReadConversation
+    chosen: ChosenPolicy
+    retrieved: Retrieved
+    ranked: Ranked
+    shown: list[ShownTool]
+
+
+def impression_log(asker: Asker, logged: Logged, *, latency_ms: float) -> uuid.UUID:
     """Log the recommendation and what it showed, with features and propensities."""
+    ranked, retrieved, context = logged.ranked, logged.retrieved, logged.read.context
     return recommendation_record(
-        api_key=api_key,
-        user_id=user_id,
-        conversation_id=conversation_id,
-        experiment_key=chosen.assignment.experiment_key,
-        variant=chosen.assignment.variant,
+        api_key=asker.api_key,
+        user_id=asker.user_id,
+        conversation_id=asker.conversation_id,
+        experiment_key=logged.chosen.assignment.experiment_key,
+        variant=logged.chosen.assignment.variant,
         policy=ranked.slate.policy,
-        snapshot_version=snapshot.version,
-        k=k,
-        query_text=read.context.last_user_message,
-        called_tools=read.context.called_tools,
-        called_tool_ids=read.called_ids,
+        snapshot_version=logged.snapshot.version,
+        k=asker.k,
+        query_text=context.last_user_message,
+        called_tools=context.called_tools,
+        called_tool_ids=logged.read.called_ids,
         query_vector=retrieved.vectors[0].astype(np.float32).tobytes(),
         candidate_log=candidate_log(
             ranked.tool_ids, ranked.features, ranked.slate.order, retrieved.candidates.fused, settings.LOG_CANDIDATES
         ),
         latency_ms=latency_ms,
-        shown=shown,
+        shown=logged.shown,
     ).pk
 
 
