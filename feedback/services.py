@@ -108,8 +108,8 @@ def _skip_wal_flush() -> None:
     """This transaction's commit does not wait for the WAL to reach the disk (PostgreSQL).
 
     For writes that nobody was told are stored (the impression log, implicit uses read from
-    a request): a crash may lose their last few milliseconds, and a commit costs ~0.1 ms
-    instead of a disk sync on the request path. Explicit feedback, which is acknowledged as
+    a request): a crash may lose their last few milliseconds, and the request path waits
+    for no disk sync. Explicit feedback, which is acknowledged as
     stored, keeps synchronous commits.
     """
     if connection.vendor == "postgresql":
@@ -167,7 +167,7 @@ def _shown_tools(recommendation: Recommendation) -> dict[str, int]:
     """Names by which the agent may refer to each shown tool -> tool id."""
     names: dict[str, int] = {}
     # Two primary/foreign-key lookups rather than a join: with stale table statistics (no
-    # autovacuum) PostgreSQL planned the join as a scan of the whole catalog, 7 ms instead of 0.2.
+    # autovacuum) PostgreSQL planned the join as a scan of the whole catalog.
     tool_ids = list(recommendation.impressions.values_list("tool_id", flat=True))
     for tool in Tool.objects.filter(pk__in=tool_ids).only("pk", "namespace", "name"):
         for name in (tool.name, tool.function_name, tool.key):

@@ -19,7 +19,7 @@ class RecommenderConfig(AppConfig):
 
     def ready(self) -> None:
         # The engine's matrix work is small per request: extra BLAS/OpenMP threads only fight
-        # the other web processes for the cores (measured: p50 3 ms -> 24 ms with 2 threads).
+        # the other web processes for the cores (bench/results/design_notes.json).
         import faiss
         from threadpoolctl import threadpool_limits
 

@@ -144,10 +144,10 @@ EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", LOCAL_EMBEDDING_MODEL)
 # Texts per call to a hosted model or the torch backend (ONNX runs one text at a time).
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1)
 # CPU threads per process for the local embedder and the engine's numpy/faiss. One each is
-# fastest with several web processes per machine (two threads on two busy cores measured 2x slower).
-# The local model's runtime: "onnx-int8" (default: quantised, 6 ms for a 250-character query
-# against 16 ms for "onnx" and ~40 ms for "torch", with the same retrieval quality on both
-# shared benchmarks), "onnx" (float, the same vectors as sentence-transformers) or "torch".
+# fastest with several web processes per machine (threads beyond the free cores only contend).
+# The local model's runtime: "onnx-int8" (default: quantised, the fastest, with the same
+# retrieval quality on both shared benchmarks), "onnx" (float, the same vectors as
+# sentence-transformers) or "torch".
 EMBEDDING_BACKEND = env_str("EMBEDDING_BACKEND", "onnx-int8")
 if EMBEDDING_BACKEND not in {"onnx", "onnx-int8", "torch"}:
     raise ImproperlyConfigured(f"EMBEDDING_BACKEND must be onnx, onnx-int8 or torch, got {EMBEDDING_BACKEND!r}")

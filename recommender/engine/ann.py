@@ -4,9 +4,9 @@ Exhaustive scan up to ``flat_max_tools``: every row is scored, over an fp16 copy
 vectors (a faiss scalar-quantizer index) with the per-row bias folded in as one more
 dimension, and the candidates' scores are then recomputed exactly in float32 by the caller
 (``scores_of``). Why fp16: the scan is bound by memory bandwidth once the embedder has run
-and evicted the caches; at 10k x 384 a float32 matmul of 3 queries took 2.2 ms there, the
-fp16 scan 0.8 ms. Its relative error (~1e-4) only matters for rows tied at the cut: the
-top 200 agreed with the float32 ones at 99.9% on 10k real tool vectors.
+and evicted the caches, and half the bytes is about half the time. Its relative error
+(~1e-4) only matters for rows tied at the cut, and the exact rescoring settles those.
+(Figures: bench/results/design_notes.json.)
 
 Beyond, ``IndexHNSWFlat``: sub-linear, with efSearch tuned for recall@50 >= 0.98 against
 exact. Filters never post-filter ANN hits (a selective filter would leave fewer than k):
@@ -159,7 +159,7 @@ class DenseIndex:
     def _fp16_scan(self, bias: FloatArray | None) -> Any:
         """[vectors | -bias | 0...] in fp16, so that [q | 1 | 0...] . row = q . v - bias. Zero
         padding to a multiple of 16 dimensions keeps faiss on its SIMD path (385 dimensions
-        fell back to scalar code: 10x slower). Built once per bias array (the retrieval
+        fall back to its scalar code). Built once per bias array (the retrieval
         index passes the same one on every search)."""
         cached = self._scan
         if cached is not None and cached[0] is bias:
@@ -197,7 +197,7 @@ class DenseIndex:
             else:
                 params: Any = _faiss.SearchParametersHNSW()
                 # An approximate neighbourhood is enough for a mean: a small efSearch
-                # keeps this build step at ~0.1 ms per tool.
+                # keeps this build step cheap per tool.
                 params.efSearch = max(64, k + 1)
                 scores, rows = self._index.search(block, k + 1, params=params)
                 own = rows == np.arange(start, start + block.shape[0])[:, None]

@@ -152,7 +152,7 @@ def predict(state: LinearBanditState, X: FloatArray) -> FloatArray:
 def uncertainty(state: LinearBanditState, X: FloatArray) -> FloatArray:
     """sqrt(x^T A^-1 x) per row: the LinUCB confidence width before alpha."""
     x = np.asarray(X, dtype=np.float64)
-    quad: Float64Array = ((x @ state.A_inv) * x).sum(axis=1)  # BLAS; einsum is ~10x slower
+    quad: Float64Array = ((x @ state.A_inv) * x).sum(axis=1)  # a BLAS matmul; einsum does not use BLAS here
     return np.sqrt(np.maximum(quad, 0.0)).astype(np.float32)
 
 

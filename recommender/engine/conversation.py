@@ -15,8 +15,8 @@ from recommender.engine.text import tokenize, truncate_words
 from recommender.engine.types import ConversationContext
 
 # The request path embeds ``ctx.queries()``: the last message, the sub-queries and the
-# context when it differs from the last message. Each text costs several ms of the
-# 40 ms budget, so read_conversation never produces more than this many.
+# context when it differs from the last message. Each uncached text is one embedder run,
+# the largest cost of a request, so read_conversation never produces more than this many.
 MAX_QUERY_TEXTS = 3
 MAX_SUB_QUERIES = 2
 # Recent turns only: older turns are usually about a finished need.

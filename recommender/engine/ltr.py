@@ -8,10 +8,9 @@ the same metric for the retrieval order, so the admin can see whether a model is
 activating. Groups with no relevant row are left out of the ndcg means (LightGBM counts
 them as 1, which flatters every model equally and hides differences).
 
-Cost: 5,000 groups x 50 rows x 23 features trains in ~6 s with early stopping (~60 rounds)
-and ~18 s for the full 200 rounds, one thread, on a 2-core machine that was busy with
-other work. One thread is the default because LightGBM's OpenMP threads spin-wait: two
-threads on two cores shared with web processes ran twice as slow as one.
+Early stopping ends training well before the round limit on logged data. One thread is
+the default because LightGBM's OpenMP threads spin-wait: on cores shared with web
+processes, more threads are slower, not faster (figures: bench/results/design_notes.json).
 """
 
 from __future__ import annotations
@@ -44,7 +43,7 @@ DEFAULT_PARAMS: Mapping[str, Any] = {
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
     "lambdarank_truncation_level": 20,
-    "num_threads": 1,  # OpenMP spin-waits: 2 threads on 2 busy cores ran 2x slower than 1
+    "num_threads": 1,  # OpenMP spin-waits: extra threads on busy cores slow it down (module docstring)
     "deterministic": True,
     "force_row_wise": True,
     "verbosity": -1,
@@ -206,7 +205,7 @@ def load_ranker(model_text: str) -> lgb.Booster:
             _boosters.move_to_end(digest)
             _last[:] = [(model_text, booster)]
             return booster
-    booster = lgb.Booster(model_str=model_text)  # parse outside the lock: can take 100 ms
+    booster = lgb.Booster(model_str=model_text)  # parse outside the lock: a large model parses slowly
     with _boosters_lock:
         _boosters[digest] = booster
         while len(_boosters) > _CACHE_SIZE:

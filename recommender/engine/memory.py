@@ -8,8 +8,8 @@ This is what lets the ranker map a new phrasing to the tools past phrasings need
 neither the tool text nor BM25 connects them.
 
 Why the search is restricted to the candidates' rows: an exact scan of 50k x 384 float32
-vectors is ~77 MB of memory traffic, 2.6 ms in numpy and 3.4 ms in faiss IndexFlatIP on one
-core here, over the 1 ms budget. Votes are only ever read for the candidates, so we scan the
+vectors is ~77 MB of memory traffic per request, several times the engine's budget for
+votes (bench/memory_votes.py measures both). Votes are only ever read for the candidates, so we scan the
 rows whose tool is a candidate (one contiguous block per tool, at most the
 ``per_tool_limit`` most recent rows of each): still exact for the question asked, typically
 a few thousand rows. The difference from a global k-NN is deliberate: a neighbour that used
@@ -116,8 +116,9 @@ class ContextMemory:
     def _summarise(self) -> None:
         """Per stored tool, the normalised sum of its newest per_tool_limit contexts.
 
-        One sparse (tools x rows) indicator product: 6 ms at 50k contexts here, where
-        numpy's ``add.reduceat`` over the row blocks took 120 ms."""
+        One sparse (tools x rows) indicator product: scipy sums the blocks in one pass,
+        where numpy's ``add.reduceat`` over the row blocks was an order of magnitude slower
+        (bench/results/design_notes.json)."""
         tools = np.unique(self._tool_ids)
         if not tools.size:
             self._summary_tools, self._summaries = tools, np.empty((0, self.dim), dtype=np.float32)

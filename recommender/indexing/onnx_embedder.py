@@ -1,5 +1,5 @@
 """all-MiniLM-L6-v2 on ONNX Runtime: the same model and pooling as sentence-transformers,
-three times faster per short query on this CPU (3.7 ms against 11.5 ms, one thread).
+several times faster per short query on one thread (bench/results/design_notes.json).
 
 Why our own code: sentence-transformers' ONNX backend needs `optimum`, whose current
 releases require transformers 4 while sentence-transformers 6 requires transformers 5. So
@@ -99,9 +99,9 @@ class OnnxMiniLM:
 
     def embed(self, texts: list[str]) -> FloatArray:
         """One run per text, never a padded batch. With one thread a batch is no faster even
-        when sorted by length (tool texts: 52 a second in batches of 64, 133 one by one,
-        int8, here), and the int8 model quantises its activations with one scale per run, so
-        in a batch a text's vector would depend on the texts beside it (cosine down to 0.98)."""
+        when sorted by length (it was slower on tool texts), and the int8 model quantises its
+        activations with one scale per run, so in a batch a text's vector would depend on the
+        texts beside it."""
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         return np.vstack([self._run([t]) for t in texts])
@@ -120,13 +120,12 @@ def _quantize(source: Path, target: Path) -> None:
 
 
 def load(model_dir: Path, cache_dir: Path, *, threads: int, int8: bool = False) -> OnnxMiniLM:
-    """The exported model (int8: its dynamically quantised copy, ~3x faster again on long
-    texts but only ~0.96 cosine to the float model, so it is a model of its own).
+    """The exported model (int8: its dynamically quantised copy, faster again on long texts
+    but not the float model's vectors, so it is a model of its own name).
 
-    Per-channel weight scales would bring the int8 vectors to cosine 0.994 of the float ones
-    at the same speed, but not retrieval: nDCG@10 74.4 / 56.6 on ToolBench / MetaTool
-    (`evaluate_retrieval`, 1503 queries) against 74.5 / 57.4 per-tensor and 74.8 / 57.2
-    float, so the served model stays as it is (changing it re-embeds every catalog)."""
+    Per-channel weight scales bring the int8 vectors closer to the float ones at the same
+    speed, but did not retrieve better, so the served model stays as it is (changing it
+    re-embeds every catalog); bench/results/design_notes.json has the figures."""
     target = cache_dir / f"{model_dir.parent.name}-{model_dir.name}.onnx"
     if not target.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)

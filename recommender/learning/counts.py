@@ -57,8 +57,8 @@ def _upsert_add(
     """INSERT ... ON CONFLICT DO UPDATE adding the counts and keeping the latest times
     (PostgreSQL and SQLite alike).
 
-    Raw SQL because Django has no additive upsert: bulk_update compiles a CASE per row
-    (0.3 s for 2,000 rows here) and read-modify-write would race with nothing but cost a read.
+    Raw SQL because Django has no additive upsert: bulk_update compiles a CASE per row (slow
+    for thousands of rows) and read-modify-write would race with nothing but cost a read.
     """
     if not rows:
         return

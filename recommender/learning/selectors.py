@@ -1,8 +1,8 @@
 """Reads of the learning signals that the recommendation path needs per request.
 
 These run on every recommendation, so they are raw SQL with any id list passed as one
-array parameter: the ORM's ``tool_id__in=[...]`` prepares each id as its own parameter and
-cost ~1 ms per query for 200 ids here, against ~0.2 ms this way. PostgreSQL takes a list as
+array parameter: the ORM's ``tool_id__in=[...]`` prepares each id as its own parameter,
+several times slower for a few hundred ids. PostgreSQL takes a list as
 an array (``= ANY(%s)``); SQLite reads it from a JSON text
 (``IN (SELECT value FROM json_each(%s))``).
 """

@@ -27,7 +27,7 @@ def learn_from_feedback(max_batches: int = 10) -> int:
 
     One cutoff for the whole run, and stop at the first partial batch: otherwise, under
     steady traffic, each batch claimed the few recommendations that had just come of age
-    and published a new state every 50-200 ms (each web process then reloads it)."""
+    and published a new state many times a second (each web process then reloads it)."""
     learned, now = 0, timezone.now()
     for _ in range(max_batches):
         outcome = learning_batch(now=now)

@@ -26,9 +26,8 @@ def embed_queries(
 ) -> FloatArray:
     """Vectors for `context.queries()`, in order.
 
-    The condensed context is not embedded as one long text: MiniLM's cost grows with the
-    square of the length (a 600-character context took 62 ms against 12 ms for a short
-    question here). It is the normalised mean of the vectors of the recent user turns and
+    The condensed context is not embedded as one long text: a transformer's cost grows
+    with the square of the length. It is the normalised mean of the vectors of the recent user turns and
     the last message; each earlier turn was the last message of an earlier request of the
     conversation, so its vector usually comes from the cache.
     """

@@ -3,8 +3,8 @@ each tool and the co-use counts after the tools already called in the conversati
 
 Neither needs the candidates, so the recommendation path starts reading them in a small
 thread pool before it embeds the queries (ONNX and psycopg both release the GIL) and
-collects them after retrieval: a database round trip or two (~0.3-1 ms each under load)
-that no longer adds to the request. PostgreSQL only: SQLite has no network wait to hide,
+collects them after retrieval: a database round trip or two that no longer adds to the
+request. PostgreSQL only: SQLite has no network wait to hide,
 and its test databases live in memory, shared badly across threads.
 """
 
