@@ -1,0 +1,75 @@
+"""What the latency benchmark needs Django for, run in a subprocess with the benchmark's
+environment (the server's database and settings), so the client process never sets up Django::
+
+    python -m bench.latency.django_probe status         # the newest learned state, the log's size
+    python -m bench.latency.django_probe learn-pending  # learn everything pending now
+
+Run from the project root. Each prints one JSON object, on the last line of its output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+# The models below are imported inside the functions: Django allows it only after django.setup().
+
+
+def status() -> dict[str, Any]:
+    """The newest published learned state and the size of what was learned (the server exposes
+    no learned-state version)."""
+    from django.db.models import Count, Q
+
+    from feedback.models import Recommendation, UsageEvent
+    from recommender.learning.models import CoUse, LearningState, MemoryEntry, UserToolStats
+
+    fields = ("pk", "created_at", "recommendations_learned", "events_learned", "learn_seconds")
+    state = LearningState.objects.order_by("-pk").values(*fields).first()
+    unlearned = Q(learned_at=None)
+    return {
+        "latest_state": state and {**state, "created_at": state["created_at"].isoformat()},
+        "recommendations": Recommendation.objects.aggregate(total=Count("pk"), unlearned=Count("pk", filter=unlearned)),
+        "usage_events": UsageEvent.objects.aggregate(
+            total=Count("pk"),
+            used=Count("pk", filter=Q(used=True)),
+            unlearned=Count("pk", filter=unlearned),
+            explicit=Count("pk", filter=Q(source="explicit")),
+            implicit=Count("pk", filter=Q(source="implicit")),
+        ),
+        "memory_entries": MemoryEntry.objects.count(),
+        "user_tool_stats": UserToolStats.objects.count(),
+        "co_use_pairs": CoUse.objects.count(),
+    }
+
+
+def learn_pending() -> dict[str, Any]:
+    """Learn everything pending now, batch after batch as the Celery task would, without
+    waiting for LEARN_DELAY_SECONDS; each batch as [version, recommendations, events, seconds]."""
+    from recommender.learning.learner import learning_batch
+
+    started, batches = time.perf_counter(), []
+    while (outcome := learning_batch(delay_seconds=0)) is not None:
+        batches.append([outcome.version, outcome.recommendations, outcome.events, outcome.seconds])
+    return {"batches": batches, "seconds": time.perf_counter() - started}
+
+
+COMMANDS: dict[str, Callable[[], dict[str, Any]]] = {"status": status, "learn-pending": learn_pending}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=list(COMMANDS))
+    command = parser.parse_args(argv).command
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "toolrec_site.settings")  # as manage.py
+    import django
+
+    django.setup()
+    print(json.dumps(COMMANDS[command]()))
+
+
+if __name__ == "__main__":
+    main()
