@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "recommender",
     "feedback",
     "experiments",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
