@@ -143,10 +143,11 @@ def _reset(scenario: Scenario) -> None:
 
 
 def _index_build() -> None:
-    """Build and activate the index, and publish the counts of its tools, in this thread
-    (the service hands the publishing to a task; a replay must not race with it)."""
-    snapshot_build()
-    learning_publish_stats()
+    """Build and activate the index if the catalog changed, and then publish the counts of
+    its tools, in this thread (the rebuild task hands the publishing to another task; a
+    replay must not race with it). An unchanged catalog publishes nothing, as in service."""
+    if snapshot_build() is not None:
+        learning_publish_stats()
 
 
 def _learn(run: PolicyRun) -> None:
