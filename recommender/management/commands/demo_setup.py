@@ -14,6 +14,7 @@ from access.services import api_key_create
 from catalog.importers import parse_tools
 from catalog.services import tool_import
 from recommender.indexing.snapshots import snapshot_build
+from recommender.learning.learner import learning_publish_stats
 
 EXAMPLE_CATALOG = Path(settings.BASE_DIR) / "catalog" / "data" / "example_tools.jsonl"
 
@@ -29,6 +30,7 @@ class Command(BaseCommand):
         )
         snapshot = snapshot_build()
         if snapshot:
+            learning_publish_stats()  # what the rebuild task hands on: the new catalog's counts
             self.stdout.write(f"index: snapshot v{snapshot.pk}, {snapshot.tool_count} tools")
         user_model = get_user_model()
         password = secrets.token_urlsafe(12)
