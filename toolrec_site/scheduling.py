@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from celery import Task, current_app
@@ -49,7 +50,10 @@ PERIODIC_TASKS: dict[str, tuple[str, int]] = {
 def task_named(name: str) -> Task:
     """The registered task of this name (the app is toolrec_site.celery's, made current
     when Django imports `toolrec_site`)."""
-    current_app.loader.import_default_modules()  # the task modules listed in the app's `imports`
+    if name not in current_app.tasks:
+        # The task modules listed in the app's `imports`; only once, since each call also
+        # runs Django's model checks (80 ms, on every feedback request before).
+        current_app.loader.import_default_modules()
     return current_app.tasks[name]
 
 
@@ -62,11 +66,34 @@ def _run_inline(task: Task, kwargs: dict[str, Any]) -> None:
         close_old_connections()
 
 
+class BrokerUnavailable(Exception):
+    """The broker failed a publish a moment ago; this one was not attempted."""
+
+
+# time.monotonic() until which publishes are skipped after one failed (per process).
+_broker_down_until = 0.0
+
+
+def _publish(task: Task, kwargs: dict[str, Any], countdown: float) -> None:
+    """Queue the task once, or raise at once: no retry loop (Celery's default retries a
+    failed publish for 0.6 s, and feedback requests waited that long on a dead broker),
+    the transport's short timeouts, and a backoff after a failure."""
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        raise BrokerUnavailable(f"broker failed less than {settings.BROKER_BACKOFF_SECONDS} s ago")
+    try:
+        task.apply_async(kwargs=kwargs, countdown=countdown, retry=False)
+    except Exception:
+        _broker_down_until = time.monotonic() + settings.BROKER_BACKOFF_SECONDS
+        raise
+    _broker_down_until = 0.0
+
+
 def run_task(name: str, *, countdown: float = 0, **kwargs: Any) -> None:
     """Run the named task soon: queued with a broker, else in a thread (or inline in tests)."""
     task = task_named(name)
     if not settings.CELERY_TASK_ALWAYS_EAGER:
-        task.apply_async(kwargs=kwargs, countdown=countdown)
+        _publish(task, kwargs, countdown)
     elif settings.BACKGROUND_THREADS:
         timer = threading.Timer(countdown, _run_inline, args=(task, kwargs))
         timer.daemon = True

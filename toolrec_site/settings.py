@@ -127,8 +127,27 @@ BACKGROUND_THREADS = env_bool("BACKGROUND_THREADS", True)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+# Publishing from a request is bounded (see scheduling.run_task: no retry, these timeouts);
+# the worker's consuming reads go through its event loop and do not hit the socket timeout.
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("BROKER_CONNECT_TIMEOUT", 0.5, minimum=0.05)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    "socket_timeout": env_float("BROKER_SOCKET_TIMEOUT", 2.0, minimum=0.1),
+    # Opening a connection to publish is tried once: kombu's default retries slept 2 s.
+    "max_retries": 0,
+}
+if CELERY_BROKER_URL.startswith("redis://"):
+    # kombu's Redis transport with the worker's crash after a broker restart fixed (see the module).
+    CELERY_BROKER_TRANSPORT = "toolrec_site.broker:Transport"
+# A worker that loses its broker keeps trying to reconnect, at start too, for as long as it
+# takes (the supervisor would only start it again); late-acked tasks running at the loss are
+# cancelled and redelivered (they cannot be acknowledged any more; every task is idempotent).
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# After a publish to the broker fails, requests skip publishing for this long (the periodic
+# tasks pick the work up): a dead broker costs one failed attempt, not one per request.
+BROKER_BACKOFF_SECONDS = env_float("BROKER_BACKOFF_SECONDS", 5.0, minimum=0.0)
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "toolrec")
 # Beat reads the schedule from the database (toolrec_site.scheduling.PERIODIC_TASKS, written
