@@ -86,7 +86,7 @@ def worker(own_redis: OwnRedis) -> Iterator[tuple[subprocess.Popen[bytes], Path]
     log = Path(settings.VAR_DIR) / "broker-restart-worker.log"
     with log.open("wb") as out:
         # The prefork pool, as in production (the crash was in the consumer, whatever the pool).
-        command = [sys.executable, "-m", "celery", "-A", "toolrec_site", "worker", "--concurrency=1"]
+        command = [sys.executable, "-m", "celery", "-A", "toolrec_site", "worker", "-c", "1", "-l", "INFO"]
         process = subprocess.Popen(
             [*command, "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--without-gossip", "--without-mingle"],
             cwd=settings.BASE_DIR,
