@@ -206,6 +206,8 @@ LEARN_BATCH_SIZE = env_int("LEARN_BATCH_SIZE", 1000, minimum=1)
 LEARN_DEBOUNCE_SECONDS = env_int("LEARN_DEBOUNCE_SECONDS", 2, minimum=0)
 LEARNING_CHECK_SECONDS = env_float("LEARNING_CHECK_SECONDS", 1.0, minimum=0.0)
 LEARNING_AUTO_SCHEDULE = env_bool("LEARNING_AUTO_SCHEDULE", True)  # learn soon after feedback
+# /healthz says "degraded" when the oldest unlearned work came due longer ago than this.
+LEARNER_LAG_DEGRADED_SECONDS = env_float("LEARNER_LAG_DEGRADED_SECONDS", 120.0, minimum=1.0)
 MEMORY_MAX_CONTEXTS = env_int("MEMORY_MAX_CONTEXTS", 50_000, minimum=1)
 # Tools that similar past requests used join retrieval's candidates (learning policies only;
 # see ContextMemory.similar_tools); 0 turns it off.
