@@ -85,7 +85,30 @@ DATABASE_URL = env_str("DATABASE_URL")
 if not DATABASE_URL:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASE_URL = f"sqlite:///{VAR_DIR / 'toolrec.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        # A kept connection the database dropped (a restart, a failover) is noticed and replaced
+        # before a request uses it, instead of failing that request.
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Bounded waits on PostgreSQL (each a libpq option): connecting (refused or unanswered),
+    # a statement the server runs too long, and a connection whose packets are dropped (the
+    # kernel gives up on unacknowledged data after tcp_user_timeout; keepalives find a dead
+    # idle one). Workers running long statements can raise DB_STATEMENT_TIMEOUT_MS.
+    DATABASES["default"]["OPTIONS"] = {
+        "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 2, minimum=1),
+        "options": f"-c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 15_000, minimum=0)}",
+        "tcp_user_timeout": env_int("DB_TCP_USER_TIMEOUT_MS", 3_000, minimum=0),
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the dev server read while a rebuild writes; the timeout waits out short locks.
     DATABASES["default"]["OPTIONS"] = {
@@ -163,6 +186,9 @@ LOCAL_EMBEDDING_MODEL = "local/all-MiniLM-L6-v2"
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", LOCAL_EMBEDDING_MODEL)
 # Texts per call to a hosted model or the torch backend (ONNX runs one text at a time).
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1)
+# Seconds a hosted (LiteLLM) embedding call may take, no retries; a request whose query
+# cannot be embedded is answered from keyword retrieval.
+EMBEDDING_TIMEOUT_SECONDS = env_float("EMBEDDING_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 # CPU threads per process for the local embedder and the engine's numpy/faiss. One each is
 # fastest with several web processes per machine (threads beyond the free cores only contend).
 # The local model's runtime: "onnx-int8" (default: quantised, the fastest, with the same
