@@ -65,9 +65,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, (OperationalError, InterfaceError)):
         # The database refused, dropped or timed out (connect, statement or TCP timeouts in
         # the settings): the client may retry shortly; nothing it sent was wrong.
-        response = error_response(503, "database_unavailable", "The database is unavailable; retry shortly.")
-        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
-        return response
+        unavailable = error_response(503, "database_unavailable", "The database is unavailable; retry shortly.")
+        unavailable["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return unavailable
     if isinstance(exc, Http404):
         return error_response(404, "not_found", "Not found.")
     response = exception_handler(exc, context)

@@ -9,6 +9,7 @@ by its own variable.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -20,11 +21,31 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TOOLREC_VAR_DIR") or BASE_DIR / "var")
 
 DEBUG = env_bool("DEBUG", False)
+
+
+def _local_secret_key(var_dir: Path) -> str:
+    """The embedded install's own random key, made on first use and kept in var/, so that the
+    README's commands (`manage.py import_tools ...`) work as printed without a key to set:
+    with no DATABASE_URL, everything the key protects lives in that folder anyway."""
+    path = var_dir / "secret_key"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(secrets.token_urlsafe(64))
+        except FileExistsError:
+            pass  # another process made it first
+    return path.read_text().strip()
+
+
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG"
+    if not env_str("DATABASE_URL"):
+        SECRET_KEY = _local_secret_key(VAR_DIR)
+    elif DEBUG:
+        SECRET_KEY = "insecure-development-key-only-used-with-DEBUG"
+    else:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off and DATABASE_URL is set")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
