@@ -86,11 +86,15 @@ class FaultProxy:
             w.transport.abort()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                break
-            await self._flowing.wait()  # held, not passed on, while blackholed
-            writer.write(data)
-            await writer.drain()
-        writer.transport.abort()
+        # Closed on any end (a reset too): a client killed -9 must end its server session, as
+        # without the proxy, or its open transaction would hold its locks for ever.
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                await self._flowing.wait()  # held, not passed on, while blackholed
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.transport.abort()

@@ -43,6 +43,7 @@ from bench.fault_proxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python")
+EVENTS_JOIN = "feedback_usageevent e JOIN feedback_recommendation r ON r.id = e.recommendation_id"
 QUERIES = [
     "what is the weather in Paris tomorrow?",
     "send an email to Bob about the meeting",
@@ -224,8 +225,11 @@ class Run:
     # --- the faults --------------------------------------------------------------------
     def unlearned_before(self, moment: float) -> int:
         with psycopg.connect(self.direct_db, connect_timeout=5) as db:
+            # What the learner will learn: a "not used" reported after its recommendation was
+            # learned (as a miss, feedback delayed by a fault) adds nothing and stays unlearned.
             row = db.execute(
-                "SELECT count(*) FROM feedback_usageevent WHERE learned_at IS NULL AND created_at <= to_timestamp(%s)",
+                f"SELECT count(*) FROM {EVENTS_JOIN} "
+                "WHERE e.learned_at IS NULL AND (e.used OR r.learned_at IS NULL) AND e.created_at <= to_timestamp(%s)",
                 [moment],
             ).fetchone()
         return int(row[0]) if row else 0
@@ -290,6 +294,10 @@ class Run:
         with psycopg.connect(self.direct_db) as db:
             stored = db.execute("SELECT count(*) FROM feedback_usageevent WHERE event_id = ANY(%s)", [acked]).fetchone()
             rows = db.execute("SELECT count(*), count(learned_at) FROM feedback_usageevent").fetchone()
+            late_misses = db.execute(
+                f"SELECT count(*) FROM {EVENTS_JOIN} "
+                "WHERE e.learned_at IS NULL AND NOT e.used AND r.learned_at IS NOT NULL"
+            ).fetchone()
             state = db.execute(
                 "SELECT events_learned FROM recommender_learningstate ORDER BY id DESC LIMIT 1"
             ).fetchone()
@@ -300,6 +308,7 @@ class Run:
             "lost": len(acked) - stored[0],
             "events_stored": rows[0],
             "events_learned_rows": rows[1],
+            "late_misses_not_learned": late_misses[0] if late_misses else 0,
             "events_learned_by_state": state[0] if state else 0,
             "learned_twice": (state[0] if state else 0) - rows[1],
         }
@@ -317,6 +326,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=float, default=20)
     parser.add_argument("--catch-up-limit", type=float, default=120)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--out", default="faults.json", help="file name under bench/results/")
     parser.add_argument(
         "--db-conn-max-age", type=int, default=60, help="DB_CONN_MAX_AGE of the services (0: a connection per request)"
     )
@@ -349,7 +359,7 @@ def report(args: argparse.Namespace, run: Run, counts: dict[str, Any]) -> None:
     result = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
-        "config": {k: v for k, v in vars(args).items() if k != "var_dir"},
+        "config": {k: v for k, v in vars(args).items() if k not in {"var_dir", "out"}},
         "catalog_tools": 245,
         "requests": t.requests,
         "statuses": dict(sorted(t.statuses.items())),
@@ -374,14 +384,14 @@ def report(args: argparse.Namespace, run: Run, counts: dict[str, Any]) -> None:
     print(f"failures not JSON: {len(t.non_json_failures)}")
     print("\nby phase (requests are counted in the phase they started in):")
     for phase, seen in t.by_phase.items():
-        counts = ", ".join(f"{k}: {v}" for k, v in sorted(seen.items()) if k != "longest_seconds")
-        print(f"  {phase:30} longest {seen['longest_seconds']:6.2f} s  {counts}")
+        seen_statuses = ", ".join(f"{k}: {v}" for k, v in sorted(seen.items()) if k != "longest_seconds")
+        print(f"  {phase:30} longest {seen['longest_seconds']:6.2f} s  {seen_statuses}")
     print(
         f"events acknowledged {counts['acknowledged_events']}, lost {counts['lost']}, "
         f"learned twice {counts['learned_twice']} (state {counts['events_learned_by_state']}, "
         f"rows {counts['events_learned_rows']})"
     )
-    out = ROOT / "bench" / "results" / "faults.json"
+    out = ROOT / "bench" / "results" / args.out
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"wrote {out}")
 

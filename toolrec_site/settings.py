@@ -119,10 +119,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Bounded waits on PostgreSQL (each a libpq option): connecting (refused or unanswered),
     # a statement the server runs too long, and a connection whose packets are dropped (the
     # kernel gives up on unacknowledged data after tcp_user_timeout; keepalives find a dead
-    # idle one). Workers running long statements can raise DB_STATEMENT_TIMEOUT_MS.
+    # idle one). Workers running long statements can raise DB_STATEMENT_TIMEOUT_MS. A session
+    # left idle in a transaction (its process frozen or cut off) is ended by the server after
+    # DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: the learner's transaction holds its advisory lock,
+    # and a stranded one stopped all learning.
+    statement_ms = env_int("DB_STATEMENT_TIMEOUT_MS", 15_000, minimum=0)
+    idle_ms = env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000, minimum=0)
     DATABASES["default"]["OPTIONS"] = {
         "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 2, minimum=1),
-        "options": f"-c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 15_000, minimum=0)}",
+        "options": f"-c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={idle_ms}",
         "tcp_user_timeout": env_int("DB_TCP_USER_TIMEOUT_MS", 3_000, minimum=0),
         "keepalives": 1,
         "keepalives_idle": 10,
