@@ -84,6 +84,11 @@ class Traffic:
                 during["connection errors"] = during.get("connection errors", 0) + 1
                 return
             key = f"{what} {response.status_code}"
+            if response.status_code >= 400:  # which error: the code of the JSON error shape
+                try:
+                    key += f" {response.json()['error']['code']}"
+                except (ValueError, KeyError, TypeError):
+                    key += " (not the error shape)"
             self.statuses[key] = self.statuses.get(key, 0) + 1
             during[key] = during.get(key, 0) + 1
             if response.status_code >= 400 and not response.headers.get("Content-Type", "").startswith(
