@@ -3,12 +3,14 @@ change is committed, asks for a (debounced) index rebuild."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
 
+from catalog import naming
 from catalog.importers import Rejection, ToolSpec, make_spec
 from catalog.models import Tool
 from toolrec_site.errors import Conflict
@@ -49,6 +51,17 @@ def _apply(tool: Tool, spec: ToolSpec) -> None:
 _SPEC_FIELDS = ["description", "parameters", "category", "tags", "family", "source", "extra", "content_hash"]
 
 
+def _name_functions(tools: list[Tool]) -> None:
+    """Give new tools their function names (catalog/naming.py), reading in one query which
+    of the names they could take are already held. Two imports racing for one name meet
+    the unique index: the later transaction fails and is retried or answered 409."""
+    wanted = [(t.key, t.name) for t in tools]
+    tried = {c for key, name in wanted for c in itertools.islice(naming.candidates(key, name), 2)}
+    taken = set(Tool.objects.filter(function_name__in=tried).values_list("function_name", flat=True))
+    for tool, function_name in zip(tools, naming.assign(wanted, taken)):
+        tool.function_name = function_name
+
+
 def tool_import(
     *, records: Iterable[ToolSpec | Rejection], namespace: str = "default", schedule_rebuild: bool = True
 ) -> ImportReport:
@@ -78,6 +91,7 @@ def tool_import(
                 to_update.append(tool)
             else:
                 report.unchanged += 1
+        _name_functions(to_create)
         Tool.objects.bulk_create(to_create, batch_size=500)
         Tool.objects.bulk_update(to_update, [*_SPEC_FIELDS, "updated_at"], batch_size=500)
         report.created, report.updated = len(to_create), len(to_update)
@@ -92,6 +106,7 @@ def tool_create(*, namespace: str, spec: ToolSpec, enabled: bool = True) -> Tool
             raise Conflict(f"A tool named {spec.name!r} already exists in namespace {namespace!r}.")
         tool = Tool(namespace=namespace, name=spec.name, enabled=enabled)
         _apply(tool, spec)
+        _name_functions([tool])
         tool.save()
         _schedule_rebuild()
     return tool

@@ -6,7 +6,12 @@ from rest_framework import serializers
 
 
 class FeedbackEventSerializer(serializers.Serializer):
-    tool = serializers.CharField(max_length=200, help_text="The tool's name as recommended.")
+    # Not trimmed: a tool's name may begin with a space, and is reported as the API returned it.
+    tool = serializers.CharField(
+        max_length=200,
+        trim_whitespace=False,
+        help_text="The tool's function name as recommended (or its name, or namespace/name).",
+    )
     used = serializers.BooleanField()
     reward = serializers.FloatField(required=False, allow_null=True, min_value=-1e6, max_value=1e6)
     event_id = serializers.CharField(
@@ -23,7 +28,7 @@ class FeedbackRequestSerializer(serializers.Serializer):
     recommendation_id = serializers.UUIDField()
     # many=True makes a ListSerializer, which takes these bounds (the stubs do not know it)
     events = FeedbackEventSerializer(many=True, required=False, max_length=50, min_length=1)  # type: ignore[call-arg]
-    tool = serializers.CharField(max_length=200, required=False)
+    tool = serializers.CharField(max_length=200, required=False, trim_whitespace=False)
     used = serializers.BooleanField(required=False)
     reward = serializers.FloatField(required=False, allow_null=True, min_value=-1e6, max_value=1e6)
     event_id = serializers.CharField(max_length=200, required=False, allow_blank=False)

@@ -61,7 +61,11 @@ class RecommendationRequestSerializer(serializers.Serializer):
 
 class RecommendedToolSerializer(serializers.Serializer):
     tool_id = serializers.IntegerField()
-    name = serializers.CharField()
+    name = serializers.CharField(
+        help_text="The function name: unique in the catalog, valid for every provider; the model calls "
+        "the tool by it and feedback reports it by it."
+    )
+    key = serializers.CharField(help_text='The tool in the catalog, as "namespace/name".')
     rank = serializers.IntegerField()
     score = serializers.FloatField()
     function = serializers.DictField(help_text="The OpenAI tools entry, ready to hand to the model.")
