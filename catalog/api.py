@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -13,39 +13,33 @@ from rest_framework.views import APIView
 from catalog.importers import InvalidTool, make_spec
 from catalog.models import Tool
 from catalog.selectors import tool_list
-from catalog.serializers import ToolSerializer, ToolUpdateSerializer, ToolWriteSerializer
+from catalog.serializers import (
+    MAX_PAGE_SIZE,
+    ToolListQuerySerializer,
+    ToolSerializer,
+    ToolUpdateSerializer,
+    ToolWriteSerializer,
+)
 from catalog.services import tool_create, tool_set_enabled, tool_update
 from toolrec_site.errors import ToolrecError
 
 
-def _bool_param(value: str | None) -> bool | None:
-    if value is None or value == "":
-        return None
-    if value.lower() in {"1", "true", "yes"}:
-        return True
-    if value.lower() in {"0", "false", "no"}:
-        return False
-    raise ToolrecError("enabled must be true or false.")
+class ToolPagination(LimitOffsetPagination):
+    max_limit = MAX_PAGE_SIZE
 
 
 class ToolListCreateApi(APIView):
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("namespace", str),
-            OpenApiParameter("category", str),
-            OpenApiParameter("enabled", bool),
-            OpenApiParameter("search", str),
-        ],
-        responses=ToolSerializer(many=True),
-    )
+    @extend_schema(parameters=[ToolListQuerySerializer], responses=ToolSerializer(many=True))
     def get(self, request: Request) -> Response:
+        query = ToolListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         tools = tool_list(
-            namespace=request.query_params.get("namespace"),
-            category=request.query_params.get("category"),
-            enabled=_bool_param(request.query_params.get("enabled")),
-            search=request.query_params.get("search"),
+            namespace=query.validated_data.get("namespace"),
+            category=query.validated_data.get("category"),
+            enabled=query.validated_data["enabled"],
+            search=query.validated_data.get("search"),
         )
-        paginator = LimitOffsetPagination()
+        paginator = ToolPagination()
         page = paginator.paginate_queryset(tools, request, view=self)
         return paginator.get_paginated_response(ToolSerializer(page, many=True).data)
 

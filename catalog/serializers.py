@@ -6,6 +6,9 @@ from rest_framework import serializers
 
 from catalog.models import Tool
 
+MAX_PAGE_SIZE = 500
+MAX_OFFSET = 10**9
+
 
 class ToolSerializer(serializers.ModelSerializer):
     key = serializers.CharField(read_only=True)
@@ -60,3 +63,15 @@ class ToolUpdateSerializer(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
     family = serializers.CharField(max_length=200, required=False, allow_blank=True)
     enabled = serializers.BooleanField(required=False)
+
+
+class ToolListQuerySerializer(serializers.Serializer):
+    """GET /tools query parameters, bounded as the schema documents them: an offset past
+    PostgreSQL's bigint, or a NUL in a filter, is a 400 with its reason, not a 500."""
+
+    namespace = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    category = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    enabled = serializers.BooleanField(required=False, allow_null=True, default=None)
+    search = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, required=False)
+    offset = serializers.IntegerField(min_value=0, max_value=MAX_OFFSET, required=False)

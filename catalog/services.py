@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from catalog import naming
 from catalog.importers import Rejection, ToolSpec, make_spec
@@ -101,15 +101,23 @@ def tool_import(
 
 
 def tool_create(*, namespace: str, spec: ToolSpec, enabled: bool = True) -> Tool:
-    with transaction.atomic():
+    """Create one tool; 409 if the namespace holds the name. Two requests racing past the
+    check meet the unique index, and the loser is answered 409 like the sequential case; a
+    race for the same function name (two names that clean to one) is tried again."""
+    for _attempt in range(3):
         if Tool.objects.filter(namespace=namespace, name=spec.name).exists():
-            raise Conflict(f"A tool named {spec.name!r} already exists in namespace {namespace!r}.")
-        tool = Tool(namespace=namespace, name=spec.name, enabled=enabled)
-        _apply(tool, spec)
-        _name_functions([tool])
-        tool.save()
-        _schedule_rebuild()
-    return tool
+            break
+        try:
+            with transaction.atomic():
+                tool = Tool(namespace=namespace, name=spec.name, enabled=enabled)
+                _apply(tool, spec)
+                _name_functions([tool])
+                tool.save()
+                _schedule_rebuild()
+            return tool
+        except IntegrityError:
+            continue
+    raise Conflict(f"A tool named {spec.name!r} already exists in namespace {namespace!r}.")
 
 
 _EDITABLE = ("description", "parameters", "category", "tags", "family", "source", "extra")
