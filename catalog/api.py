@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -16,12 +16,17 @@ from catalog.selectors import tool_list
 from catalog.serializers import (
     MAX_PAGE_SIZE,
     ToolListQuerySerializer,
+    ToolPageSerializer,
     ToolSerializer,
     ToolUpdateSerializer,
     ToolWriteSerializer,
 )
 from catalog.services import tool_create, tool_set_enabled, tool_update
 from toolrec_site.errors import ToolrecError
+from toolrec_site.openapi import ERROR_SCHEMA
+
+TOOL_ID = OpenApiParameter("tool_id", {"type": "integer", "minimum": 1, "maximum": 10**18 - 1}, OpenApiParameter.PATH)
+ERROR = OpenApiResponse(response=ERROR_SCHEMA, description="A tool of that name is in the namespace already.")
 
 
 class ToolPagination(LimitOffsetPagination):
@@ -29,7 +34,7 @@ class ToolPagination(LimitOffsetPagination):
 
 
 class ToolListCreateApi(APIView):
-    @extend_schema(parameters=[ToolListQuerySerializer], responses=ToolSerializer(many=True))
+    @extend_schema(operation_id="tools_list", parameters=[ToolListQuerySerializer], responses=ToolPageSerializer)
     def get(self, request: Request) -> Response:
         query = ToolListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -43,7 +48,7 @@ class ToolListCreateApi(APIView):
         page = paginator.paginate_queryset(tools, request, view=self)
         return paginator.get_paginated_response(ToolSerializer(page, many=True).data)
 
-    @extend_schema(request=ToolWriteSerializer, responses={201: ToolSerializer})
+    @extend_schema(request=ToolWriteSerializer, responses={201: ToolSerializer, 409: ERROR})
     def post(self, request: Request) -> Response:
         serializer = ToolWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -65,11 +70,11 @@ class ToolListCreateApi(APIView):
 
 
 class ToolDetailApi(APIView):
-    @extend_schema(responses=ToolSerializer)
+    @extend_schema(parameters=[TOOL_ID], responses=ToolSerializer)
     def get(self, request: Request, tool_id: int) -> Response:
         return Response(ToolSerializer(get_object_or_404(Tool, pk=tool_id)).data)
 
-    @extend_schema(request=ToolUpdateSerializer, responses=ToolSerializer)
+    @extend_schema(parameters=[TOOL_ID], request=ToolUpdateSerializer, responses=ToolSerializer)
     def patch(self, request: Request, tool_id: int) -> Response:
         tool = get_object_or_404(Tool, pk=tool_id)
         serializer = ToolUpdateSerializer(data=request.data)
@@ -80,7 +85,12 @@ class ToolDetailApi(APIView):
             raise ToolrecError(str(exc)) from exc
         return Response(ToolSerializer(tool).data)
 
-    @extend_schema(request=None, responses=ToolSerializer, description="Disable the tool (it is kept).")
+    @extend_schema(
+        parameters=[TOOL_ID],
+        request=None,
+        responses={200: ToolSerializer},
+        description="Disable the tool. It is kept (its history stays), so the answer is 200 with the tool.",
+    )
     def delete(self, request: Request, tool_id: int) -> Response:
         tool = get_object_or_404(Tool, pk=tool_id)
         tool_set_enabled(tool_ids=[tool.pk], enabled=False)
