@@ -55,10 +55,12 @@ def tool_doc(tool: Tool) -> ToolDoc:
     )
 
 
-def catalog_fingerprint(rows: list[tuple[int, str]]) -> str:
+def catalog_fingerprint(rows: list[tuple[int, str, str]]) -> str:
+    """Of (id, content hash, function name): the function names are served too, and the
+    first rebuild after they became stored names must not be skipped."""
     digest = hashlib.sha256()
-    for tool_id, content_hash in rows:
-        digest.update(f"{tool_id}:{content_hash};".encode())
+    for tool_id, content_hash, function_name in rows:
+        digest.update(f"{tool_id}:{content_hash}:{function_name};".encode())
     return digest.hexdigest()
 
 
@@ -120,7 +122,7 @@ def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
     started = time.perf_counter()
     model_name = configured_model_name()
     tools = list(Tool.objects.filter(enabled=True).order_by("id"))
-    fingerprint = catalog_fingerprint([(t.pk, t.content_hash) for t in tools])
+    fingerprint = catalog_fingerprint([(t.pk, t.content_hash, t.function_name) for t in tools])
     active = IndexSnapshot.objects.filter(is_active=True).first()
     if (
         not force
