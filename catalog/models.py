@@ -1,10 +1,6 @@
 from __future__ import annotations
 
-import re
-
 from django.db import models
-
-_NOT_FUNCTION_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")
 
 
 class Tool(models.Model):
@@ -12,6 +8,9 @@ class Tool(models.Model):
 
     namespace = models.CharField(max_length=100, default="default")
     name = models.CharField(max_length=200)
+    # The name handed to models (catalog/naming.py): valid for every provider, unique, and
+    # never changed once given, so a called name maps back to exactly this tool.
+    function_name = models.CharField(max_length=64, unique=True, editable=False)
     description = models.TextField(blank=True)
     parameters = models.JSONField(default=dict, blank=True, help_text="A JSON schema object.")
     category = models.CharField(max_length=100, blank=True)
@@ -45,11 +44,6 @@ class Tool(models.Model):
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
-
-    @property
-    def function_name(self) -> str:
-        """The name handed to a model: OpenAI allows only [a-zA-Z0-9_-]{1,64}."""
-        return _NOT_FUNCTION_CHARS.sub("_", self.name).strip("_")[:64] or "tool"
 
     def function_definition(self) -> dict[str, object]:
         """The tool as an OpenAI ``tools`` entry, ready to hand to the model."""

@@ -3,12 +3,14 @@ change is committed, asks for a (debounced) index rebuild."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
+from catalog import naming
 from catalog.importers import Rejection, ToolSpec, make_spec
 from catalog.models import Tool
 from toolrec_site.errors import Conflict
@@ -49,6 +51,17 @@ def _apply(tool: Tool, spec: ToolSpec) -> None:
 _SPEC_FIELDS = ["description", "parameters", "category", "tags", "family", "source", "extra", "content_hash"]
 
 
+def _name_functions(tools: list[Tool]) -> None:
+    """Give new tools their function names (catalog/naming.py), reading in one query which
+    of the names they could take are already held. Two imports racing for one name meet
+    the unique index: the later transaction fails and is retried or answered 409."""
+    wanted = [(t.key, t.name) for t in tools]
+    tried = {c for key, name in wanted for c in itertools.islice(naming.candidates(key, name), 2)}
+    taken = set(Tool.objects.filter(function_name__in=tried).values_list("function_name", flat=True))
+    for tool, function_name in zip(tools, naming.assign(wanted, taken)):
+        tool.function_name = function_name
+
+
 def tool_import(
     *, records: Iterable[ToolSpec | Rejection], namespace: str = "default", schedule_rebuild: bool = True
 ) -> ImportReport:
@@ -78,6 +91,7 @@ def tool_import(
                 to_update.append(tool)
             else:
                 report.unchanged += 1
+        _name_functions(to_create)
         Tool.objects.bulk_create(to_create, batch_size=500)
         Tool.objects.bulk_update(to_update, [*_SPEC_FIELDS, "updated_at"], batch_size=500)
         report.created, report.updated = len(to_create), len(to_update)
@@ -87,14 +101,23 @@ def tool_import(
 
 
 def tool_create(*, namespace: str, spec: ToolSpec, enabled: bool = True) -> Tool:
-    with transaction.atomic():
+    """Create one tool; 409 if the namespace holds the name. Two requests racing past the
+    check meet the unique index, and the loser is answered 409 like the sequential case; a
+    race for the same function name (two names that clean to one) is tried again."""
+    for _attempt in range(3):
         if Tool.objects.filter(namespace=namespace, name=spec.name).exists():
-            raise Conflict(f"A tool named {spec.name!r} already exists in namespace {namespace!r}.")
-        tool = Tool(namespace=namespace, name=spec.name, enabled=enabled)
-        _apply(tool, spec)
-        tool.save()
-        _schedule_rebuild()
-    return tool
+            break
+        try:
+            with transaction.atomic():
+                tool = Tool(namespace=namespace, name=spec.name, enabled=enabled)
+                _apply(tool, spec)
+                _name_functions([tool])
+                tool.save()
+                _schedule_rebuild()
+            return tool
+        except IntegrityError:
+            continue
+    raise Conflict(f"A tool named {spec.name!r} already exists in namespace {namespace!r}.")
 
 
 _EDITABLE = ("description", "parameters", "category", "tags", "family", "source", "extra")

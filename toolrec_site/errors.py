@@ -41,11 +41,15 @@ class Unavailable(ToolrecError):
     code = "unavailable"
 
 
-def error_response(status_code: int, code: str, message: str, details: Any = None) -> Response:
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
-    return Response({"error": body}, status=status_code)
+    return {"error": body}
+
+
+def error_response(status_code: int, code: str, message: str, details: Any = None) -> Response:
+    return Response(error_body(code, message, details), status=status_code)
 
 
 def _first_message(detail: Any) -> str:

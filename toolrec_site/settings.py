@@ -72,6 +72,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # outside every other middleware, so their error pages under /api/ become JSON too
+    "toolrec_site.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -236,6 +238,9 @@ RECOMMEND_MAX_K = 50
 RECOMMEND_CANDIDATES = env_int("RECOMMEND_CANDIDATES", 200, minimum=10)
 USER_SIGNALS_MAX_TOOLS = env_int("USER_SIGNALS_MAX_TOOLS", 2000, minimum=1)  # a user's most used tools read per request
 MAX_MESSAGES = env_int("MAX_MESSAGES", 200, minimum=1)
+# Deeper JSON bodies are refused with a 400 (toolrec_site/parsers.py); the parser, the
+# conversation reader and jsonschema recurse, and Python stops at about 1,000 frames.
+API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32, minimum=4)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
 IMPLICIT_FEEDBACK = env_bool("IMPLICIT_FEEDBACK", True)
 # The policy served when no experiment runs (JSON of recommender.engine.policy.PolicyConfig).
@@ -267,7 +272,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["toolrec_site.parsers.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "toolrec_site.errors.api_exception_handler",
@@ -282,6 +287,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "toolrec_site.openapi.add_error_responses",  # and its API-key scheme
+    ],
 }
 
 # --- static, i18n, security ----------------------------------------------------------

@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,12 @@ def tool_doc(tool: Tool) -> ToolDoc:
     )
 
 
-def catalog_fingerprint(rows: list[tuple[int, str]]) -> str:
+def catalog_fingerprint(rows: list[tuple[int, str, str]]) -> str:
+    """Of (id, content hash, function name): the function names are served too, and the
+    first rebuild after they became stored names must not be skipped."""
     digest = hashlib.sha256()
-    for tool_id, content_hash in rows:
-        digest.update(f"{tool_id}:{content_hash};".encode())
+    for tool_id, content_hash, function_name in rows:
+        digest.update(f"{tool_id}:{content_hash}:{function_name};".encode())
     return digest.hexdigest()
 
 
@@ -119,7 +122,7 @@ def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
     started = time.perf_counter()
     model_name = configured_model_name()
     tools = list(Tool.objects.filter(enabled=True).order_by("id"))
-    fingerprint = catalog_fingerprint([(t.pk, t.content_hash) for t in tools])
+    fingerprint = catalog_fingerprint([(t.pk, t.content_hash, t.function_name) for t in tools])
     active = IndexSnapshot.objects.filter(is_active=True).first()
     if (
         not force
@@ -202,7 +205,8 @@ class LoadedSnapshot:
     tool_ids: np.ndarray  # row -> Tool.pk
     definitions: list[dict[str, Any]]  # row -> OpenAI function definition
     keys: list[str]
-    row_by_name: dict[str, int]  # tool name and function name -> row
+    function_names: list[str]  # row -> the unique name a model calls the tool by
+    row_by_name: dict[str, int]  # function name, and a tool name no other tool has -> row
     embedding_model: str  # queries are embedded with the model of the tool vectors
     sorted_tool_ids: np.ndarray = field(init=False, repr=False)  # for rows_of
     rows_by_tool_id: np.ndarray = field(init=False, repr=False)
@@ -235,19 +239,28 @@ class LoadedSnapshot:
     def from_rows(
         cls, version: int, index: RetrievalIndex, rows: list[dict[str, Any]], embedding_model: str
     ) -> LoadedSnapshot:
-        row_by_name: dict[str, int] = {}
-        for i, row in enumerate(rows):
-            row_by_name.setdefault(row["function_name"], i)
-            row_by_name.setdefault(row["name"], i)
         return cls(
             version=version,
             index=index,
             tool_ids=np.asarray([r["id"] for r in rows], dtype=np.int64),
             definitions=[r["definition"] for r in rows],
             keys=[r["key"] for r in rows],
-            row_by_name=row_by_name,
+            function_names=[r["function_name"] for r in rows],
+            row_by_name=_row_by_name(rows),
             embedding_model=embedding_model,
         )
+
+
+def _row_by_name(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Called names -> rows. Function names are unique, so they map exactly; a tool's own
+    name also maps (clients may call a tool by it) unless another tool shares it or it is
+    some other tool's function name: a guess there would credit the wrong tool."""
+    by_name = {row["function_name"]: i for i, row in enumerate(rows)}
+    owners = Counter(row["name"] for row in rows)
+    for i, row in enumerate(rows):
+        if owners[row["name"]] == 1:
+            by_name.setdefault(row["name"], i)
+    return by_name
 
 
 def active_snapshot_load(current: LoadedSnapshot | None) -> LoadedSnapshot | None:

@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RecommendedTool:
     tool_id: int
-    name: str
+    name: str  # the function name: unique in the catalog, what the model calls and feedback names
+    key: str  # "namespace/name", for people
     rank: int
     score: float
     function: dict[str, Any]
@@ -90,6 +91,7 @@ class Asker:
 class ReadConversation:
     context: ConversationContext
     called_ids: list[int]  # catalog ids of the tools already called
+    calls: list[int | None]  # catalog id of each call, in order (None: no tool has the name)
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def recommendation_create(
         raise Unavailable("No index has been built yet: import tools, then run `manage.py rebuild_index`.")
     read = conversation_read(messages, snapshot)
     if record and conversation_id and read.called_ids and settings.IMPLICIT_FEEDBACK:
-        implicit_feedback_record(api_key=api_key, conversation_id=conversation_id, called_tool_ids=read.called_ids)
+        implicit_feedback_record(api_key=api_key, conversation_id=conversation_id, calls=read.calls)
     chosen = policy_choose(user_id=user_id, conversation_id=conversation_id, override=policy)
     signals = request_signals_start(user_id=user_id, called_ids=read.called_ids)  # read while embedding
     clock.mark("prepared")
@@ -166,8 +168,11 @@ def conversation_read(messages: list[dict[str, Any]], snapshot: LoadedSnapshot) 
     context = read_conversation(messages)
     if not context.queries():
         raise ToolrecError("The messages hold no text to recommend tools for.")
-    rows = [snapshot.row_by_name[name] for name in dict.fromkeys(context.called_tools) if name in snapshot.row_by_name]
-    return ReadConversation(context, [int(snapshot.tool_ids[r]) for r in rows])
+    calls = [
+        int(snapshot.tool_ids[snapshot.row_by_name[name]]) if name in snapshot.row_by_name else None
+        for name in context.called_tools
+    ]
+    return ReadConversation(context, [c for c in dict.fromkeys(calls) if c is not None], calls)
 
 
 def queries_embed(
@@ -284,6 +289,7 @@ def impression_log(asker: Asker, logged: Logged, *, latency_ms: float) -> uuid.U
         query_text=context.last_user_message,
         called_tools=context.called_tools,
         called_tool_ids=logged.read.called_ids,
+        call_count=len(context.called_tools),
         query_vector=retrieved.vectors[0].astype(np.float32).tobytes(),
         candidate_log=candidate_log(
             ranked.tool_ids, ranked.features, ranked.slate.order, retrieved.candidates.fused, settings.LOG_CANDIDATES
@@ -313,7 +319,8 @@ def answer_tools(
     return [
         RecommendedTool(
             tool_id=s.tool_id,
-            name=snapshot.keys[candidates.rows[i]].split("/", 1)[1],
+            name=snapshot.function_names[candidates.rows[i]],
+            key=snapshot.keys[candidates.rows[i]],
             rank=s.rank,
             score=s.score,
             function=snapshot.definitions[candidates.rows[i]],

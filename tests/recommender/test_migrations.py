@@ -10,6 +10,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 BEFORE_MOVE = [
+    ("catalog", "0001_initial"),
     ("feedback", "0002_couse_usertoolstats_recommendation_called_tool_ids_and_more"),
     ("recommender", "0004_memoryentry_embedding_model"),
 ]
@@ -66,6 +67,26 @@ def test_moving_the_counts_to_the_learner_keeps_every_row() -> None:
     assert list(UserToolStats.objects.values_list("user_id", "times_recommended")) == [("ann", 4)]
     assert list(CoUse.objects.values_list("after_id", "tool_id", "count")) == [(tools[0].pk, tools[1].pk, 7)]
     assert "feedback_toolstats" not in connection.introspection.table_names()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_existing_tools_get_distinct_function_names_the_older_keeping_its_name() -> None:
+    before = [("catalog", "0001_initial")]
+    executor = _migrate(before)
+    tool_model = executor.loader.project_state(before).apps.get_model("catalog", "Tool")
+    long = "a" * 70
+    specs = [("default", "search"), ("other", "search"), ("default", long + "1"), ("default", long + "2")]
+    for i, (namespace, name) in enumerate(specs):
+        tool_model.objects.create(namespace=namespace, name=name, content_hash=str(i))
+
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    from catalog.models import Tool
+
+    names = dict(((t.namespace, t.name), t.function_name) for t in Tool.objects.all())
+    assert names[("default", "search")] == "search" and names[("other", "search")].startswith("search_")
+    assert names[("default", long + "1")] == "a" * 64 and names[("default", long + "2")] != "a" * 64
+    assert all(len(n) <= 64 for n in names.values()) and len(set(names.values())) == 4
 
 
 @pytest.mark.django_db
