@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
@@ -10,9 +9,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.callers import caller_of
+from access.models import Scope
+from access.policy import Caller, Forbidden
 from catalog.importers import InvalidTool, make_spec
 from catalog.models import Tool
-from catalog.selectors import tool_list
+from catalog.selectors import tool_get_visible, tool_list
 from catalog.serializers import ToolSerializer, ToolUpdateSerializer, ToolWriteSerializer
 from catalog.services import tool_create, tool_set_enabled, tool_update
 from toolrec_site.errors import ToolrecError
@@ -28,6 +30,29 @@ def _bool_param(value: str | None) -> bool | None:
     raise ToolrecError("enabled must be true or false.")
 
 
+def _tenant_for_create(caller: Caller, *, shared: bool, namespace: str) -> int | None:
+    """Whose tool a create makes: the key's tenant's, or shared (admins only)."""
+    caller.require(Scope.CATALOG_WRITE)
+    if shared or caller.api_key is None:
+        if not caller.is_admin:
+            raise Forbidden("Only a key with the 'admin' scope creates shared tools.")
+        return None
+    if caller.policy is not None and not caller.policy.may_write_namespace(namespace):
+        raise Forbidden(f"This API key may not write tools in namespace {namespace!r}.")
+    return caller.tenant_id
+
+
+def _tool_for_write(request: Request, tool_id: int) -> Tool:
+    """A tool the caller may change: one it sees (else 404, like an unknown tool), its
+    tenant's own, or shared with the admin scope."""
+    caller = caller_of(request)
+    tool = tool_get_visible(policy=caller.policy, tool_id=tool_id)
+    caller.require(Scope.CATALOG_WRITE)
+    if tool.tenant_id is None and not caller.is_admin:
+        raise Forbidden("Shared tools are changed by admins only.")
+    return tool
+
+
 class ToolListCreateApi(APIView):
     @extend_schema(
         parameters=[
@@ -40,6 +65,7 @@ class ToolListCreateApi(APIView):
     )
     def get(self, request: Request) -> Response:
         tools = tool_list(
+            policy=caller_of(request).policy,
             namespace=request.query_params.get("namespace"),
             category=request.query_params.get("category"),
             enabled=_bool_param(request.query_params.get("enabled")),
@@ -54,6 +80,7 @@ class ToolListCreateApi(APIView):
         serializer = ToolWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        tenant_id = _tenant_for_create(caller_of(request), shared=data["shared"], namespace=data["namespace"])
         try:
             spec = make_spec(
                 name=data["name"],
@@ -66,18 +93,18 @@ class ToolListCreateApi(APIView):
             )
         except InvalidTool as exc:
             raise ToolrecError(str(exc)) from exc
-        tool = tool_create(namespace=data["namespace"], spec=spec, enabled=data["enabled"])
+        tool = tool_create(namespace=data["namespace"], spec=spec, enabled=data["enabled"], tenant_id=tenant_id)
         return Response(ToolSerializer(tool).data, status=status.HTTP_201_CREATED)
 
 
 class ToolDetailApi(APIView):
     @extend_schema(responses=ToolSerializer)
     def get(self, request: Request, tool_id: int) -> Response:
-        return Response(ToolSerializer(get_object_or_404(Tool, pk=tool_id)).data)
+        return Response(ToolSerializer(tool_get_visible(policy=caller_of(request).policy, tool_id=tool_id)).data)
 
     @extend_schema(request=ToolUpdateSerializer, responses=ToolSerializer)
     def patch(self, request: Request, tool_id: int) -> Response:
-        tool = get_object_or_404(Tool, pk=tool_id)
+        tool = _tool_for_write(request, tool_id)
         serializer = ToolUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -88,7 +115,7 @@ class ToolDetailApi(APIView):
 
     @extend_schema(request=None, responses=ToolSerializer, description="Disable the tool (it is kept).")
     def delete(self, request: Request, tool_id: int) -> Response:
-        tool = get_object_or_404(Tool, pk=tool_id)
+        tool = _tool_for_write(request, tool_id)
         tool_set_enabled(tool_ids=[tool.pk], enabled=False)
         tool.refresh_from_db()
         return Response(ToolSerializer(tool).data)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 
 from catalog.importers import Rejection, ToolSpec, make_spec
 from catalog.models import Tool
@@ -50,12 +51,17 @@ _SPEC_FIELDS = ["description", "parameters", "category", "tags", "family", "sour
 
 
 def tool_import(
-    *, records: Iterable[ToolSpec | Rejection], namespace: str = "default", schedule_rebuild: bool = True
+    *,
+    records: Iterable[ToolSpec | Rejection],
+    namespace: str = "default",
+    schedule_rebuild: bool = True,
+    tenant_id: int | None = None,
 ) -> ImportReport:
     """Insert new tools and update changed ones; a re-import never duplicates.
 
     Reads existing tools of the namespace in one query and writes in bulk, so importing
-    thousands of tools costs a handful of statements, not one per tool.
+    thousands of tools costs a handful of statements, not one per tool. `tenant_id` None
+    imports shared tools (an operator's command), else the tenant's own.
     """
     report = ImportReport()
     specs: dict[str, ToolSpec] = {}
@@ -65,12 +71,14 @@ def tool_import(
         else:
             specs[record.name] = record  # a name repeated in one file: the last one wins
     with transaction.atomic():
-        existing = {t.name: t for t in Tool.objects.filter(namespace=namespace, name__in=list(specs))}
+        existing = {
+            t.name: t for t in Tool.objects.filter(tenant_id=tenant_id, namespace=namespace, name__in=list(specs))
+        }
         to_create, to_update = [], []
         for name, spec in specs.items():
             tool = existing.get(name)
             if tool is None:
-                tool = Tool(namespace=namespace, name=name)
+                tool = Tool(tenant_id=tenant_id, namespace=namespace, name=name)
                 _apply(tool, spec)
                 to_create.append(tool)
             elif tool.content_hash != spec.content_hash():
@@ -86,11 +94,20 @@ def tool_import(
     return report
 
 
-def tool_create(*, namespace: str, spec: ToolSpec, enabled: bool = True) -> Tool:
+def tool_create(*, namespace: str, spec: ToolSpec, enabled: bool = True, tenant_id: int | None = None) -> Tool:
+    """A tenant's tool (`tenant_id`) or a shared one (None).
+
+    A tenant's tool may take a name another tenant uses (refusing would tell that the other
+    tool exists), never the name of a tool the tenant already sees: its own or a shared one.
+    A shared tool is refused any name a tool has in its namespace (it would appear twice to
+    that tenant); only admins create shared tools, and they see every tool anyway."""
     with transaction.atomic():
-        if Tool.objects.filter(namespace=namespace, name=spec.name).exists():
+        taken = Tool.objects.filter(namespace=namespace, name=spec.name)
+        if tenant_id is not None:
+            taken = taken.filter(Q(tenant__isnull=True) | Q(tenant_id=tenant_id))
+        if taken.exists():
             raise Conflict(f"A tool named {spec.name!r} already exists in namespace {namespace!r}.")
-        tool = Tool(namespace=namespace, name=spec.name, enabled=enabled)
+        tool = Tool(tenant_id=tenant_id, namespace=namespace, name=spec.name, enabled=enabled)
         _apply(tool, spec)
         tool.save()
         _schedule_rebuild()

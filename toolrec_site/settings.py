@@ -193,6 +193,9 @@ MEMORY_MAX_CONTEXTS = env_int("MEMORY_MAX_CONTEXTS", 50_000, minimum=1)
 MEMORY_CANDIDATES = env_int("MEMORY_CANDIDATES", 10, minimum=0)
 
 # --- API ----------------------------------------------------------------------------
+# How long a process trusts a key it read (revocation, scope and policy edits reach every
+# process within this; see access/selectors.py).
+API_KEY_CACHE_SECONDS = env_float("API_KEY_CACHE_SECONDS", 1.0, minimum=0.0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "access.authentication.ApiKeyAuthentication",

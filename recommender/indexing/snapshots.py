@@ -175,6 +175,7 @@ def _tool_rows(tools: list[Tool]) -> list[dict[str, Any]]:
     return [
         {
             "id": t.pk,
+            "tenant_id": t.tenant_id,  # None: shared
             "key": t.key,
             "name": t.name,
             "function_name": t.function_name,
@@ -204,6 +205,10 @@ class LoadedSnapshot:
     keys: list[str]
     row_by_name: dict[str, int]  # tool name and function name -> row
     embedding_model: str  # queries are embedded with the model of the tool vectors
+    # row -> owning tenant's id, 0 for a shared tool (the serving stage masks rows by it)
+    tenant_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # tool name and function name -> every row of that name (names repeat across tenants)
+    rows_by_name: dict[str, list[int]] = field(default_factory=dict, repr=False)
     sorted_tool_ids: np.ndarray = field(init=False, repr=False)  # for rows_of
     rows_by_tool_id: np.ndarray = field(init=False, repr=False)
 
@@ -236,9 +241,12 @@ class LoadedSnapshot:
         cls, version: int, index: RetrievalIndex, rows: list[dict[str, Any]], embedding_model: str
     ) -> LoadedSnapshot:
         row_by_name: dict[str, int] = {}
+        rows_by_name: dict[str, list[int]] = {}
         for i, row in enumerate(rows):
             row_by_name.setdefault(row["function_name"], i)
             row_by_name.setdefault(row["name"], i)
+            for name in dict.fromkeys((row["function_name"], row["name"])):
+                rows_by_name.setdefault(name, []).append(i)
         return cls(
             version=version,
             index=index,
@@ -247,6 +255,9 @@ class LoadedSnapshot:
             keys=[r["key"] for r in rows],
             row_by_name=row_by_name,
             embedding_model=embedding_model,
+            # snapshots written before tenants have no tenant_id: every tool was shared then
+            tenant_ids=np.asarray([r.get("tenant_id") or 0 for r in rows], dtype=np.int64),
+            rows_by_name=rows_by_name,
         )
 
 
