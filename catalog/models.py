@@ -12,9 +12,7 @@ class Tool(models.Model):
 
     # None: a shared tool (created by an admin), seen by every tenant. Otherwise only the
     # tenant's keys read, write and are served it.
-    tenant = models.ForeignKey(
-        "access.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="tools"
-    )
+    tenant = models.ForeignKey("access.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="tools")
     namespace = models.CharField(max_length=100, default="default")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)

@@ -71,9 +71,8 @@ def tool_import(
         else:
             specs[record.name] = record  # a name repeated in one file: the last one wins
     with transaction.atomic():
-        existing = {
-            t.name: t for t in Tool.objects.filter(tenant_id=tenant_id, namespace=namespace, name__in=list(specs))
-        }
+        owner = Q(tenant__isnull=True) if tenant_id is None else Q(tenant_id=tenant_id)
+        existing = {t.name: t for t in Tool.objects.filter(owner, namespace=namespace, name__in=list(specs))}
         to_create, to_update = [], []
         for name, spec in specs.items():
             tool = existing.get(name)

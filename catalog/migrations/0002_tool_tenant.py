@@ -9,28 +9,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('access', '0003_apikey_tenant_required'),
-        ('catalog', '0001_initial'),
+        ("access", "0003_apikey_tenant_required"),
+        ("catalog", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='tool',
-            name='tool_unique_name_in_namespace',
+            model_name="tool",
+            name="tool_unique_name_in_namespace",
         ),
         migrations.AddField(
-            model_name='tool',
-            name='tenant',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='tools', to='access.tenant'),
+            model_name="tool",
+            name="tenant",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="tools",
+                to="access.tenant",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='tool',
-            constraint=models.UniqueConstraint(condition=models.Q(('tenant__isnull', True)), fields=('namespace', 'name'), name='tool_unique_shared_name'),
+            model_name="tool",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("tenant__isnull", True)),
+                fields=("namespace", "name"),
+                name="tool_unique_shared_name",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='tool',
-            constraint=models.UniqueConstraint(condition=models.Q(('tenant__isnull', False)), fields=('tenant', 'namespace', 'name'), name='tool_unique_tenant_name'),
+            model_name="tool",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("tenant__isnull", False)),
+                fields=("tenant", "namespace", "name"),
+                name="tool_unique_tenant_name",
+            ),
         ),
     ]

@@ -55,6 +55,7 @@ def pin(ranked: Ranked, candidates: Candidates, pinned_rows: IntArray, k: int) -
     if not first:
         return ranked
     slate, taken = ranked.slate, set(first)
+    certain = np.ones(len(first), dtype=slate.propensities.dtype)
     rest = [p for p, i in enumerate(slate.order) if int(i) not in taken][: k - len(first)]
     head = np.asarray(first, dtype=slate.order.dtype)
     return dataclasses.replace(
@@ -63,7 +64,7 @@ def pin(ranked: Ranked, candidates: Candidates, pinned_rows: IntArray, k: int) -
             slate,
             order=np.concatenate([head, slate.order[rest]]),
             scores=np.concatenate([candidates.fused[head].astype(slate.scores.dtype), slate.scores[rest]]),
-            propensities=np.concatenate([np.ones(len(first), dtype=slate.propensities.dtype), slate.propensities[rest]]),
+            propensities=np.concatenate([certain, slate.propensities[rest]]),
             explored=np.concatenate([np.zeros(len(first), dtype=np.bool_), slate.explored[rest]]),
         ),
         pinned=len(first),

@@ -85,8 +85,12 @@ def test_feedback_naming_a_foreign_tool_is_refused_like_an_unknown_name(two_tena
     t = two_tenants
     body = _ask(t.client_a, "send an email to Bob", k=3).json()
     rec = body["recommendation_id"]
-    foreign = t.client_a.post(FEEDBACK, {"recommendation_id": rec, "tool": "mail_send_secure", "used": True}, format="json")
-    unknown = t.client_a.post(FEEDBACK, {"recommendation_id": rec, "tool": "no_such_tool_xx", "used": True}, format="json")
+    foreign = t.client_a.post(
+        FEEDBACK, {"recommendation_id": rec, "tool": "mail_send_secure", "used": True}, format="json"
+    )
+    unknown = t.client_a.post(
+        FEEDBACK, {"recommendation_id": rec, "tool": "no_such_tool_xx", "used": True}, format="json"
+    )
     assert foreign.status_code == unknown.status_code == 400
     assert foreign.json()["error"]["details"]["recommended"] == unknown.json()["error"]["details"]["recommended"]
     assert "mail_send_secure" not in str(foreign.json()["error"]["details"]["recommended"])
