@@ -54,6 +54,8 @@ def _tool_for_write(request: Request, tool_id: int) -> Tool:
 
 
 class ToolListCreateApi(APIView):
+    throttle_scope = "catalog_write"  # writes only (access.throttling)
+
     @extend_schema(
         parameters=[
             OpenApiParameter("namespace", str),
@@ -98,6 +100,8 @@ class ToolListCreateApi(APIView):
 
 
 class ToolDetailApi(APIView):
+    throttle_scope = "catalog_write"  # writes only (access.throttling)
+
     @extend_schema(responses=ToolSerializer)
     def get(self, request: Request, tool_id: int) -> Response:
         return Response(ToolSerializer(tool_get_visible(policy=caller_of(request).policy, tool_id=tool_id)).data)
