@@ -10,11 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.callers import caller_of
-from access.models import Scope
-from access.policy import Caller, Forbidden
 from catalog.importers import InvalidTool, make_spec
-from catalog.models import Tool
-from catalog.selectors import tool_get_visible, tool_list
+from catalog.selectors import tool_create_owner, tool_get_visible, tool_get_writable, tool_list
 from catalog.serializers import ToolSerializer, ToolUpdateSerializer, ToolWriteSerializer
 from catalog.services import tool_create, tool_set_enabled, tool_update
 from toolrec_site.errors import ToolrecError
@@ -28,29 +25,6 @@ def _bool_param(value: str | None) -> bool | None:
     if value.lower() in {"0", "false", "no"}:
         return False
     raise ToolrecError("enabled must be true or false.")
-
-
-def _tenant_for_create(caller: Caller, *, shared: bool, namespace: str) -> int | None:
-    """Whose tool a create makes: the key's tenant's, or shared (admins only)."""
-    caller.require(Scope.CATALOG_WRITE)
-    if shared or caller.api_key is None:
-        if not caller.is_admin:
-            raise Forbidden("Only a key with the 'admin' scope creates shared tools.")
-        return None
-    if caller.policy is not None and not caller.policy.may_write_namespace(namespace):
-        raise Forbidden(f"This API key may not write tools in namespace {namespace!r}.")
-    return caller.tenant_id
-
-
-def _tool_for_write(request: Request, tool_id: int) -> Tool:
-    """A tool the caller may change: one it sees (else 404, like an unknown tool), its
-    tenant's own, or shared with the admin scope."""
-    caller = caller_of(request)
-    tool = tool_get_visible(policy=caller.policy, tool_id=tool_id)
-    caller.require(Scope.CATALOG_WRITE)
-    if tool.tenant_id is None and not caller.is_admin:
-        raise Forbidden("Shared tools are changed by admins only.")
-    return tool
 
 
 class ToolListCreateApi(APIView):
@@ -82,7 +56,7 @@ class ToolListCreateApi(APIView):
         serializer = ToolWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        tenant_id = _tenant_for_create(caller_of(request), shared=data["shared"], namespace=data["namespace"])
+        tenant_id = tool_create_owner(caller=caller_of(request), shared=data["shared"], namespace=data["namespace"])
         try:
             spec = make_spec(
                 name=data["name"],
@@ -108,7 +82,7 @@ class ToolDetailApi(APIView):
 
     @extend_schema(request=ToolUpdateSerializer, responses=ToolSerializer)
     def patch(self, request: Request, tool_id: int) -> Response:
-        tool = _tool_for_write(request, tool_id)
+        tool = tool_get_writable(caller=caller_of(request), tool_id=tool_id)
         serializer = ToolUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -119,7 +93,7 @@ class ToolDetailApi(APIView):
 
     @extend_schema(request=None, responses=ToolSerializer, description="Disable the tool (it is kept).")
     def delete(self, request: Request, tool_id: int) -> Response:
-        tool = _tool_for_write(request, tool_id)
+        tool = tool_get_writable(caller=caller_of(request), tool_id=tool_id)
         tool_set_enabled(tool_ids=[tool.pk], enabled=False)
         tool.refresh_from_db()
         return Response(ToolSerializer(tool).data)

@@ -6,7 +6,8 @@ from operator import or_
 
 from django.db.models import Q, QuerySet
 
-from access.policy import ToolPolicy, split_tool_key
+from access.models import Scope
+from access.policy import Caller, Forbidden, ToolPolicy, split_tool_key
 from catalog.models import Tool
 from toolrec_site.errors import NotFound
 
@@ -61,3 +62,26 @@ def tool_list(
     if search:
         tools = tools.filter(Q(name__icontains=search) | Q(description__icontains=search))
     return tools.order_by("namespace", "name", "pk")
+
+
+def tool_create_owner(*, caller: Caller, shared: bool, namespace: str) -> int | None:
+    """Whose tool a create by `caller` makes: its tenant's (the id), or shared (None, admins
+    only). Raises Forbidden when the caller may not create it."""
+    caller.require(Scope.CATALOG_WRITE)
+    if shared or caller.api_key is None:
+        if not caller.is_admin:
+            raise Forbidden("Only a key with the 'admin' scope creates shared tools.")
+        return None
+    if caller.policy is not None and not caller.policy.may_write_namespace(namespace):
+        raise Forbidden(f"This API key may not write tools in namespace {namespace!r}.")
+    return caller.tenant_id
+
+
+def tool_get_writable(*, caller: Caller, tool_id: int) -> Tool:
+    """A tool the caller may change: one it sees (else NotFound, as for an unknown tool), its
+    tenant's own, or a shared one with the admin scope (else Forbidden)."""
+    tool = tool_get_visible(policy=caller.policy, tool_id=tool_id)
+    caller.require(Scope.CATALOG_WRITE)
+    if tool.tenant_id is None and not caller.is_admin:
+        raise Forbidden("Shared tools are changed by admins only.")
+    return tool
