@@ -73,14 +73,18 @@ def _isolation(requests: int) -> dict[str, object]:
     }
 
 
-def _times_ms(step: Callable[[], object], runs: int) -> dict[str, float]:
-    step()
-    out = []
+def _interleaved_ms(steps: dict[str, Callable[[], object]], runs: int) -> dict[str, dict[str, float]]:
+    """Each step's p50/p99, the steps run in turn (round after round) so that a busy moment
+    of a shared machine falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for step in steps.values():
+        step()  # warm up
     for _ in range(runs):
-        started = time.perf_counter()
-        step()
-        out.append((time.perf_counter() - started) * 1000)
-    return percentiles(out, (50, 99))
+        for name, step in steps.items():
+            started = time.perf_counter()
+            step()
+            times[name].append((time.perf_counter() - started) * 1000)
+    return {name: percentiles(values, (50, 99)) for name, values in times.items()}
 
 
 def _mask_cost(n: int, runs: int) -> dict[str, dict[str, float]]:
@@ -111,18 +115,21 @@ def _mask_cost(n: int, runs: int) -> dict[str, dict[str, float]]:
     namespace_mask = index.mask(ToolFilter(namespaces=frozenset({"ns3"})))
     assert namespace_mask is not None
     namespace_mask &= tenant_mask
-    return {
-        "search, no mask": _times_ms(lambda: index.search(context, query, n_candidates=200), runs),
-        "search, tenant mask (90% rows)": _times_ms(
-            lambda: index.search(context, query, n_candidates=200, allowed=tenant_mask), runs
-        ),
-        "search, namespace policy (5% rows)": _times_ms(
-            lambda: index.search(context, query, n_candidates=200, allowed=namespace_mask), runs
-        ),
-        "mask: tenant + namespace policy": _times_ms(
-            lambda: ((tenants == 0) | (tenants == 1)) & index.mask(ToolFilter(namespaces=frozenset({"ns3"}))), runs
-        ),
-    }
+    return _interleaved_ms(
+        {
+            "search, no mask": lambda: index.search(context, query, n_candidates=200),
+            "search, tenant mask (90% rows)": lambda: index.search(
+                context, query, n_candidates=200, allowed=tenant_mask
+            ),
+            "search, namespace policy (5% rows)": lambda: index.search(
+                context, query, n_candidates=200, allowed=namespace_mask
+            ),
+            "mask: tenant + namespace policy": lambda: (
+                ((tenants == 0) | (tenants == 1)) & index.mask(ToolFilter(namespaces=frozenset({"ns3"})))
+            ),
+        },
+        runs,
+    )
 
 
 def main() -> None:
@@ -131,7 +138,12 @@ def main() -> None:
     parser.add_argument("--mask-tools", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--json", type=Path, default=Path("bench/results/tenancy_isolation.json"))
+    parser.add_argument("--mask-only", action="store_true", help="Only the engine's mask cost (no database).")
     args = parser.parse_args()
+    if args.mask_only:
+        for name, ms in _mask_cost(args.mask_tools, args.runs).items():
+            print(f"{name:<40} p50 {ms['p50']:8.3f} ms  p99 {ms['p99']:8.3f} ms")
+        return
     connection = connections["default"]
     connection.settings_dict.setdefault("TEST", {})["NAME"] = (
         None if connection.vendor == "sqlite" else f"toolrec_bench_tenancy_{os.getpid()}"

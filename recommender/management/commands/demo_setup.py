@@ -37,7 +37,8 @@ class Command(BaseCommand):
         admin, _ = user_model.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
         admin.set_password(password)
         admin.save(update_fields=["password"])
-        _, raw_key = api_key_create(name="demo agent")
+        # the demo key may also add its own tools (POST /api/v1/tools); shared ones stay the admin's
+        _, raw_key = api_key_create(name="demo agent", scopes=["recommend", "feedback", "catalog:write"])
         base = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
         self.stdout.write(self.style.SUCCESS(f"\ntoolrec is ready on {base}"))
         self.stdout.write(f"  admin:    {base}/admin/  user admin, password {password}")
