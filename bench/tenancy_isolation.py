@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "toolrec_site.settings")
@@ -47,7 +48,7 @@ from recommender.engine.ranking_metrics import percentiles  # noqa: E402
 from toolrec_site.env import Rate  # noqa: E402
 
 
-def _isolation(requests: int) -> dict[str, object]:
+def _isolation(requests: int) -> dict[str, Any]:
     from bench.tenancy.mixed import b_fingerprint, namespace_limited, tenant_a_mixed, untouched_violations
     from bench.tenancy.world import world_build
     from recommender.indexing.snapshots import snapshot_build
@@ -173,24 +174,24 @@ def main() -> None:
         "mask_cost_ms": {"tools": args.mask_tools, **masks},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
     }
-    iso = isolation
+    iso: dict[str, Any] = isolation
     print(f"{'traffic':<34} {'requests':>9} {'tools returned':>15} {'violations':>11} {'p50 ms':>8} {'p99 ms':>8}")
     for label, prefix, count in (
-        ("tenant A, mixed", "tenant_a", sum(iso["tenant_a_requests"].values())),  # type: ignore[attr-defined]
+        ("tenant A, mixed", "tenant_a", sum(iso["tenant_a_requests"].values())),
         ("A's key limited to 'mirror'", "namespace_limited", iso["namespace_limited_requests"]),
     ):
         ms = iso[f"{prefix}_recommend_ms"]
         print(
             f"{label:<34} {count:>9} {iso[f'{prefix}_tools_returned']:>15} "
-            f"{len(iso[f'{prefix}_violations']):>11} {ms['p50']:>8.1f} {ms['p99']:>8.1f}"  # type: ignore[index,arg-type]
+            f"{len(iso[f'{prefix}_violations']):>11} {ms['p50']:>8.1f} {ms['p99']:>8.1f}"
         )
     print(f"\n{'engine, ' + str(args.mask_tools) + ' tools':<40} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, ms in masks.items():
-        print(f"{name:<40} {ms['p50']:>8.3f} {ms['p99']:>8.3f}")
+    for name, mask_ms in masks.items():
+        print(f"{name:<40} {mask_ms['p50']:>8.3f} {mask_ms['p99']:>8.3f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2, default=str))
     print(f"wrote {args.json}")
-    violations = iso["tenant_a_violations"] + iso["namespace_limited_violations"]  # type: ignore[operator]
+    violations = iso["tenant_a_violations"] + iso["namespace_limited_violations"]
     if violations:
         print("VIOLATIONS:", *violations[:20], sep="\n  ")
         raise SystemExit(1)
