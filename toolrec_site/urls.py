@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from catalog.api import ToolDetailApi, ToolListCreateApi
@@ -29,6 +30,8 @@ api_v1 = [
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("healthz", healthz, name="healthz"),
+    # A new user's first page: what the API does, callable from the browser with a key.
+    path("", RedirectView.as_view(pattern_name="docs", permanent=False), name="home"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
     path("metrics", metrics, name="prometheus-django-metrics"),
