@@ -82,5 +82,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "error"
-        return error_response(response.status_code, code, _first_message(exc.detail))
+        shaped = error_response(response.status_code, code, _first_message(exc.detail))
+        for header in ("Retry-After", "WWW-Authenticate"):  # DRF's handler set them: keep them
+            if header in response:
+                shaped[header] = response[header]
+        return shaped
     return response

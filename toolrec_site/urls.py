@@ -7,6 +7,7 @@ from catalog.api import ToolDetailApi, ToolListCreateApi
 from feedback.api import FeedbackCreateApi
 from recommender.serving.api import RecommendationCreateApi
 from toolrec_site.health import healthz
+from toolrec_site.metrics_access import metrics
 
 
 class IdConverter:
@@ -48,5 +49,5 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="docs", permanent=False), name="home"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics, name="prometheus-django-metrics"),
 ]
