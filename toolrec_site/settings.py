@@ -192,6 +192,12 @@ MEMORY_MAX_CONTEXTS = env_int("MEMORY_MAX_CONTEXTS", 50_000, minimum=1)
 # see ContextMemory.similar_tools); 0 turns it off.
 MEMORY_CANDIDATES = env_int("MEMORY_CANDIDATES", 10, minimum=0)
 
+# --- metrics (/metrics) ----------------------------------------------------------------
+# The success metrics (usage rate, hit rate, exploration rate) cover the recommendations of
+# this window, computed at most once per refresh interval whoever scrapes.
+METRICS_WINDOW_SECONDS = env_float("METRICS_WINDOW_SECONDS", 3600.0, minimum=60.0)
+METRICS_REFRESH_SECONDS = env_int("METRICS_REFRESH_SECONDS", 30, minimum=0)
+
 # --- API ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -6,6 +6,7 @@ from catalog.api import ToolDetailApi, ToolListCreateApi
 from feedback.api import FeedbackCreateApi
 from recommender.serving.api import RecommendationCreateApi
 from toolrec_site.health import healthz
+from toolrec_site.scrape import metrics_view
 
 api_v1 = [
     path("recommendations", RecommendationCreateApi.as_view(), name="recommendation-create"),
@@ -30,5 +31,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics_view, name="metrics"),
 ]
