@@ -24,6 +24,10 @@ threads = env_int("WEB_THREADS", 4, minimum=1)
 preload_app = False
 
 _var_dir = Path(env_str("TOOLREC_VAR_DIR") or Path(__file__).resolve().parent.parent / "var")
+# gunicorn's default control socket is one per user ($HOME/.gunicorn): two servers of one
+# user would take each other's. One per var folder instead.
+_var_dir.mkdir(parents=True, exist_ok=True)
+control_socket = str(_var_dir / "gunicorn.ctl")
 MULTIPROC_DIR = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_var_dir / "prometheus")))
 
 

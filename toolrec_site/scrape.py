@@ -10,6 +10,7 @@ one worker computes them for all) and the embedding cache's hit rate over the sa
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import time
@@ -41,9 +42,13 @@ class _Families(Collector):
 
 
 def _server_metrics() -> list[Metric]:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return list(multiprocess.MultiProcessCollector(None).collect())
-    return list(REGISTRY.collect())
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return list(REGISTRY.collect())
+    # A worker starting this instant has created its file but not yet sized it: reading that
+    # empty file fails the whole scrape (seen when gunicorn replaced a dead worker).
+    files = [f for f in glob.glob(os.path.join(folder, "*.db")) if os.path.getsize(f) > 0]
+    return list(multiprocess.MultiProcessCollector.merge(files, accumulate=True))
 
 
 def _cached_success() -> SuccessMetrics | None:
