@@ -273,6 +273,14 @@ MEMORY_MAX_CONTEXTS = env_int("MEMORY_MAX_CONTEXTS", 50_000, minimum=1)
 # see ContextMemory.similar_tools); 0 turns it off.
 MEMORY_CANDIDATES = env_int("MEMORY_CANDIDATES", 10, minimum=0)
 
+# --- metrics (/metrics) ----------------------------------------------------------------
+# The success metrics (usage rate, hit rate, exploration rate) cover the recommendations of
+# this window, computed at most once per refresh interval whoever scrapes. The queries cost
+# 15-25 µs per recommendation in the window on PostgreSQL (bench/metrics_scrape.py: 0.9-1.5 s
+# for 60,000), hence a quarter of an hour and a minute.
+METRICS_WINDOW_SECONDS = env_float("METRICS_WINDOW_SECONDS", 900.0, minimum=60.0)
+METRICS_REFRESH_SECONDS = env_int("METRICS_REFRESH_SECONDS", 60, minimum=0)
+
 # --- API ----------------------------------------------------------------------------
 # How long a process trusts a key it read (revocation, scope and policy edits reach every
 # process within this; see access/selectors.py).
