@@ -41,6 +41,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.fault_proxy import FaultProxy
 
+HttpResponse = requests.Response  # the class body below has a field named `requests`
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python")
 EVENTS_JOIN = "feedback_usageevent e JOIN feedback_recommendation r ON r.id = e.recommendation_id"
@@ -72,7 +74,7 @@ class Traffic:
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def saw(self, what: str, response: requests.Response | None, seconds: float, phase: str) -> None:
+    def saw(self, what: str, response: HttpResponse | None, seconds: float, phase: str) -> None:
         with self.lock:
             self.requests += 1
             if seconds > self.max_wait:
@@ -110,6 +112,7 @@ class Run:
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{args.redis_port}/0",
             "CELERY_QUEUE": "toolrec-faults",
             "SECRET_KEY": secrets.token_urlsafe(64),
+            "SECURE_SSL_REDIRECT": "false",  # plain HTTP on 127.0.0.1 (DEBUG is off)
             "TOOLREC_VAR_DIR": str(self.var),
             "LEARN_DELAY_SECONDS": "2",
             "DB_CONN_MAX_AGE": str(args.db_conn_max_age),
