@@ -1,6 +1,5 @@
 """GET /healthz: database, cache, broker, vector store, the learner's lag, the active
-snapshot and what this process serves (snapshot and learned-state versions). Also the
-learner-lag gauge of /metrics, read from the database when Prometheus scrapes."""
+snapshot and what this process serves (snapshot and learned-state versions)."""
 
 from __future__ import annotations
 
