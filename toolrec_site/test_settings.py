@@ -12,6 +12,9 @@ os.environ.setdefault("TOOLREC_VAR_DIR", tempfile.mkdtemp(prefix="toolrec-test-"
 os.environ.setdefault("CACHE_KEY_PREFIX", f"toolrec-test-{uuid.uuid4().hex[:8]}")
 os.environ.setdefault("CELERY_QUEUE", f"toolrec-test-{uuid.uuid4().hex[:8]}")
 os.environ.setdefault("TOOLREC_WARMUP", "false")
+# pytest-django holds each test in one transaction, and some tests spend minutes of Python
+# (embedding a catalog) inside it: the server must not end it as idle.
+os.environ.setdefault("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", "0")
 
 from toolrec_site.settings import *  # noqa: F403
 
