@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
 
 
 class Experiment(models.Model):
@@ -18,14 +17,20 @@ class Experiment(models.Model):
     name = models.CharField(max_length=200)
     unit = models.CharField(max_length=20, choices=Unit.choices, default=Unit.USER)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    # The experiment's slice of all units, by a hash that ignores the experiment key
+    # (experiments.hashing.traffic_bucket): running experiments own disjoint slices, so a
+    # unit is in at most one of them.
+    traffic_start = models.FloatField(default=0.0, help_text="Start of the share of units it owns, in [0, 1).")
+    traffic_end = models.FloatField(default=1.0, help_text="End of the share of units it owns, in (0, 1].")
     started_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    stop_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            # Assignment reads "the running experiment": at most one at a time.
-            models.UniqueConstraint(fields=["status"], condition=Q(status="running"), name="one_running_experiment"),
+        indexes = [
+            # Assignment reads the running experiments every few seconds per process.
+            models.Index(fields=["status"], name="experiment_status"),
         ]
 
     def __str__(self) -> str:
@@ -45,3 +50,40 @@ class Variant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment.key}/{self.name}"
+
+
+class ExperimentEvent(models.Model):
+    """What happened to an experiment, by whom and why: the audit log the admin shows
+    (people's actions and the automatic ones of ramps and guardrails)."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=30)  # created, started, stopped, promoted, ramped, guardrail
+    actor = models.CharField(max_length=150)  # a username, "api", or "automatic"
+    reason = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key}: {self.action}"
+
+
+class PolicyVersion(models.Model):
+    """The default policy (what serves traffic outside experiments), one row per change.
+    The highest version serves; a rollback is a new version, so history is never rewritten."""
+
+    version = models.PositiveIntegerField(unique=True)
+    policy = models.JSONField()
+    source = models.CharField(max_length=200, help_text="Where it came from: the setting, the admin, a promotion.")
+    created_by = models.CharField(max_length=150, blank=True)
+    # The version this one replaced: what "roll back" returns to.
+    replaces = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"v{self.version} {self.policy.get('name', '?')}"

@@ -5,41 +5,80 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from experiments.hashing import assign_variant
-from experiments.models import Experiment
+from django.conf import settings
+
+from experiments.hashing import assign_variant, in_traffic
+from experiments.models import Experiment, PolicyVersion
+
+EXCLUDED = "excluded"  # the variant of a request an experiment could not place (no unit id)
+DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class RunningVariant:
+    name: str
+    weight: int
+    policy: dict[str, Any]
+    is_control: bool
 
 
 @dataclass(frozen=True)
 class RunningExperiment:
     key: str
     unit: str
-    variants: tuple[tuple[str, int, dict[str, Any]], ...]  # (name, weight, policy)
+    traffic: tuple[float, float]
+    variants: tuple[RunningVariant, ...]
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """What assignment needs, read together: the running experiments and the default policy."""
+
+    experiments: tuple[RunningExperiment, ...]
+    default_policy: dict[str, Any] | None  # None: no version saved yet, RECOMMEND_POLICY serves
+    default_version: int  # 0 for RECOMMEND_POLICY
 
 
 @dataclass(frozen=True)
 class Assignment:
     experiment_key: str
     variant: str
-    policy: dict[str, Any] | None  # None: the default policy (settings.RECOMMEND_POLICY)
+    policy: dict[str, Any] | None  # None: the default policy (see `default_policy`)
 
 
-_cache: tuple[float, RunningExperiment | None] = (0.0, None)
+_cache: tuple[float, ServingConfig | None] = (0.0, None)
 _lock = threading.Lock()
-CACHE_SECONDS = 5.0  # how long a web process may serve a stopped experiment before noticing
+# How long a web process may serve a stopped experiment or a replaced default policy
+# before noticing: the price of reading two small tables at most once per 5 s per process.
+CACHE_SECONDS = 5.0
 
 
-def running_experiment() -> RunningExperiment | None:
-    """The running experiment, read at most once per CACHE_SECONDS per process."""
+def _read_serving_config() -> ServingConfig:
+    rows = Experiment.objects.filter(status=Experiment.Status.RUNNING).prefetch_related("variants").order_by("id")
+    running = []
+    for experiment in rows:
+        variants = tuple(
+            RunningVariant(v.name, v.weight, dict(v.policy), v.is_control)
+            for v in experiment.variants.all()
+            if v.weight > 0
+        )
+        if variants:
+            traffic = (experiment.traffic_start, experiment.traffic_end)
+            running.append(RunningExperiment(experiment.key, experiment.unit, traffic, variants))
+    current = PolicyVersion.objects.order_by("-version").first()
+    if current is None:
+        return ServingConfig(tuple(running), None, 0)
+    return ServingConfig(tuple(running), dict(current.policy), current.version)
+
+
+def serving_config() -> ServingConfig:
+    """Read at most once per CACHE_SECONDS per process."""
     global _cache
     fetched_at, value = _cache
-    if time.monotonic() - fetched_at < CACHE_SECONDS:
+    if value is not None and time.monotonic() - fetched_at < CACHE_SECONDS:
         return value
     with _lock:
-        experiment = Experiment.objects.filter(status=Experiment.Status.RUNNING).prefetch_related("variants").first()
-        value = None
-        if experiment is not None:
-            variants = tuple((v.name, v.weight, dict(v.policy)) for v in experiment.variants.all() if v.weight > 0)
-            value = RunningExperiment(experiment.key, experiment.unit, variants) if variants else None
+        value = _read_serving_config()
         _cache = (time.monotonic(), value)
     return value
 
@@ -49,14 +88,31 @@ def reset_cache() -> None:
     _cache = (0.0, None)
 
 
+def default_policy() -> dict[str, Any]:
+    """The policy that serves traffic outside experiments: the current PolicyVersion, or
+    RECOMMEND_POLICY until the first version is saved."""
+    return serving_config().default_policy or dict(settings.RECOMMEND_POLICY)
+
+
 def assignment_for(*, user_id: str, conversation_id: str) -> Assignment:
-    experiment = running_experiment()
-    if experiment is None:
-        return Assignment("", "default", None)
-    unit_id = user_id if experiment.unit == Experiment.Unit.USER else conversation_id
-    if not unit_id:
-        # Without a unit id there is nothing stable to hash: serve the default, not a random arm.
-        return Assignment("", "default", None)
-    name = assign_variant(experiment.key, unit_id, [(n, w) for n, w, _ in experiment.variants])
-    policy = next(p for n, _, p in experiment.variants if n == name)
-    return Assignment(experiment.key, name, policy or None)
+    """The first running experiment whose slice holds the unit decides; a request that an
+    experiment cannot place for want of its unit id is counted against it as excluded."""
+    excluded_from = ""
+    for experiment in serving_config().experiments:
+        unit_id = user_id if experiment.unit == Experiment.Unit.USER else conversation_id
+        if not unit_id:
+            excluded_from = excluded_from or experiment.key
+            continue
+        if not in_traffic(unit_id, *experiment.traffic):
+            continue
+        name = assign_variant(experiment.key, unit_id, [(v.name, v.weight) for v in experiment.variants])
+        variant = next(v for v in experiment.variants if v.name == name)
+        return Assignment(experiment.key, name, variant.policy or None)
+    if excluded_from:
+        # Without a unit id there is nothing stable to hash: serve the default, and say so.
+        return Assignment(excluded_from, EXCLUDED, None)
+    return Assignment("", DEFAULT, None)
+
+
+def policy_history(limit: int = 20) -> list[PolicyVersion]:
+    return list(PolicyVersion.objects.select_related("replaces").order_by("-version")[:limit])

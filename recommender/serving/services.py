@@ -17,7 +17,7 @@ import numpy as np
 from django.conf import settings
 
 from access.models import ApiKey
-from experiments.selectors import Assignment, assignment_for
+from experiments.selectors import Assignment, assignment_for, default_policy
 from feedback.services import ShownTool, implicit_feedback_record, recommendation_record
 from recommender.engine.candidate_log import candidate_log
 from recommender.engine.conversation import read_conversation
@@ -169,7 +169,7 @@ def conversation_read(messages: list[dict[str, Any]], snapshot: LoadedSnapshot) 
 def policy_choose(*, user_id: str, conversation_id: str, override: dict[str, Any] | None) -> ChosenPolicy:
     """The experiment's variant for this unit (or the default), and the policy it serves."""
     assignment = assignment_for(user_id=user_id, conversation_id=conversation_id)
-    raw = override if override is not None else assignment.policy or settings.RECOMMEND_POLICY
+    raw = override if override is not None else assignment.policy or default_policy()
     return ChosenPolicy(assignment, policy_config(raw))
 
 

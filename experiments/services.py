@@ -1,0 +1,212 @@
+"""Every change to experiments and to the default policy goes through here: the admin, the
+API, management commands and Celery (ramps, guardrails) call the same functions, and each
+call leaves an ExperimentEvent with who did it and why."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from experiments import selectors
+from experiments.hashing import ranges_overlap
+from experiments.models import Experiment, ExperimentEvent, PolicyVersion, Variant
+from experiments.policies import policy_validate
+from toolrec_site.errors import Conflict, ToolrecError
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    policy: Any  # a policy object or a preset name
+    weight: int = 1
+    is_control: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # other Variant fields
+
+
+def experiment_event_record(
+    *, experiment: Experiment, action: str, actor: str, reason: str = "", details: dict[str, Any] | None = None
+) -> ExperimentEvent:
+    return ExperimentEvent.objects.create(
+        experiment=experiment, action=action, actor=actor, reason=reason, details=details or {}
+    )
+
+
+def _check_traffic(start: float, end: float) -> None:
+    if not 0.0 <= start < end <= 1.0:
+        raise ToolrecError(
+            f"traffic: the slice [{start}, {end}) must lie in [0, 1] and not be empty",
+            details={"traffic_start": start, "traffic_end": end},
+        )
+
+
+def variants_check(variants: Sequence[VariantSpec]) -> list[VariantSpec]:
+    """Names unique, policies valid (expanded), exactly one control (the first if none is
+    marked), some traffic."""
+    if len(variants) < 1:
+        raise ToolrecError("variants: an experiment needs at least one variant")
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise ToolrecError(f"variants: names must be unique, got {names}")
+    checked = [
+        VariantSpec(
+            v.name, policy_validate(v.policy, field=f"variants.{v.name}.policy"), v.weight, v.is_control, v.extra
+        )
+        for v in variants
+    ]
+    controls = [v for v in checked if v.is_control]
+    if len(controls) > 1:
+        raise ToolrecError(f"variants: only one control, got {[v.name for v in controls]}")
+    if not controls:
+        first = checked[0]
+        checked[0] = VariantSpec(first.name, first.policy, first.weight, True, first.extra)
+    if sum(v.weight for v in checked) <= 0:
+        raise ToolrecError("variants: the weights must add up to more than zero")
+    return checked
+
+
+@transaction.atomic
+def experiment_create(
+    *,
+    key: str,
+    name: str = "",
+    unit: str = Experiment.Unit.USER,
+    variants: Sequence[VariantSpec],
+    traffic: tuple[float, float] = (0.0, 1.0),
+    actor: str,
+    **fields: Any,
+) -> Experiment:
+    if unit not in Experiment.Unit.values:
+        raise ToolrecError(f"unit: must be one of {Experiment.Unit.values}, not {unit!r}")
+    _check_traffic(*traffic)
+    if Experiment.objects.filter(key=key).exists():
+        raise Conflict(f"key: an experiment {key!r} exists already")
+    checked = variants_check(variants)
+    experiment = Experiment.objects.create(
+        key=key, name=name or key, unit=unit, traffic_start=traffic[0], traffic_end=traffic[1], **fields
+    )
+    Variant.objects.bulk_create(
+        Variant(
+            experiment=experiment, name=v.name, policy=v.policy, weight=v.weight, is_control=v.is_control, **v.extra
+        )
+        for v in checked
+    )
+    experiment_event_record(experiment=experiment, action="created", actor=actor, details={"variants": len(checked)})
+    return experiment
+
+
+def _lock_experiments() -> None:
+    # Starting checks the slices of the running experiments; two starts at once must not both
+    # pass that check, so they serialise on the (small) experiments table's rows.
+    list(Experiment.objects.select_for_update().order_by("id").values_list("id", flat=True))
+
+
+@transaction.atomic
+def experiment_start(*, experiment: Experiment, actor: str) -> Experiment:
+    _lock_experiments()
+    experiment.refresh_from_db()
+    if experiment.status != Experiment.Status.DRAFT:
+        raise Conflict(f"{experiment.key} is {experiment.status}; only a draft can start (create a new experiment)")
+    _check_traffic(experiment.traffic_start, experiment.traffic_end)
+    stored = list(experiment.variants.all())
+    variants_check([VariantSpec(v.name, v.policy, v.weight, v.is_control) for v in stored])
+    if sum(v.is_control for v in stored) != 1:
+        raise ToolrecError("variants: mark exactly one variant as the control before starting")
+    mine = (experiment.traffic_start, experiment.traffic_end)
+    for other in Experiment.objects.filter(status=Experiment.Status.RUNNING).exclude(pk=experiment.pk):
+        if ranges_overlap(mine, (other.traffic_start, other.traffic_end)):
+            raise Conflict(
+                f"traffic: [{mine[0]}, {mine[1]}) overlaps the running experiment {other.key!r} "
+                f"([{other.traffic_start}, {other.traffic_end})); give each a disjoint slice",
+                details={"overlaps": other.key},
+            )
+    experiment.status = Experiment.Status.RUNNING
+    experiment.started_at = timezone.now()
+    experiment.save(update_fields=["status", "started_at"])
+    experiment_event_record(experiment=experiment, action="started", actor=actor)
+    transaction.on_commit(selectors.reset_cache)
+    return experiment
+
+
+@transaction.atomic
+def experiment_stop(*, experiment: Experiment, actor: str, reason: str = "", action: str = "stopped") -> Experiment:
+    """Stop it: its units go back to the default policy (within the selectors' cache time)."""
+    updated = Experiment.objects.filter(pk=experiment.pk, status=Experiment.Status.RUNNING).update(
+        status=Experiment.Status.STOPPED, stopped_at=timezone.now(), stop_reason=reason[:300]
+    )
+    experiment.refresh_from_db()
+    if not updated:
+        raise Conflict(f"{experiment.key} is not running ({experiment.status})")
+    experiment_event_record(experiment=experiment, action=action, actor=actor, reason=reason)
+    transaction.on_commit(selectors.reset_cache)
+    return experiment
+
+
+def _current_version() -> PolicyVersion | None:
+    return PolicyVersion.objects.select_for_update().order_by("-version").first()
+
+
+def _version_create(
+    *, policy: dict[str, Any], source: str, actor: str, replaces: PolicyVersion | None
+) -> PolicyVersion:
+    latest = PolicyVersion.objects.order_by("-version").values_list("version", flat=True).first()
+    number = (latest or 0) + 1
+    version = PolicyVersion.objects.create(
+        version=number, policy=policy, source=source[:200], created_by=actor, replaces=replaces
+    )
+    transaction.on_commit(selectors.reset_cache)
+    return version
+
+
+@transaction.atomic
+def policy_default_set(*, policy: Any, actor: str, source: str = "admin") -> PolicyVersion:
+    """A new default policy version, serving all traffic outside experiments within seconds.
+    The first change also records RECOMMEND_POLICY as version 1, so it can be rolled back to."""
+    checked = policy_validate(policy)
+    current = _current_version()
+    if current is None:
+        current = _version_create(
+            policy=dict(settings.RECOMMEND_POLICY), source="RECOMMEND_POLICY", actor="settings", replaces=None
+        )
+    return _version_create(policy=checked, source=source, actor=actor, replaces=current)
+
+
+@transaction.atomic
+def policy_rollback(*, actor: str) -> PolicyVersion:
+    """Serve again the version the current one replaced (as a new version: history stays)."""
+    current = _current_version()
+    if current is None or current.replaces is None:
+        raise Conflict("There is no earlier default policy to roll back to.")
+    target = current.replaces
+    return _version_create(
+        policy=dict(target.policy), source=f"rollback to v{target.version}", actor=actor, replaces=target.replaces
+    )
+
+
+@transaction.atomic
+def policy_version_restore(*, version: PolicyVersion, actor: str) -> PolicyVersion:
+    """Serve an older version again (as a new version)."""
+    current = _current_version()
+    return _version_create(
+        policy=dict(version.policy), source=f"restore v{version.version}", actor=actor, replaces=current
+    )
+
+
+@transaction.atomic
+def experiment_promote(*, experiment: Experiment, variant_name: str, actor: str) -> PolicyVersion:
+    """Make the variant's policy the default for all traffic and stop the experiment."""
+    variant = Variant.objects.filter(experiment=experiment, name=variant_name).first()
+    if variant is None:
+        raise ToolrecError(f"variant: {experiment.key} has no variant {variant_name!r}")
+    version = policy_default_set(policy=variant.policy, actor=actor, source=f"promoted {experiment.key}/{variant_name}")
+    experiment.refresh_from_db()
+    reason = f"promoted {variant_name} to the default policy (v{version.version})"
+    if experiment.status == Experiment.Status.RUNNING:
+        experiment_stop(experiment=experiment, actor=actor, reason=reason, action="promoted")
+    else:
+        experiment_event_record(experiment=experiment, action="promoted", actor=actor, reason=reason)
+    return version
