@@ -74,11 +74,13 @@ def test_lifecycle_sets_real_timestamps_control_and_events() -> None:
     assert Variant.objects.get(experiment=experiment, name="a").is_control  # the first when none is marked
     before = timezone.now()
     experiment_start(experiment=experiment, actor="ann")
-    assert experiment.status == "running" and experiment.started_at >= before
+    started = experiment.started_at
+    assert experiment.status == "running" and started is not None and started >= before
     with pytest.raises(Conflict):
         experiment_start(experiment=experiment, actor="ann")
     experiment_stop(experiment=experiment, actor="bob", reason="enough")
-    assert experiment.status == "stopped" and experiment.stopped_at >= experiment.started_at
+    assert experiment.status == "stopped" and experiment.stopped_at is not None
+    assert experiment.stopped_at >= started
     assert experiment.stop_reason == "enough"
     log = list(ExperimentEvent.objects.filter(experiment=experiment).order_by("id").values_list("action", "actor"))
     assert log == [("created", "ann"), ("started", "ann"), ("stopped", "bob")]
