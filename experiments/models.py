@@ -25,6 +25,16 @@ class Experiment(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     stop_reason = models.CharField(max_length=300, blank=True)
+    # Guardrails (experiments.analysis.Guardrails): tau, alpha, max_p99_ms, min_units, metrics;
+    # the keys left out take the defaults.
+    guardrails = models.JSONField(default=dict, blank=True)
+    # Ramp: the treatment's share of the experiment's units, step by step, e.g.
+    # [{"share": 0.01, "min_minutes": 60, "min_units": 200}, {"share": 0.1, ...}, {"share": 0.5, ...}].
+    # Empty: the variants' weights hold. Celery beat advances it (experiments.tasks).
+    ramp = models.JSONField(default=list, blank=True)
+    ramp_step = models.PositiveSmallIntegerField(default=0)
+    # Results cover the current step only: units seen before it were split by other weights.
+    step_started_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -87,3 +97,22 @@ class PolicyVersion(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.version} {self.policy.get('name', '?')}"
+
+
+class ExperimentLook(models.Model):
+    """The results as computed at one look (by the periodic guardrail check or on demand):
+    the page draws the effect over time from these, and the guardrails act on them."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="looks")
+    created_at = models.DateTimeField(auto_now_add=True)
+    ramp_step = models.PositiveSmallIntegerField(default=0)
+    units = models.PositiveIntegerField(default=0)
+    verdict = models.CharField(max_length=20)
+    results = models.JSONField()  # experiments.results.results_json
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            # The results page reads one experiment's looks in time order.
+            models.Index(fields=["experiment", "created_at"], name="look_experiment_time"),
+        ]

@@ -86,6 +86,8 @@ def experiment_create(
     if Experiment.objects.filter(key=key).exists():
         raise Conflict(f"key: an experiment {key!r} exists already")
     checked = variants_check(variants)
+    if "ramp" in fields:
+        fields["ramp"] = ramp_check(fields["ramp"])
     experiment = Experiment.objects.create(
         key=key, name=name or key, unit=unit, traffic_start=traffic[0], traffic_end=traffic[1], **fields
     )
@@ -97,6 +99,43 @@ def experiment_create(
     )
     experiment_event_record(experiment=experiment, action="created", actor=actor, details={"variants": len(checked)})
     return experiment
+
+
+WEIGHT_SCALE = 10_000  # a ramp's shares become integer weights out of this
+
+
+def variant_shares_set(*, experiment: Experiment, share: float) -> None:
+    """Give the treatments `share` of the experiment's units (split evenly), control the rest.
+    Hash assignment keeps this monotone: a larger share only moves units from control."""
+    variants = list(experiment.variants.all())
+    treatments = max(sum(not v.is_control for v in variants), 1)
+    for v in variants:
+        v.weight = round((1 - share) * WEIGHT_SCALE) if v.is_control else round(share * WEIGHT_SCALE / treatments)
+    Variant.objects.bulk_update(variants, ["weight"])
+
+
+def ramp_check(ramp: Any) -> list[dict[str, Any]]:
+    """A ramp: a list of steps {"share", "min_minutes", "min_units"}, shares rising in (0, 1]."""
+    if not ramp:
+        return []
+    if not isinstance(ramp, list) or not all(isinstance(s, dict) for s in ramp):
+        raise ToolrecError('ramp: must be a list of steps such as {"share": 0.1, "min_minutes": 60}')
+    shares = []
+    for i, step in enumerate(ramp):
+        share = step.get("share")
+        if not isinstance(share, int | float) or isinstance(share, bool) or not 0 < share <= 1:
+            raise ToolrecError(f"ramp[{i}].share: must be a number in (0, 1], got {share!r}")
+        for name in ("min_minutes", "min_units"):
+            value = step.get(name, 0)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise ToolrecError(f"ramp[{i}].{name}: must be a number >= 0, got {value!r}")
+        unknown = set(step) - {"share", "min_minutes", "min_units"}
+        if unknown:
+            raise ToolrecError(f"ramp[{i}]: unknown field {sorted(unknown)[0]!r}")
+        shares.append(share)
+    if shares != sorted(shares) or len(set(shares)) != len(shares):
+        raise ToolrecError(f"ramp: shares must rise step by step, got {shares}")
+    return [dict(s) for s in ramp]
 
 
 def _lock_experiments() -> None:
@@ -114,6 +153,7 @@ def experiment_start(*, experiment: Experiment, actor: str) -> Experiment:
     _check_traffic(experiment.traffic_start, experiment.traffic_end)
     stored = list(experiment.variants.all())
     variants_check([VariantSpec(v.name, v.policy, v.weight, v.is_control) for v in stored])
+    ramp_check(experiment.ramp)
     if sum(v.is_control for v in stored) != 1:
         raise ToolrecError("variants: mark exactly one variant as the control before starting")
     mine = (experiment.traffic_start, experiment.traffic_end)
@@ -125,8 +165,11 @@ def experiment_start(*, experiment: Experiment, actor: str) -> Experiment:
                 details={"overlaps": other.key},
             )
     experiment.status = Experiment.Status.RUNNING
-    experiment.started_at = timezone.now()
-    experiment.save(update_fields=["status", "started_at"])
+    experiment.started_at = experiment.step_started_at = timezone.now()
+    experiment.ramp_step = 0
+    if experiment.ramp:
+        variant_shares_set(experiment=experiment, share=float(experiment.ramp[0]["share"]))
+    experiment.save(update_fields=["status", "started_at", "step_started_at", "ramp_step"])
     experiment_event_record(experiment=experiment, action="started", actor=actor)
     transaction.on_commit(selectors.reset_cache)
     return experiment

@@ -90,7 +90,8 @@ def msprt_radius(variance: npt.ArrayLike, tau: float, alpha: float = ALPHA) -> A
     t2 = tau * tau
     with np.errstate(divide="ignore", invalid="ignore"):
         radius = np.sqrt(v * (v + t2) / t2 * (2 * np.log(1 / alpha) + np.log((v + t2) / v)))
-    return np.where(np.isfinite(v), radius, np.inf)
+    # no spread at all (every unit alike): the estimate is exact; infinite: nothing known yet
+    return np.where(v <= 0, 0.0, np.where(np.isfinite(v), radius, np.inf))
 
 
 def msprt_p(delta: npt.ArrayLike, variance: npt.ArrayLike, tau: float) -> Array:
@@ -99,7 +100,8 @@ def msprt_p(delta: npt.ArrayLike, variance: npt.ArrayLike, tau: float) -> Array:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         log_lr = 0.5 * np.log(v / (v + t2)) + t2 * d * d / (2 * v * (v + t2))
         p = np.minimum(1.0, np.exp(-log_lr))
-    return np.where(np.isfinite(v), p, 1.0)
+    exact = np.where(d == 0, 1.0, 0.0)
+    return np.where(v <= 0, exact, np.where(np.isfinite(v), p, 1.0))
 
 
 def difference(control: RatioSums, treatment: RatioSums, *, tau: float, alpha: float = ALPHA) -> Difference:

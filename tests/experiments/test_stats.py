@@ -132,3 +132,12 @@ def test_the_confidence_sequence_is_wider_than_the_fixed_interval(tau: float) ->
     control, treatment = cumulative_arms(seed=6, reps=20, looks=1, units=3000, control=0.5, treatment=0.5)
     diff = difference(control, treatment, tau=tau)
     assert np.all(diff.cs_high - diff.cs_low > diff.ci_high - diff.ci_low)
+
+
+def test_arms_without_spread_give_exact_answers_not_nan() -> None:
+    ones = RatioSums.of_units(np.ones(50), np.ones(50))
+    zeros = RatioSums.of_units(np.ones(50), np.zeros(50))
+    diff = difference(ones, zeros, tau=0.03)
+    assert float(diff.cs_low) == float(diff.cs_high) == -1.0 and float(diff.always_valid_p) == 0.0
+    same = difference(ones, ones, tau=0.03)
+    assert float(same.always_valid_p) == 1.0 and float(same.cs_high) == 0.0
