@@ -27,7 +27,7 @@ def _policy_field_clean(value: Any) -> dict[str, Any]:
 class VariantForm(forms.ModelForm):
     class Meta:
         model = Variant
-        fields = ("name", "policy", "weight", "is_control")
+        fields = ("name", "role", "policy", "weight", "is_control")
 
     def clean_policy(self) -> dict[str, Any]:
         return _policy_field_clean(self.cleaned_data.get("policy"))
@@ -38,6 +38,8 @@ class VariantFormSet(BaseInlineFormSet):
         super().clean()
         kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
         controls = [f.cleaned_data["name"] for f in kept if f.cleaned_data.get("is_control")]
+        if any(f.cleaned_data.get("is_control") and f.cleaned_data.get("role") == "shadow" for f in kept):
+            raise forms.ValidationError("A shadow variant is never served, so it cannot be the control.")
         if kept and len(controls) != 1:
             raise forms.ValidationError(f"Mark exactly one variant as the control (marked: {controls or 'none'}).")
 
@@ -74,7 +76,7 @@ def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
             elif verb == "stop":
                 services.experiment_stop(experiment=experiment, actor=_actor(request), reason="stopped in the admin")
             else:
-                treatments = [v.name for v in experiment.variants.all() if not v.is_control]
+                treatments = [v.name for v in experiment.variants.all() if not v.is_control and v.role == "live"]
                 if len(treatments) != 1:
                     raise ToolrecError("promote from the results page: it has several treatments")
                 services.experiment_promote(experiment=experiment, variant_name=treatments[0], actor=_actor(request))

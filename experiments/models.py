@@ -48,11 +48,16 @@ class Experiment(models.Model):
 
 
 class Variant(models.Model):
+    class Role(models.TextChoices):
+        LIVE = "live"  # serves its share of the units
+        SHADOW = "shadow"  # ranks the same requests off the response's path, logged, never served
+
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
     name = models.SlugField(max_length=100)
     policy = models.JSONField(default=dict, help_text='A policy configuration, e.g. {"name": "semantic"}.')
     weight = models.PositiveIntegerField(default=1, help_text="Relative share of traffic.")
     is_control = models.BooleanField(default=False)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.LIVE)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["experiment", "name"], name="variant_unique_name")]
@@ -115,4 +120,24 @@ class ExperimentLook(models.Model):
         indexes = [
             # The results page reads one experiment's looks in time order.
             models.Index(fields=["experiment", "created_at"], name="look_experiment_time"),
+        ]
+
+
+class ShadowSlate(models.Model):
+    """What a shadow variant would have shown for one served recommendation."""
+
+    recommendation = models.ForeignKey("feedback.Recommendation", on_delete=models.CASCADE, related_name="+")
+    experiment_key = models.CharField(max_length=100)
+    variant = models.CharField(max_length=100)
+    policy = models.CharField(max_length=50)  # after fallbacks, as Slate.policy
+    tool_ids = models.JSONField()  # the shadow slate, best first
+    # The shadow policy's inclusion probability of each tool the served slate showed, in the
+    # served rank order: the target side of the off-policy estimate.
+    served_target = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # Shadow results read one experiment's variant.
+            models.Index(fields=["experiment_key", "variant"], name="shadow_experiment_variant"),
         ]

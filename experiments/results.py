@@ -15,8 +15,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from experiments.analysis import Analysis, Guardrails, VariantData, analyse
-from experiments.models import Experiment
+from experiments.models import Experiment, Variant
 from experiments.selectors import EXCLUDED
+from experiments.shadow_results import shadow_results
 from feedback.models import Impression, Recommendation, UsageEvent
 
 
@@ -41,6 +42,7 @@ class ExperimentResults:
     until: datetime
     excluded: int  # requests the experiment could not place (no unit id)
     analysis: Analysis
+    shadows: list[dict[str, Any]]  # experiments.shadow_results
 
 
 def _count(model: type[Any], **filters: Any) -> Subquery:
@@ -107,7 +109,7 @@ def guardrails_of(experiment: Experiment) -> Guardrails:
 
 
 def analyse_rows(experiment: Experiment, rows: LogRows, cutoff: float | None = None) -> Analysis:
-    variants = list(experiment.variants.all())
+    variants = list(experiment.variants.filter(role=Variant.Role.LIVE))
     upto = np.ones(rows.created.shape, dtype=bool) if cutoff is None else rows.created <= cutoff
     data = [_per_unit(rows, upto & (rows.variant == v.name), v.name, v.is_control, v.weight) for v in variants]
     return analyse(data, guardrails_of(experiment))
@@ -119,7 +121,10 @@ def experiment_results(experiment: Experiment, *, until: datetime | None = None)
     since = experiment.step_started_at or experiment.started_at
     rows = log_rows(experiment, since=since, until=until)
     excluded = Recommendation.objects.filter(experiment_key=experiment.key, variant=EXCLUDED).count()
-    return ExperimentResults(experiment.key, experiment.status, since, until, excluded, analyse_rows(experiment, rows))
+    analysis = analyse_rows(experiment, rows)
+    return ExperimentResults(
+        experiment.key, experiment.status, since, until, excluded, analysis, shadow_results(experiment)
+    )
 
 
 def effect_over_time(experiment: Experiment, rows: LogRows, points: int = 20) -> list[dict[str, Any]]:
@@ -146,6 +151,7 @@ def results_json(results: ExperimentResults) -> dict[str, Any]:
             "since": results.since.isoformat() if results.since else None,
             "until": results.until.isoformat(),
             "excluded_requests": results.excluded,
+            "shadows": results.shadows,
             **dataclasses.asdict(results.analysis),
         }
     )

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 
 from experiments.hashing import assign_variant, in_traffic
-from experiments.models import Experiment, PolicyVersion
+from experiments.models import Experiment, PolicyVersion, Variant
 
 EXCLUDED = "excluded"  # the variant of a request an experiment could not place (no unit id)
 DEFAULT = "default"
@@ -20,6 +20,7 @@ class RunningVariant:
     weight: int
     policy: dict[str, Any]
     is_control: bool
+    shadow: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Assignment:
     experiment_key: str
     variant: str
     policy: dict[str, Any] | None  # None: the default policy (see `default_policy`)
+    shadows: tuple[tuple[str, dict[str, Any]], ...] = ()  # (variant, policy) ranked beside, not served
 
 
 _cache: tuple[float, ServingConfig | None] = (0.0, None)
@@ -58,11 +60,11 @@ def _read_serving_config() -> ServingConfig:
     running = []
     for experiment in rows:
         variants = tuple(
-            RunningVariant(v.name, v.weight, dict(v.policy), v.is_control)
+            RunningVariant(v.name, v.weight, dict(v.policy), v.is_control, v.role == Variant.Role.SHADOW)
             for v in experiment.variants.all()
-            if v.weight > 0
+            if v.weight > 0 or v.role == Variant.Role.SHADOW
         )
-        if variants:
+        if any(not v.shadow for v in variants):
             traffic = (experiment.traffic_start, experiment.traffic_end)
             running.append(RunningExperiment(experiment.key, experiment.unit, traffic, variants))
     current = PolicyVersion.objects.order_by("-version").first()
@@ -105,13 +107,20 @@ def assignment_for(*, user_id: str, conversation_id: str) -> Assignment:
             continue
         if not in_traffic(unit_id, *experiment.traffic):
             continue
-        name = assign_variant(experiment.key, unit_id, [(v.name, v.weight) for v in experiment.variants])
+        live = [(v.name, v.weight) for v in experiment.variants if not v.shadow]
+        name = assign_variant(experiment.key, unit_id, live)
         variant = next(v for v in experiment.variants if v.name == name)
-        return Assignment(experiment.key, name, variant.policy or None)
+        return Assignment(experiment.key, name, variant.policy or None, _shadows(experiment))
     if excluded_from:
         # Without a unit id there is nothing stable to hash: serve the default, and say so.
-        return Assignment(excluded_from, EXCLUDED, None)
+        # Shadows still rank it: they change nothing the unit sees.
+        experiment = next(e for e in serving_config().experiments if e.key == excluded_from)
+        return Assignment(excluded_from, EXCLUDED, None, _shadows(experiment))
     return Assignment("", DEFAULT, None)
+
+
+def _shadows(experiment: RunningExperiment) -> tuple[tuple[str, dict[str, Any]], ...]:
+    return tuple((v.name, v.policy) for v in experiment.variants if v.shadow)
 
 
 def policy_history(limit: int = 20) -> list[PolicyVersion]:

@@ -4,6 +4,7 @@ call leaves an ExperimentEvent with who did it and why."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ class VariantSpec:
     policy: Any  # a policy object or a preset name
     weight: int = 1
     is_control: bool = False
+    role: str = Variant.Role.LIVE
     extra: dict[str, Any] = field(default_factory=dict)  # other Variant fields
 
 
@@ -53,19 +55,21 @@ def variants_check(variants: Sequence[VariantSpec]) -> list[VariantSpec]:
     if len(set(names)) != len(names):
         raise ToolrecError(f"variants: names must be unique, got {names}")
     checked = [
-        VariantSpec(
-            v.name, policy_validate(v.policy, field=f"variants.{v.name}.policy"), v.weight, v.is_control, v.extra
-        )
-        for v in variants
+        dataclasses.replace(v, policy=policy_validate(v.policy, field=f"variants.{v.name}.policy")) for v in variants
     ]
-    controls = [v for v in checked if v.is_control]
+    for v in checked:
+        if v.role not in Variant.Role.values:
+            raise ToolrecError(f"variants.{v.name}.role: must be one of {Variant.Role.values}, not {v.role!r}")
+        if v.role == Variant.Role.SHADOW and v.is_control:
+            raise ToolrecError(f"variants.{v.name}: a shadow is never served, so it cannot be the control")
+    live = [i for i, v in enumerate(checked) if v.role == Variant.Role.LIVE]
+    controls = [checked[i].name for i in live if checked[i].is_control]
     if len(controls) > 1:
-        raise ToolrecError(f"variants: only one control, got {[v.name for v in controls]}")
+        raise ToolrecError(f"variants: only one control, got {controls}")
+    if not live or sum(checked[i].weight for i in live) <= 0:
+        raise ToolrecError("variants: the served (live) variants' weights must add up to more than zero")
     if not controls:
-        first = checked[0]
-        checked[0] = VariantSpec(first.name, first.policy, first.weight, True, first.extra)
-    if sum(v.weight for v in checked) <= 0:
-        raise ToolrecError("variants: the weights must add up to more than zero")
+        checked[live[0]] = dataclasses.replace(checked[live[0]], is_control=True)
     return checked
 
 
@@ -93,7 +97,13 @@ def experiment_create(
     )
     Variant.objects.bulk_create(
         Variant(
-            experiment=experiment, name=v.name, policy=v.policy, weight=v.weight, is_control=v.is_control, **v.extra
+            experiment=experiment,
+            name=v.name,
+            policy=v.policy,
+            weight=v.weight,
+            is_control=v.is_control,
+            role=v.role,
+            **v.extra,
         )
         for v in checked
     )
@@ -107,7 +117,7 @@ WEIGHT_SCALE = 10_000  # a ramp's shares become integer weights out of this
 def variant_shares_set(*, experiment: Experiment, share: float) -> None:
     """Give the treatments `share` of the experiment's units (split evenly), control the rest.
     Hash assignment keeps this monotone: a larger share only moves units from control."""
-    variants = list(experiment.variants.all())
+    variants = list(experiment.variants.filter(role=Variant.Role.LIVE))
     treatments = max(sum(not v.is_control for v in variants), 1)
     for v in variants:
         v.weight = round((1 - share) * WEIGHT_SCALE) if v.is_control else round(share * WEIGHT_SCALE / treatments)
@@ -152,9 +162,9 @@ def experiment_start(*, experiment: Experiment, actor: str) -> Experiment:
         raise Conflict(f"{experiment.key} is {experiment.status}; only a draft can start (create a new experiment)")
     _check_traffic(experiment.traffic_start, experiment.traffic_end)
     stored = list(experiment.variants.all())
-    variants_check([VariantSpec(v.name, v.policy, v.weight, v.is_control) for v in stored])
+    variants_check([VariantSpec(v.name, v.policy, v.weight, v.is_control, v.role) for v in stored])
     ramp_check(experiment.ramp)
-    if sum(v.is_control for v in stored) != 1:
+    if sum(v.is_control for v in stored if v.role == Variant.Role.LIVE) != 1:
         raise ToolrecError("variants: mark exactly one variant as the control before starting")
     mine = (experiment.traffic_start, experiment.traffic_end)
     for other in Experiment.objects.filter(status=Experiment.Status.RUNNING).exclude(pk=experiment.pk):

@@ -26,10 +26,12 @@ from recommender.engine.memory import ContextMemory
 from recommender.engine.policy import PolicyConfig
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray, ToolFilter
 from recommender.indexing.snapshots import LoadedSnapshot
+from recommender.learning.state import LearnedState
 from recommender.serving.candidates import embed_queries, learned_candidates, retrieve, serving_memory
 from recommender.serving.holders import learned, snapshots
 from recommender.serving.ranking import Ranked, policy_config, rank
 from recommender.serving.request_signals import request_signals_start
+from recommender.serving.shadow import ShadowJob, shadow_schedule
 from toolrec_site import metrics
 from toolrec_site.errors import ToolrecError, Unavailable
 
@@ -153,6 +155,8 @@ def recommendation_create(
     clock.mark("ranked")
     logged = Logged(snapshot, read, chosen, retrieved, ranked, shown)
     recommendation_id = impression_log(asker, logged, latency_ms=clock.ms("start", "ranked")) if record else None
+    if recommendation_id is not None and chosen.assignment.shadows:
+        shadow_schedule(shadow_job(recommendation_id, logged, asker.k, state))
     tools = answer_tools(snapshot, retrieved.candidates, ranked, shown, explain=explain)
     clock.mark("finished")
     return _result(recommendation_id, snapshot, chosen, ranked, tools, clock)
@@ -242,6 +246,21 @@ def impression_log(asker: Asker, logged: Logged, *, latency_ms: float) -> uuid.U
         latency_ms=latency_ms,
         shown=logged.shown,
     ).pk
+
+
+def shadow_job(recommendation_id: uuid.UUID, logged: Logged, k: int, state: LearnedState | None) -> ShadowJob:
+    """The shadows rank the same candidates and features as the served policy."""
+    return ShadowJob(
+        recommendation_id=recommendation_id,
+        experiment_key=logged.chosen.assignment.experiment_key,
+        shadows=logged.chosen.assignment.shadows,
+        features=logged.ranked.features,
+        retrieval_scores=logged.retrieved.candidates.fused,
+        tool_ids=logged.retrieved.tool_ids,
+        served_order=logged.ranked.slate.order,
+        k=k,
+        learned=state,
+    )
 
 
 def _reason(candidates: Candidates, i: int, features: FloatArray, explored: bool) -> str:

@@ -166,6 +166,7 @@ def test_the_admin_refuses_a_bad_variant_policy(admin_client: Client) -> None:
             "variants-0-policy": '{"name": "bandit", "alpah": 1}',
             "variants-0-weight": "1",
             "variants-0-is_control": "on",
+            "variants-0-role": "live",
             "events-TOTAL_FORMS": "0",
             "events-INITIAL_FORMS": "0",
         },

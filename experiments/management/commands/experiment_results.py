@@ -64,4 +64,25 @@ class Command(BaseCommand):
         w("SRM: MISMATCH" if srm["mismatch"] else "SRM: ok")
         for name, reasons in body["breaches"].items():
             w(f"guardrail on {name}: {'; '.join(reasons)}")
+        for s in body["shadows"]:
+            w(_shadow_line(s))
         w(body["verdict_text"])
+
+
+def _shadow_line(s: dict[str, Any]) -> str:
+    if not s.get("served_uses"):
+        return f"shadow {s['variant']}: {s['recommendations']} slates, no uses yet"
+    line = (
+        f"shadow {s['variant']}: {s['recommendations']} slates; {s['uses_in_shadow_slate']} of {s['served_uses']} uses "
+        f"({_pct(s['share_of_uses_in_shadow_slate']).strip()}%) were in its slate, mean rank "
+        f"{s['mean_rank_of_used_in_shadow'] or 0:.2f}"
+    )
+    snips_estimate = s.get("snips_uses_per_recommendation")
+    if snips_estimate and snips_estimate["value"] is not None:
+        line += (
+            f"; uses per recommendation served {s['served_uses_per_recommendation']:.3f}, shadow (SNIPS) "
+            f"{snips_estimate['value']:.3f} [{snips_estimate['ci_low']:.3f}, {snips_estimate['ci_high']:.3f}]"
+        )
+        if s.get("deterministic_log"):
+            line += " (the served policy did not explore: the estimate only sees tools it showed)"
+    return line
