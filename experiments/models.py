@@ -8,6 +8,10 @@ class Experiment(models.Model):
         USER = "user"
         CONVERSATION = "conversation"
 
+    class Allocation(models.TextChoices):
+        FIXED = "fixed"  # the variants' weights (or the ramp) split the units
+        THOMPSON = "thompson"  # shares follow Thompson sampling on the variants' hit rates
+
     class Status(models.TextChoices):
         DRAFT = "draft"
         RUNNING = "running"
@@ -28,6 +32,8 @@ class Experiment(models.Model):
     # Guardrails (experiments.analysis.Guardrails): tau, alpha, max_p99_ms, min_units, metrics;
     # the keys left out take the defaults.
     guardrails = models.JSONField(default=dict, blank=True)
+    allocation = models.CharField(max_length=10, choices=Allocation.choices, default=Allocation.FIXED)
+    min_share = models.FloatField(default=0.1, help_text="Thompson allocation: the least share of any live variant.")
     # Ramp: the treatment's share of the experiment's units, step by step, e.g.
     # [{"share": 0.01, "min_minutes": 60, "min_units": 200}, {"share": 0.1, ...}, {"share": 0.5, ...}].
     # Empty: the variants' weights hold. Celery beat advances it (experiments.tasks).
@@ -140,4 +146,24 @@ class ShadowSlate(models.Model):
         indexes = [
             # Shadow results read one experiment's variant.
             models.Index(fields=["experiment_key", "variant"], name="shadow_experiment_variant"),
+        ]
+
+
+class ExperimentUnit(models.Model):
+    """A unit's variant in a bandit-allocated experiment, kept from its first request on
+    (shares change as the bandit learns; a unit must not change variant with them), with the
+    probability it had of landing there: results weight units by its inverse."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    unit_id = models.CharField(max_length=200)
+    variant = models.CharField(max_length=100)
+    probability = models.FloatField()
+    shares = models.JSONField()  # every live variant's share when this unit was assigned
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # The request path reads a unit's variant by this key, and a concurrent first request
+            # of the same unit loses the insert race instead of assigning it twice.
+            models.UniqueConstraint(fields=["experiment", "unit_id"], name="experiment_unit_unique"),
         ]

@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from experiments.analysis import Analysis, Guardrails, VariantData, analyse
-from experiments.models import Experiment, Variant
+from experiments.models import Experiment, ExperimentUnit, Variant
 from experiments.selectors import EXCLUDED
 from experiments.shadow_results import shadow_results
 from feedback.models import Impression, Recommendation, UsageEvent
@@ -80,24 +80,51 @@ def log_rows(experiment: Experiment, *, since: datetime | None, until: datetime)
     )
 
 
-def _per_unit(rows: LogRows, mask: np.ndarray, name: str, is_control: bool, weight: float) -> VariantData:
+@dataclass(frozen=True)
+class StickyUnits:
+    """Bandit allocation: each unit's probability of its variant, and the shares it was placed with."""
+
+    probability: dict[str, float]
+    shares: dict[str, dict[str, float]]
+
+
+def _per_unit(
+    rows: LogRows, mask: np.ndarray, name: str, is_control: bool, weight: float, sticky: StickyUnits | None
+) -> VariantData:
     units, index = np.unique(rows.unit[mask].astype(str), return_inverse=True)
     count = len(units)
+    # Units placed while the bandit favoured this variant were likelier to land here: weighting
+    # each by 1 / its probability (normalised to mean 1 in the arm) undoes the drift of shares
+    # over time (inverse probability weighting, Hajek form).
+    w = np.ones(count)
+    if sticky is not None and count:
+        w = 1.0 / np.asarray([sticky.probability.get(u, 1.0) for u in units])
+        w = w / w.mean()
 
     def per_unit(values: np.ndarray) -> np.ndarray:
-        return np.bincount(index, weights=values[mask], minlength=count).astype(np.float64)
+        return np.asarray(np.bincount(index, weights=values[mask], minlength=count), dtype=np.float64) * w
 
     return VariantData(
         name=name,
         is_control=is_control,
         weight=weight,
-        recommendations=np.bincount(index, minlength=count).astype(np.float64),
+        recommendations=per_unit(np.ones(rows.unit.shape[0])),
         hits=per_unit((rows.uses > 0).astype(np.float64)),
         shown=per_unit(rows.shown),
         uses=per_unit(rows.uses),
         reward=per_unit(rows.reward),
         latencies_ms=rows.latency_ms[mask],
     )
+
+
+def sticky_units(experiment: Experiment) -> StickyUnits | None:
+    if experiment.allocation != Experiment.Allocation.THOMPSON:
+        return None
+    rows = ExperimentUnit.objects.filter(experiment=experiment).values_list("unit_id", "probability", "shares")
+    probability, shares = {}, {}
+    for unit_id, p, s in rows:
+        probability[unit_id], shares[unit_id] = p, s
+    return StickyUnits(probability, shares)
 
 
 def guardrails_of(experiment: Experiment) -> Guardrails:
@@ -111,7 +138,16 @@ def guardrails_of(experiment: Experiment) -> Guardrails:
 def analyse_rows(experiment: Experiment, rows: LogRows, cutoff: float | None = None) -> Analysis:
     variants = list(experiment.variants.filter(role=Variant.Role.LIVE))
     upto = np.ones(rows.created.shape, dtype=bool) if cutoff is None else rows.created <= cutoff
-    data = [_per_unit(rows, upto & (rows.variant == v.name), v.name, v.is_control, v.weight) for v in variants]
+    sticky = sticky_units(experiment)
+    expected = {v.name: float(v.weight) for v in variants}
+    if sticky is not None:
+        # SRM under changing shares: each unit was expected in a variant with the share it was placed with
+        seen = set(rows.unit[upto].astype(str))
+        expected = {v.name: sum(sticky.shares.get(u, {}).get(v.name, 0.0) for u in seen) or 1e-9 for v in variants}
+    data = [
+        _per_unit(rows, upto & (rows.variant == v.name), v.name, v.is_control, expected[v.name], sticky)
+        for v in variants
+    ]
     return analyse(data, guardrails_of(experiment))
 
 

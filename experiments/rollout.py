@@ -9,13 +9,15 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
 from experiments import selectors
-from experiments.models import Experiment, ExperimentLook
+from experiments.models import Experiment, ExperimentLook, Variant
 from experiments.results import experiment_results, results_json
-from experiments.services import experiment_event_record, experiment_stop, variant_shares_set
+from experiments.services import WEIGHT_SCALE, experiment_event_record, experiment_stop, variant_shares_set
+from experiments.stats import thompson_shares
 
 log = logging.getLogger(__name__)
 AUTOMATIC = "automatic"
@@ -93,7 +95,46 @@ def experiment_watch(*, experiment_id: int) -> str:
     look = experiment_look_record(experiment=experiment)
     if guardrails_apply(experiment=experiment, look=look):
         return "stopped"
+    if experiment.allocation == Experiment.Allocation.THOMPSON:
+        return "allocated" if allocation_update(experiment=experiment, look=look) else "watched"
     return "ramped" if ramp_advance(experiment=experiment, look=look) else "watched"
+
+
+SHARE_CHANGE = 0.01  # smaller moves of the bandit's shares are not worth a write and an event
+
+
+@transaction.atomic
+def allocation_update(*, experiment: Experiment, look: ExperimentLook, rng: np.random.Generator | None = None) -> bool:
+    """Thompson allocation: the live variants' shares become their probability of having the
+    best hit rate (floored at min_share). Units already placed keep their variant."""
+    rows = {v["name"]: v for v in look.results["variants"]}
+    variants = list(experiment.variants.filter(role=Variant.Role.LIVE).order_by("id"))
+    hits = [
+        (rows[v.name]["hit_rate"] or 0) * rows[v.name]["recommendations"] if v.name in rows else 0 for v in variants
+    ]
+    trials = [rows[v.name]["recommendations"] if v.name in rows else 0 for v in variants]
+    shares = thompson_shares(
+        np.nan_to_num(np.asarray(hits, dtype=np.float64)),
+        trials,
+        min_share=experiment.min_share,
+        rng=rng or np.random.default_rng(),
+    )
+    total = sum(v.weight for v in variants) or 1
+    if max(abs(float(s) - v.weight / total) for s, v in zip(shares, variants)) < SHARE_CHANGE:
+        return False
+    for share, v in zip(shares, variants):
+        v.weight = max(1, round(float(share) * WEIGHT_SCALE))
+    Variant.objects.bulk_update(variants, ["weight"])
+    new = {v.name: round(float(s), 4) for s, v in zip(shares, variants)}
+    experiment_event_record(
+        experiment=experiment,
+        action="allocated",
+        actor=AUTOMATIC,
+        reason="Thompson sampling on hit rate: shares " + ", ".join(f"{n} {s:.0%}" for n, s in new.items()),
+        details={"shares": new, "recommendations": dict(zip([v.name for v in variants], trials))},
+    )
+    transaction.on_commit(selectors.reset_cache)
+    return True
 
 
 def experiments_watch() -> dict[str, str]:

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
 from experiments.hashing import assign_variant, in_traffic
-from experiments.models import Experiment, PolicyVersion, Variant
+from experiments.models import Experiment, ExperimentUnit, PolicyVersion, Variant
 
 EXCLUDED = "excluded"  # the variant of a request an experiment could not place (no unit id)
 DEFAULT = "default"
@@ -29,6 +30,8 @@ class RunningExperiment:
     unit: str
     traffic: tuple[float, float]
     variants: tuple[RunningVariant, ...]
+    id: int = 0
+    sticky: bool = False  # bandit allocation: a unit keeps its first variant (ExperimentUnit)
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ def _read_serving_config() -> ServingConfig:
         )
         if any(not v.shadow for v in variants):
             traffic = (experiment.traffic_start, experiment.traffic_end)
-            running.append(RunningExperiment(experiment.key, experiment.unit, traffic, variants))
+            sticky = experiment.allocation == Experiment.Allocation.THOMPSON
+            running.append(RunningExperiment(experiment.key, experiment.unit, traffic, variants, experiment.pk, sticky))
     current = PolicyVersion.objects.order_by("-version").first()
     if current is None:
         return ServingConfig(tuple(running), None, 0)
@@ -88,6 +92,7 @@ def serving_config() -> ServingConfig:
 def reset_cache() -> None:
     global _cache
     _cache = (0.0, None)
+    _sticky_seen.clear()
 
 
 def default_policy() -> dict[str, Any]:
@@ -108,7 +113,11 @@ def assignment_for(*, user_id: str, conversation_id: str) -> Assignment:
         if not in_traffic(unit_id, *experiment.traffic):
             continue
         live = [(v.name, v.weight) for v in experiment.variants if not v.shadow]
-        name = assign_variant(experiment.key, unit_id, live)
+        name = (
+            sticky_variant(experiment, unit_id, live)
+            if experiment.sticky
+            else assign_variant(experiment.key, unit_id, live)
+        )
         variant = next(v for v in experiment.variants if v.name == name)
         return Assignment(experiment.key, name, variant.policy or None, _shadows(experiment))
     if excluded_from:
@@ -117,6 +126,43 @@ def assignment_for(*, user_id: str, conversation_id: str) -> Assignment:
         experiment = next(e for e in serving_config().experiments if e.key == excluded_from)
         return Assignment(excluded_from, EXCLUDED, None, _shadows(experiment))
     return Assignment("", DEFAULT, None)
+
+
+_sticky_seen: OrderedDict[tuple[int, str], str] = OrderedDict()
+STICKY_CACHE_SIZE = 100_000  # a unit's variant never changes, so a process may remember it
+
+
+def sticky_variant(experiment: RunningExperiment, unit_id: str, live: list[tuple[str, int]]) -> str:
+    """The unit's variant from its first request on; a new unit is placed by hash with the
+    current shares and stored with its probability (a concurrent first request of the same
+    unit loses the insert and reads the winner's variant)."""
+    cache_key = (experiment.id, unit_id)
+    known = _sticky_seen.get(cache_key)
+    if known is None:
+        rows = ExperimentUnit.objects.filter(experiment_id=experiment.id, unit_id=unit_id)
+        known = rows.values_list("variant", flat=True).first()
+        if known is None:
+            total = sum(w for _, w in live)
+            name = assign_variant(experiment.key, unit_id, live)
+            shares = {n: w / total for n, w in live}
+            ExperimentUnit.objects.bulk_create(
+                [
+                    ExperimentUnit(
+                        experiment_id=experiment.id,
+                        unit_id=unit_id,
+                        variant=name,
+                        probability=shares[name],
+                        shares=shares,
+                    )
+                ],
+                ignore_conflicts=True,
+            )
+            known = rows.values_list("variant", flat=True).first() or name
+        with _lock:
+            _sticky_seen[cache_key] = known
+            if len(_sticky_seen) > STICKY_CACHE_SIZE:
+                _sticky_seen.popitem(last=False)
+    return known
 
 
 def _shadows(experiment: RunningExperiment) -> tuple[tuple[str, dict[str, Any]], ...]:

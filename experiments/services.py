@@ -92,6 +92,7 @@ def experiment_create(
     checked = variants_check(variants)
     if "ramp" in fields:
         fields["ramp"] = ramp_check(fields["ramp"])
+    _allocation_check(fields, live=sum(v.role == Variant.Role.LIVE for v in checked))
     experiment = Experiment.objects.create(
         key=key, name=name or key, unit=unit, traffic_start=traffic[0], traffic_end=traffic[1], **fields
     )
@@ -146,6 +147,18 @@ def ramp_check(ramp: Any) -> list[dict[str, Any]]:
     if shares != sorted(shares) or len(set(shares)) != len(shares):
         raise ToolrecError(f"ramp: shares must rise step by step, got {shares}")
     return [dict(s) for s in ramp]
+
+
+def _allocation_check(fields: dict[str, Any], *, live: int) -> None:
+    allocation = fields.get("allocation", Experiment.Allocation.FIXED)
+    if allocation not in Experiment.Allocation.values:
+        raise ToolrecError(f"allocation: must be one of {Experiment.Allocation.values}, not {allocation!r}")
+    if allocation == Experiment.Allocation.THOMPSON:
+        if fields.get("ramp"):
+            raise ToolrecError("ramp: a bandit-allocated experiment sets its shares itself; leave the ramp empty")
+        min_share = fields.get("min_share", 0.1)
+        if not isinstance(min_share, int | float) or not 0 <= min_share * live <= 1:
+            raise ToolrecError(f"min_share: must be in [0, 1/{live}] for {live} live variants, got {min_share!r}")
 
 
 def _lock_experiments() -> None:

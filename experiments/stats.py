@@ -174,3 +174,25 @@ def units_needed(unit_variance: float, effect: float, tau: float, alpha: float =
             return n
         n = int(n * 1.25) + 1
     return n
+
+
+def thompson_shares(
+    successes: npt.ArrayLike, trials: npt.ArrayLike, *, min_share: float, rng: np.random.Generator, draws: int = 10_000
+) -> Array:
+    """Traffic shares for bandit allocation: each arm's probability of having the best rate
+    under Beta(1 + successes, 1 + failures) posteriors (Monte Carlo), then floored so that every
+    arm keeps `min_share`: share = min_share + (1 - arms * min_share) * P(best).
+
+    Our own Beta-Bernoulli rather than contextualbandits: there is no context here (the arms
+    are whole policies), and allocation needs each arm's probability of being best, not one
+    chosen arm per call; it is a few lines of numpy."""
+    s = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    arms = s.shape[0]
+    if arms == 0:
+        return np.zeros(0)
+    if not 0 <= min_share * arms <= 1:
+        raise ValueError(f"min_share {min_share} is impossible with {arms} arms")
+    samples = rng.beta(1 + s, 1 + np.maximum(n - s, 0), size=(draws, arms))
+    best = np.bincount(np.argmax(samples, axis=1), minlength=arms) / draws
+    return np.asarray(min_share + (1 - arms * min_share) * best, dtype=np.float64)

@@ -141,3 +141,17 @@ def test_arms_without_spread_give_exact_answers_not_nan() -> None:
     assert float(diff.cs_low) == float(diff.cs_high) == -1.0 and float(diff.always_valid_p) == 0.0
     same = difference(ones, ones, tau=0.03)
     assert float(same.always_valid_p) == 1.0 and float(same.cs_high) == 0.0
+
+
+def test_thompson_shares_favour_the_better_arm_and_keep_the_floor() -> None:
+    from experiments.stats import thompson_shares
+
+    rng = np.random.default_rng(8)
+    shares = thompson_shares([100, 300], [1000, 1000], min_share=0.1, rng=rng)
+    assert shares.sum() == pytest.approx(1.0) and shares[0] == pytest.approx(0.1) and shares[1] == pytest.approx(0.9)
+    even = thompson_shares([0, 0, 0], [0, 0, 0], min_share=0.1, rng=rng)
+    assert np.allclose(even, 1 / 3, atol=0.02)
+    close = thompson_shares([500, 510], [1000, 1000], min_share=0.05, rng=rng)
+    assert 0.2 < close[0] < 0.5 < close[1]
+    with pytest.raises(ValueError):
+        thompson_shares([1, 2, 3], [5, 5, 5], min_share=0.4, rng=rng)
