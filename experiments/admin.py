@@ -85,12 +85,43 @@ def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
             modeladmin.message_user(request, f"{experiment.key}: {exc.message}", level=messages.ERROR)
 
 
+class ExperimentForm(forms.ModelForm):
+    """The ramp, guardrails and allocation are checked by the services' checks, field by field."""
+
+    class Meta:
+        model = Experiment
+        fields = (
+            "key",
+            "name",
+            "unit",
+            "traffic_start",
+            "traffic_end",
+            "allocation",
+            "min_share",
+            "ramp",
+            "guardrails",
+        )
+
+    def clean_ramp(self) -> Any:
+        try:
+            return services.ramp_check(self.cleaned_data.get("ramp"))
+        except ToolrecError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+    def clean_guardrails(self) -> Any:
+        try:
+            return services.guardrails_check(self.cleaned_data.get("guardrails"))
+        except ToolrecError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
+    form = ExperimentForm
     list_display = ("key", "name", "unit", "status", "traffic_start", "traffic_end", "started_at", "stopped_at")
     list_filter = ("status", "unit")
     search_fields = ("key", "name")
-    readonly_fields = ("status", "started_at", "stopped_at", "stop_reason")
+    readonly_fields = ("status", "started_at", "stopped_at", "stop_reason", "ramp_step", "step_started_at")
     inlines = [VariantInline, ExperimentEventInline]
     actions = ["start", "stop", "promote_treatment"]
 

@@ -92,6 +92,8 @@ def experiment_create(
     checked = variants_check(variants)
     if "ramp" in fields:
         fields["ramp"] = ramp_check(fields["ramp"])
+    if "guardrails" in fields:
+        fields["guardrails"] = guardrails_check(fields["guardrails"])
     _allocation_check(fields, live=sum(v.role == Variant.Role.LIVE for v in checked))
     experiment = Experiment.objects.create(
         key=key, name=name or key, unit=unit, traffic_start=traffic[0], traffic_end=traffic[1], **fields
@@ -149,6 +151,29 @@ def ramp_check(ramp: Any) -> list[dict[str, Any]]:
     return [dict(s) for s in ramp]
 
 
+GUARDRAIL_NUMBERS = ("tau", "alpha", "max_p99_ms", "min_units")
+GUARDRAIL_METRICS = ("hit_rate", "usage_rate", "mean_reward")
+
+
+def guardrails_check(guardrails: Any) -> dict[str, Any]:
+    """{"tau", "alpha", "max_p99_ms", "min_units", "metrics"}: each optional, each checked by name."""
+    if not guardrails:
+        return {}
+    if not isinstance(guardrails, dict):
+        raise ToolrecError('guardrails: must be an object such as {"max_p99_ms": 300}')
+    for name, value in guardrails.items():
+        if name == "metrics":
+            if not isinstance(value, list) or any(m not in GUARDRAIL_METRICS for m in value):
+                raise ToolrecError(f"guardrails.metrics: a list of {GUARDRAIL_METRICS}, got {value!r}")
+        elif name not in GUARDRAIL_NUMBERS:
+            raise ToolrecError(f"guardrails.{name}: unknown field (known: {', '.join(GUARDRAIL_NUMBERS)}, metrics)")
+        elif not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise ToolrecError(f"guardrails.{name}: must be a number >= 0, got {value!r}")
+        elif name in ("tau", "alpha") and not 0 < value < 1:
+            raise ToolrecError(f"guardrails.{name}: must be in (0, 1), got {value!r}")
+    return dict(guardrails)
+
+
 def _allocation_check(fields: dict[str, Any], *, live: int) -> None:
     allocation = fields.get("allocation", Experiment.Allocation.FIXED)
     if allocation not in Experiment.Allocation.values:
@@ -177,6 +202,11 @@ def experiment_start(*, experiment: Experiment, actor: str) -> Experiment:
     stored = list(experiment.variants.all())
     variants_check([VariantSpec(v.name, v.policy, v.weight, v.is_control, v.role) for v in stored])
     ramp_check(experiment.ramp)
+    guardrails_check(experiment.guardrails)
+    _allocation_check(
+        {"allocation": experiment.allocation, "ramp": experiment.ramp, "min_share": experiment.min_share},
+        live=sum(v.role == Variant.Role.LIVE for v in stored),
+    )
     if sum(v.is_control for v in stored if v.role == Variant.Role.LIVE) != 1:
         raise ToolrecError("variants: mark exactly one variant as the control before starting")
     mine = (experiment.traffic_start, experiment.traffic_end)

@@ -154,3 +154,33 @@ def test_staff_without_the_permission_cannot_act(client: Client) -> None:
     assert client.get("/dashboard/experiments/e/").status_code == 200
     assert client.post("/dashboard/experiments/e/", {"action": "stop"}).status_code == 403
     assert Experiment.objects.get(key="e").status == "draft"
+
+
+@pytest.mark.django_db
+def test_bad_guardrails_are_refused_naming_the_field(admin_client: Client) -> None:
+    from toolrec_site.errors import ToolrecError
+
+    with pytest.raises(ToolrecError, match=r"guardrails\.max_p99: unknown field"):
+        experiment_create(key="e", variants=AB, actor="t", guardrails={"max_p99": 300})
+    with pytest.raises(ToolrecError, match=r"guardrails\.tau"):
+        experiment_create(key="e", variants=AB, actor="t", guardrails={"tau": 3})
+    response = admin_client.post(
+        "/admin/experiments/experiment/add/",
+        {
+            "key": "e",
+            "name": "E",
+            "unit": "user",
+            "traffic_start": "0",
+            "traffic_end": "1",
+            "allocation": "fixed",
+            "min_share": "0.1",
+            "ramp": '[{"share": 0.5}, {"share": 0.2}]',
+            "guardrails": "{}",
+            "variants-TOTAL_FORMS": "0",
+            "variants-INITIAL_FORMS": "0",
+            "events-TOTAL_FORMS": "0",
+            "events-INITIAL_FORMS": "0",
+        },
+    )
+    assert "ramp: shares must rise step by step" in response.content.decode()
+    assert not Experiment.objects.exists()
