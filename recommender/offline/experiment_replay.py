@@ -36,7 +36,7 @@ class ExperimentPlan:
     ramp: list[dict[str, Any]] | None = None
     guardrails: dict[str, Any] | None = None
     watch_every: int = 500
-    drop: tuple[str, float] | None = None  # (variant, share of its users whose log is lost)
+    drop: tuple[str, list[float]] | None = None  # (variant, rising shares of its users whose log is lost)
 
 
 def replay_experiment(scenario: Scenario, plan: ExperimentPlan) -> dict[str, Any]:
@@ -97,13 +97,13 @@ def replay_experiment(scenario: Scenario, plan: ExperimentPlan) -> dict[str, Any
         "results": results_json(experiment_results(experiment)),
     }
     if plan.drop is not None:
-        report["dropped"] = _drop_users(experiment, *plan.drop, seed=scenario.seed)
-        report["results_after_drop"] = results_json(experiment_results(experiment))
+        report["drops"] = _drop_users(experiment, *plan.drop, seed=scenario.seed)
     return report
 
 
-def _drop_users(experiment: Experiment, variant: str, share: float, *, seed: int) -> dict[str, Any]:
-    """Delete the whole log of `share` of the variant's users (as a client losing its logs)."""
+def _drop_users(experiment: Experiment, variant: str, shares: list[float], *, seed: int) -> list[dict[str, Any]]:
+    """Delete the whole log of a share of the variant's users (as a client losing its logs),
+    share after rising share (the same users first), with the results read after each."""
     users = sorted(
         set(
             Recommendation.objects.filter(experiment_key=experiment.key, variant=variant).values_list(
@@ -111,9 +111,14 @@ def _drop_users(experiment: Experiment, variant: str, share: float, *, seed: int
             )
         )
     )
-    lost = random.Random(seed).sample(users, round(share * len(users)))
-    deleted, _ = Recommendation.objects.filter(experiment_key=experiment.key, user_id__in=lost).delete()
-    return {"variant": variant, "share": share, "users": len(lost), "of_users": len(users), "rows_deleted": deleted}
+    order = random.Random(seed).sample(users, len(users))
+    out = []
+    for share in sorted(shares):
+        lost = order[: round(share * len(users))]
+        Recommendation.objects.filter(experiment_key=experiment.key, user_id__in=lost).delete()
+        results = results_json(experiment_results(experiment))
+        out.append({"variant": variant, "share": share, "users": len(lost), "of_users": len(users), "results": results})
+    return out
 
 
 def print_experiment_report(write: Any, report: dict[str, Any]) -> None:
@@ -121,25 +126,25 @@ def print_experiment_report(write: Any, report: dict[str, Any]) -> None:
     write(f"\nexperiment {report['experiment']}: {size}")
     for event in report["events"]:
         write(f"  {event['action']:<10} by {event['actor']:<10} {event['reason']}")
-    for label in ("results", "results_after_drop"):
-        body = report.get(label)
-        if body is None:
-            continue
-        if label == "results_after_drop":
-            d = report["dropped"]
-            write(f"after losing the log of {d['users']} of {d['of_users']} {d['variant']} users ({d['share']:.0%}):")
-        for v in body["variants"]:
+    _print_results(write, report["results"])
+    for d in report.get("drops", []):
+        write(f"after losing the log of {d['users']} of {d['of_users']} {d['variant']} users ({d['share']:.0%}):")
+        _print_results(write, d["results"])
+
+
+def _print_results(write: Any, body: dict[str, Any]) -> None:
+    for v in body["variants"]:
+        write(
+            f"  {v['name']:<12} units {v['units']:>6} recs {v['recommendations']:>6} "
+            f"hit {100 * (v['hit_rate'] or 0):5.1f}% usage {100 * (v['usage_rate'] or 0):5.1f}%"
+        )
+    for c in body["comparisons"]:
+        if c["metric"] == "hit_rate" and c["ci"][0] is not None:
             write(
-                f"  {v['name']:<12} units {v['units']:>6} recs {v['recommendations']:>6} "
-                f"hit {100 * (v['hit_rate'] or 0):5.1f}% usage {100 * (v['usage_rate'] or 0):5.1f}%"
+                f"  hit rate {c['variant']} - control: {100 * c['delta']:+.1f} points, 95% CI "
+                f"[{100 * c['ci'][0]:+.1f}, {100 * c['ci'][1]:+.1f}], always-valid "
+                f"[{100 * c['cs'][0]:+.1f}, {100 * c['cs'][1]:+.1f}]"
             )
-        for c in body["comparisons"]:
-            if c["metric"] == "hit_rate" and c["ci"][0] is not None:
-                write(
-                    f"  hit rate {c['variant']} - control: {100 * c['delta']:+.1f} points, 95% CI "
-                    f"[{100 * c['ci'][0]:+.1f}, {100 * c['ci'][1]:+.1f}], always-valid "
-                    f"[{100 * c['cs'][0]:+.1f}, {100 * c['cs'][1]:+.1f}]"
-                )
-        srm = body["srm"]
-        write(f"  SRM: {'MISMATCH' if srm['mismatch'] else 'ok'} (units {srm['counts']}, p = {srm['p_value']:.2g})")
-        write(f"  {body['verdict_text']}")
+    srm = body["srm"]
+    write(f"  SRM: {'MISMATCH' if srm['mismatch'] else 'ok'} (units {srm['counts']}, p = {srm['p_value']:.2g})")
+    write(f"  {body['verdict_text']}")

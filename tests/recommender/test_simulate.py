@@ -186,8 +186,9 @@ def test_an_experiment_replay_measures_the_lift_and_a_lost_log_is_an_srm(tmp_pat
     hit = next(c for c in results["comparisons"] if c["metric"] == "hit_rate")
     assert hit["ci"][0] > 0  # the learner's lift, at the unit level
     assert results["srm"]["mismatch"] is False and report["status"] == "running"
-    assert report["results_after_drop"]["srm"]["mismatch"] is True
-    assert report["results_after_drop"]["verdict"] == "stop"
+    (drop,) = report["drops"]
+    assert drop["share"] == 0.4 and drop["results"]["srm"]["mismatch"] is True
+    assert drop["results"]["verdict"] == "stop"
 
 
 @pytest.mark.django_db

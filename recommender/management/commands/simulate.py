@@ -215,8 +215,8 @@ class Command(BaseCommand):
             guardrails = json.loads(options["guardrails"])
             drop = None
             if options["drop"]:
-                variant, share = options["drop"].split(":")
-                drop = (variant, float(share))
+                variant, dropped = options["drop"].split(":")
+                drop = (variant, [float(x) for x in dropped.split(",")])
         except ValueError as exc:
             raise CommandError(f"--ramp, --guardrails or --drop: {exc}") from exc
         ramp = [{"share": x, "min_minutes": 0, "min_units": options["ramp_min_units"]} for x in shares]
