@@ -180,10 +180,10 @@ class Command(BaseCommand):
             if options["experiment"]:
                 report = replay_experiment(scenario, self._plan(options, policies))
                 print_experiment_report(self.stdout.write, report)
+                self._write(options, report)  # before the throwaway database is dropped
             else:
                 runs = [simulate_policy(scenario, name, config) for name, config in policies.items()]
         if options["experiment"]:
-            self._write(options, report)
             return
         report = {
             "tools": len(scenario.specs),
