@@ -32,6 +32,7 @@ REBUILD_INDEX = "recommender.indexing.rebuild_index"
 LEARN_FROM_FEEDBACK = "recommender.learning.learn_from_feedback"
 PUBLISH_TOOL_STATS = "recommender.learning.publish_tool_stats"
 TRAIN_RANKER = "recommender.learning.train_ranker"
+WATCH_EXPERIMENTS = "experiments.watch"
 
 REBUILD_PENDING_KEY = "toolrec:rebuild-pending"
 LEARN_PENDING_KEY = "toolrec:learn-pending"
@@ -44,6 +45,8 @@ PERIODIC_TASKS: dict[str, tuple[str, int]] = {
     "rebuild-index-if-stale": (REBUILD_INDEX, 15 * 60),
     "learn-from-feedback": (LEARN_FROM_FEEDBACK, 5),
     "train-ranker": (TRAIN_RANKER, 6 * 3600),
+    # Looks, guardrails and ramps of running experiments: a guardrail acts within a minute.
+    "watch-experiments": (WATCH_EXPERIMENTS, 60),
 }
 
 
