@@ -30,6 +30,8 @@ from recommender.serving.candidates import embed_queries, learned_candidates, re
 from recommender.serving.holders import learned, snapshots
 from recommender.serving.ranking import Ranked, policy_config, rank
 from recommender.serving.request_signals import request_signals_start
+from recommender.serving.token_budget import definition_tokens, fit_in_budget
+from recommender.serving.tool_formats import OutputShape, tool_entry
 from toolrec_site import metrics
 from toolrec_site.errors import ToolrecError, Unavailable
 
@@ -54,6 +56,8 @@ class RecommendationResult:
     tools: list[RecommendedTool]
     latency_ms: float
     timings_ms: dict[str, float]  # where the time went: embed, engine, store (see Server-Timing)
+    output: OutputShape = field(default_factory=OutputShape)
+    tool_tokens: int = 0  # what the tools' definitions cost in `output.format` (o200k_base)
 
 
 @dataclass
@@ -73,12 +77,14 @@ class _Clock:
 
 @dataclass(frozen=True)
 class Asker:
-    """Who asks: the key, the user and conversation it names, and how many tools it wants."""
+    """Who asks: the key, the user and conversation it names, how many tools it wants and in
+    which shape."""
 
     api_key: ApiKey
     user_id: str
     conversation_id: str
     k: int
+    output: OutputShape
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,7 @@ def recommendation_create(
     k: int | None = None,
     tool_filter: ToolFilter | None = None,
     explain: bool = False,
+    output: OutputShape | None = None,
     policy: dict[str, Any] | None = None,
     record: bool = True,
     rng: np.random.Generator | None = None,
@@ -116,10 +123,11 @@ def recommendation_create(
     """Recommend k tools for the conversation and log the impression.
 
     `policy` overrides the assigned variant's policy and `record=False` logs nothing (both for
-    offline replays such as `simulate`); `rng` makes exploration reproducible.
+    offline replays such as `simulate`); `rng` makes exploration reproducible. `output`: the
+    format of the definitions and the token budget they must fit (`OutputShape`).
     """
     clock = _Clock()
-    asker = Asker(api_key, user_id, conversation_id, k or settings.RECOMMEND_DEFAULT_K)
+    asker = Asker(api_key, user_id, conversation_id, k or settings.RECOMMEND_DEFAULT_K, output or OutputShape())
     snapshot = snapshots.get()
     if snapshot is None:
         raise Unavailable("No index has been built yet: import tools, then run `manage.py rebuild_index`.")
@@ -149,13 +157,14 @@ def recommendation_create(
         rng=rng or np.random.default_rng(),
         signals=signals,
     )
-    shown = shown_tools(ranked, retrieved.tool_ids)
+    fitted = slate_fit(snapshot, retrieved.candidates, ranked, asker.output)
+    shown = shown_tools(ranked, retrieved.tool_ids, fitted.positions)
     clock.mark("ranked")
     logged = Logged(snapshot, read, chosen, retrieved, ranked, shown)
     recommendation_id = impression_log(asker, logged, latency_ms=clock.ms("start", "ranked")) if record else None
-    tools = answer_tools(snapshot, retrieved.candidates, ranked, shown, explain=explain)
+    tools = answer_tools(snapshot, retrieved.candidates, ranked, shown, fitted.positions, explain=explain)
     clock.mark("finished")
-    return _result(recommendation_id, snapshot, chosen, ranked, tools, clock)
+    return _result(recommendation_id, snapshot, chosen, ranked, tools, clock, asker.output, fitted.tokens)
 
 
 def conversation_read(messages: list[dict[str, Any]], snapshot: LoadedSnapshot) -> ReadConversation:
@@ -194,17 +203,36 @@ def candidates_find(
     return Retrieved(vectors, candidates, snapshot.tool_ids[candidates.rows])
 
 
-def shown_tools(ranked: Ranked, tool_ids: IntArray) -> list[ShownTool]:
+@dataclass(frozen=True)
+class FittedSlate:
+    positions: list[int]  # positions in the policy's slate that the answer keeps
+    tokens: int  # what their definitions cost
+
+
+def slate_fit(snapshot: LoadedSnapshot, candidates: Candidates, ranked: Ranked, output: OutputShape) -> FittedSlate:
+    """The slate within the token budget, counted in the answer's format. Applied before the
+    impression is logged: only what the agent is shown counts as shown."""
+    order = ranked.slate.order
+    entries = [
+        tool_entry(snapshot.definitions[candidates.rows[i]], output.format, defer_loading=output.defer_loading)
+        for i in order
+    ]
+    costs = [definition_tokens(e) for e in entries]
+    positions = fit_in_budget(costs, output.max_tool_tokens)
+    return FittedSlate(positions, sum(costs[p] for p in positions))
+
+
+def shown_tools(ranked: Ranked, tool_ids: IntArray, positions: list[int]) -> list[ShownTool]:
     slate = ranked.slate
     return [
         ShownTool(
-            tool_id=int(tool_ids[i]),
-            rank=position + 1,
-            score=float(slate.scores[position]),
-            propensity=float(slate.propensities[position]),
-            features=tuple(float(x) for x in ranked.features[i]),
+            tool_id=int(tool_ids[slate.order[p]]),
+            rank=rank,
+            score=float(slate.scores[p]),
+            propensity=float(slate.propensities[p]),
+            features=tuple(float(x) for x in ranked.features[slate.order[p]]),
         )
-        for position, i in enumerate(slate.order)
+        for rank, p in enumerate(positions, start=1)
     ]
 
 
@@ -258,7 +286,13 @@ def _reason(candidates: Candidates, i: int, features: FloatArray, explored: bool
 
 
 def answer_tools(
-    snapshot: LoadedSnapshot, candidates: Candidates, ranked: Ranked, shown: list[ShownTool], *, explain: bool
+    snapshot: LoadedSnapshot,
+    candidates: Candidates,
+    ranked: Ranked,
+    shown: list[ShownTool],
+    positions: list[int],
+    *,
+    explain: bool,
 ) -> list[RecommendedTool]:
     slate = ranked.slate
     return [
@@ -270,7 +304,7 @@ def answer_tools(
             function=snapshot.definitions[candidates.rows[i]],
             reason=_reason(candidates, i, ranked.features[i], bool(slate.explored[p])) if explain else None,
         )
-        for p, (i, s) in enumerate(zip(slate.order, shown))
+        for p, i, s in ((p, slate.order[p], s) for p, s in zip(positions, shown))
     ]
 
 
@@ -281,6 +315,8 @@ def _result(
     ranked: Ranked,
     tools: list[RecommendedTool],
     clock: _Clock,
+    output: OutputShape,
+    tool_tokens: int,
 ) -> RecommendationResult:
     variant = chosen.assignment.variant
     latency = clock.ms("start", "finished") / 1000
@@ -294,6 +330,8 @@ def _result(
         snapshot_version=snapshot.version,
         tools=tools,
         latency_ms=latency * 1000,
+        output=output,
+        tool_tokens=tool_tokens,
         timings_ms={
             "prepare": clock.ms("start", "prepared"),
             "embed": clock.ms("prepared", "embedded"),
