@@ -109,6 +109,10 @@ class RecommendationResponseSerializer(serializers.Serializer):
     policy = serializers.CharField()
     snapshot_version = serializers.IntegerField()
     tools = RecommendedToolSerializer(many=True)
+    match = serializers.SerializerMethodField(
+        help_text="How likely the top tool is to be used: {label: good, weak or none, probability, basis: "
+        "retrieval (a prior on the top tool's similarity, before feedback) or feedback (fitted on the log)}."
+    )
     format = serializers.CharField(source="output.format")
     tool_tokens = serializers.IntegerField(help_text="What the definitions cost, in o200k_base tokens.")
     tool_choice = serializers.DictField(
@@ -120,6 +124,10 @@ class RecommendationResponseSerializer(serializers.Serializer):
         help_text="anthropic: tool_reference blocks, what a client-side tool search returns in its tool_result.",
     )
     latency_ms = serializers.FloatField()
+
+    def get_match(self, instance: Any) -> dict[str, Any]:
+        match = instance.match
+        return {"label": match.label, "probability": match.probability, "basis": match.basis}
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         data: dict[str, Any] = super().to_representation(instance)

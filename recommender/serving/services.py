@@ -22,13 +22,15 @@ from feedback.services import ShownTool, implicit_feedback_record, recommendatio
 from recommender.engine.candidate_log import candidate_log
 from recommender.engine.conversation import read_conversation
 from recommender.engine.features import FEATURE_INDEX
+from recommender.engine.match import Match
 from recommender.engine.memory import ContextMemory
 from recommender.engine.policy import PolicyConfig
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray, ToolFilter
 from recommender.indexing.snapshots import LoadedSnapshot
+from recommender.learning.state import LearnedState
 from recommender.serving.candidates import embed_queries, learned_candidates, retrieve, serving_memory
 from recommender.serving.holders import learned, snapshots
-from recommender.serving.ranking import Ranked, policy_config, rank
+from recommender.serving.ranking import Ranked, match_signal, policy_config, rank
 from recommender.serving.request_signals import request_signals_start
 from recommender.serving.token_budget import definition_tokens, fit_in_budget
 from recommender.serving.tool_formats import OutputShape, tool_entry
@@ -58,6 +60,7 @@ class RecommendationResult:
     timings_ms: dict[str, float]  # where the time went: embed, engine, store (see Server-Timing)
     output: OutputShape = field(default_factory=OutputShape)
     tool_tokens: int = 0  # what the tools' definitions cost in `output.format` (o200k_base)
+    match: Match = field(default_factory=lambda: Match("none", 0.0, "retrieval"))
 
 
 @dataclass
@@ -157,14 +160,14 @@ def recommendation_create(
         rng=rng or np.random.default_rng(),
         signals=signals,
     )
-    fitted = slate_fit(snapshot, retrieved.candidates, ranked, asker.output)
+    fitted = slate_fit(snapshot, retrieved.candidates, ranked, asker.output, match_of=state)
     shown = shown_tools(ranked, retrieved.tool_ids, fitted.positions)
     clock.mark("ranked")
     logged = Logged(snapshot, read, chosen, retrieved, ranked, shown)
     recommendation_id = impression_log(asker, logged, latency_ms=clock.ms("start", "ranked")) if record else None
     tools = answer_tools(snapshot, retrieved.candidates, ranked, shown, fitted.positions, explain=explain)
     clock.mark("finished")
-    return _result(recommendation_id, snapshot, chosen, ranked, tools, clock, asker.output, fitted.tokens)
+    return _result(recommendation_id, snapshot, chosen, ranked, tools, clock, asker.output, fitted)
 
 
 def conversation_read(messages: list[dict[str, Any]], snapshot: LoadedSnapshot) -> ReadConversation:
@@ -207,11 +210,20 @@ def candidates_find(
 class FittedSlate:
     positions: list[int]  # positions in the policy's slate that the answer keeps
     tokens: int  # what their definitions cost
+    match: Match  # how likely the first of them is to be used
 
 
-def slate_fit(snapshot: LoadedSnapshot, candidates: Candidates, ranked: Ranked, output: OutputShape) -> FittedSlate:
-    """The slate within the token budget, counted in the answer's format. Applied before the
-    impression is logged: only what the agent is shown counts as shown."""
+def slate_fit(
+    snapshot: LoadedSnapshot,
+    candidates: Candidates,
+    ranked: Ranked,
+    output: OutputShape,
+    *,
+    match_of: LearnedState | None,
+) -> FittedSlate:
+    """The slate within the token budget, counted in the answer's format, and the match signal
+    of what is kept. Applied before the impression is logged: only what the agent is shown
+    counts as shown. `match_of`: the learned state whose match model serves (None: the prior)."""
     order = ranked.slate.order
     entries = [
         tool_entry(snapshot.definitions[candidates.rows[i]], output.format, defer_loading=output.defer_loading)
@@ -219,7 +231,7 @@ def slate_fit(snapshot: LoadedSnapshot, candidates: Candidates, ranked: Ranked, 
     ]
     costs = [definition_tokens(e) for e in entries]
     positions = fit_in_budget(costs, output.max_tool_tokens)
-    return FittedSlate(positions, sum(costs[p] for p in positions))
+    return FittedSlate(positions, sum(costs[p] for p in positions), match_signal(ranked, positions, match_of))
 
 
 def shown_tools(ranked: Ranked, tool_ids: IntArray, positions: list[int]) -> list[ShownTool]:
@@ -316,7 +328,7 @@ def _result(
     tools: list[RecommendedTool],
     clock: _Clock,
     output: OutputShape,
-    tool_tokens: int,
+    fitted: FittedSlate,
 ) -> RecommendationResult:
     variant = chosen.assignment.variant
     latency = clock.ms("start", "finished") / 1000
@@ -331,7 +343,8 @@ def _result(
         tools=tools,
         latency_ms=latency * 1000,
         output=output,
-        tool_tokens=tool_tokens,
+        tool_tokens=fitted.tokens,
+        match=fitted.match,
         timings_ms={
             "prepare": clock.ms("start", "prepared"),
             "embed": clock.ms("prepared", "embedded"),
