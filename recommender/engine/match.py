@@ -18,11 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from recommender.engine.features import FEATURE_INDEX
-from recommender.engine.types import FloatArray
+
+# float32 rows come from serving, float64 ones from the log: both are accepted.
+Floats = npt.NDArray[np.floating[Any]]
 
 # Columns of the top tool's feature row that say something about a match; the last input
 # is the gap between the top tool's similarity and the next tool's.
@@ -69,7 +72,7 @@ class MatchModel:
     positives: int
     fitted_at: int  # recommendations learned when it was fitted
 
-    def probability(self, inputs: FloatArray) -> float:
+    def probability(self, inputs: Floats) -> float:
         logit = float(np.dot(np.asarray(self.coef), inputs)) + self.intercept
         raw = 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))
         return float(np.interp(raw, self.iso_x, self.iso_y))
@@ -102,7 +105,7 @@ class MatchModel:
         )
 
 
-def match_inputs(top: FloatArray, second: FloatArray | None) -> FloatArray:
+def match_inputs(top: Floats, second: Floats | None) -> Floats:
     """The model's inputs from the top tool's feature row and the next tool's (or None)."""
     gap = float(top[_DENSE] - second[_DENSE]) if second is not None else 1.0
     return np.append(np.asarray(top, dtype=np.float64)[_COLUMN_INDEX], gap)
@@ -117,13 +120,13 @@ def match_of(probability: float, basis: str, config: MatchConfig) -> Match:
     return Match(label, round(probability, 4), basis)
 
 
-def match_score(top: FloatArray, second: FloatArray | None, model: MatchModel | None, config: MatchConfig) -> Match:
+def match_score(top: Floats, second: Floats | None, model: MatchModel | None, config: MatchConfig) -> Match:
     if model is None:
         return match_of(prior_probability(float(top[_DENSE]), config), "retrieval", config)
     return match_of(model.probability(match_inputs(top, second)), "feedback", config)
 
 
-def fit_match_model(inputs: FloatArray, used: FloatArray, *, config: MatchConfig, fitted_at: int) -> MatchModel | None:
+def fit_match_model(inputs: Floats, used: Floats, *, config: MatchConfig, fitted_at: int) -> MatchModel | None:
     """Fit on (inputs of the top tool, was it used); None while there is too little of either."""
     positives = int(used.sum())
     if len(used) < config.min_samples or min(positives, len(used) - positives) < config.min_each:
@@ -142,7 +145,7 @@ def fit_match_model(inputs: FloatArray, used: FloatArray, *, config: MatchConfig
     )
 
 
-def expected_calibration_error(probabilities: FloatArray, outcomes: FloatArray, bins: int = 10) -> float:
+def expected_calibration_error(probabilities: Floats, outcomes: Floats, bins: int = 10) -> float:
     """Mean |predicted - observed| over equal-width probability bins, weighted by their size."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
