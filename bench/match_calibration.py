@@ -52,7 +52,7 @@ def _commit() -> str:
         return "unknown"
 
 
-def _reliability(probabilities: np.ndarray, outcomes: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+def _reliability(probabilities: np.ndarray, outcomes: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
     return [
