@@ -105,3 +105,21 @@ def test_a_rate_limited_request_succeeds_after_retry_after() -> None:
 
 
 MATCH = '{"label": "none", "probability": 0.0, "basis": "retrieval"}'
+
+
+def test_importing_the_client_does_not_import_litellm() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, toolrec_client; print('litellm' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env())
+    assert out.stdout.strip() == "False"
+
+
+def _env() -> dict[str, str]:
+    import os
+    from pathlib import Path
+
+    import toolrec_client
+
+    return {**os.environ, "PYTHONPATH": str(Path(toolrec_client.__file__).parent.parent)}
