@@ -46,7 +46,7 @@ def _encoding() -> Any:
         return tiktoken.get_encoding(ENCODING)
 
 
-@lru_cache(maxsize=20_000)  # a catalog's definitions repeat across answers
+@lru_cache(maxsize=4096)  # popular definitions repeat across answers; ~2 KB a key
 def text_tokens(text: str) -> int:
     return len(_encoding().encode(text, disallowed_special=()))
 
