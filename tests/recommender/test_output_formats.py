@@ -95,3 +95,23 @@ def test_token_counts_are_o200k_counts_of_the_compact_json() -> None:
     entry = {"name": "x", "description": "Get the weather", "inputSchema": {"type": "object"}}
     assert definition_tokens(entry) == text_tokens(json.dumps(entry, separators=(",", ":")))
     assert text_tokens("hello world") == 2  # o200k_base: "hello", " world"
+
+
+def test_a_pinned_tool_stays_in_the_answer_and_its_cost_comes_off_the_budget_first(indexed: None) -> None:
+    from access.services import api_key_create
+    from tests.access.conftest import client_for
+
+    api_key, raw = api_key_create(name="pinned agent")
+    api_key.pinned_tools = ["default/translate_text"]
+    api_key.save(update_fields=["pinned_tools", "updated_at"])
+    client = client_for(raw)
+    full = _ask(client, k=4, format="anthropic").json()
+    assert full["tools"][0]["name"] == "translate_text"
+    costs = [definition_tokens(t["definition"]) for t in full["tools"]]
+    budget = costs[0] + costs[1] + costs[2] - 1  # the pinned tool and one more fit, not two more
+    body = _ask(client, k=4, format="anthropic", max_tool_tokens=budget).json()
+    names = [t["name"] for t in body["tools"]]
+    assert names[0] == "translate_text" and body["tool_tokens"] <= budget
+    assert names[1] == full["tools"][1]["name"] and len(names) < 4
+    tiny = _ask(client, k=4, format="anthropic", max_tool_tokens=1).json()
+    assert [t["name"] for t in tiny["tools"]] == ["translate_text"]  # pinned: in every answer, whatever the budget
