@@ -18,12 +18,13 @@ class Match:
 @dataclass(frozen=True)
 class RecommendedTool:
     tool_id: int
-    name: str  # the catalog name
+    name: str  # the function name: unique in the catalog, what the model calls it by
     rank: int
     score: float
     function: dict[str, Any]  # the OpenAI Chat tools entry (always)
     definition: dict[str, Any]  # the entry in the requested format
     reason: str | None = None
+    key: str = ""  # "namespace/name" in the catalog
 
     @property
     def function_name(self) -> str:
@@ -61,6 +62,7 @@ class Recommendation:
                     function=t["function"],
                     definition=t.get("definition", t["function"]),
                     reason=t.get("reason"),
+                    key=str(t.get("key", "")),
                 )
                 for t in body.get("tools", [])
             ],
