@@ -257,6 +257,15 @@ RECOMMEND_POLICY = env_json(
 )
 LOG_CANDIDATES = env_int("LOG_CANDIDATES", 50, minimum=0)  # candidates logged per recommendation
 NEW_TOOL_SHOWS = env_int("NEW_TOOL_SHOWS", 20, minimum=0)  # a tool shown fewer times is "new"
+# The answer's `match` (recommender.engine.match): labels from the probability that the top
+# tool is used, and the retrieval-score prior served before there is feedback to fit on.
+MATCH_GOOD = env_float("MATCH_GOOD", 0.5, minimum=0.0)
+MATCH_WEAK = env_float("MATCH_WEAK", 0.2, minimum=0.0)
+MATCH_PRIOR_MIDPOINT = env_float("MATCH_PRIOR_MIDPOINT", 0.45)
+MATCH_PRIOR_SLOPE = env_float("MATCH_PRIOR_SLOPE", 10.0, minimum=0.0)
+MATCH_MIN_SAMPLES = env_int("MATCH_MIN_SAMPLES", 200, minimum=2)  # judged answers before fitting
+MATCH_REFIT_EVERY = env_int("MATCH_REFIT_EVERY", 500, minimum=1)  # recommendations learned between refits
+MATCH_TRAIN_MAX = env_int("MATCH_TRAIN_MAX", 20_000, minimum=100)  # the newest judged answers fitted on
 
 # --- learning -----------------------------------------------------------------------
 # A recommendation is learned (its unused tools as misses) this long after it was served,

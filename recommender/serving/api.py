@@ -11,6 +11,7 @@ from access.authentication import ApiKeyAuthentication, api_key_of
 from recommender.engine.types import ToolFilter
 from recommender.serving.serializers import RecommendationRequestSerializer, RecommendationResponseSerializer
 from recommender.serving.services import recommendation_create
+from recommender.serving.tool_formats import OutputShape
 
 
 def _tool_filter(data: dict[str, Any]) -> ToolFilter | None:
@@ -54,6 +55,7 @@ class RecommendationCreateApi(APIView):
             k=data.get("k"),
             tool_filter=_tool_filter(data),
             explain=data["explain"],
+            output=OutputShape(data["format"], data["defer_loading"], data.get("max_tool_tokens")),
         )
         response = Response(RecommendationResponseSerializer(result).data)
         # Standard Server-Timing header: browsers' dev tools and the latency benchmark read it.
