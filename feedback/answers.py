@@ -4,7 +4,6 @@ reported either way is the same event and a retry through either counts once."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from access.models import ApiKey
@@ -12,7 +11,7 @@ from feedback.serializers import FeedbackRequestSerializer
 from feedback.services import FeedbackItem, feedback_record
 
 
-def feedback_answer(*, api_key: ApiKey, payload: Mapping[str, Any]) -> dict[str, int]:
+def feedback_answer(*, api_key: ApiKey, payload: Any) -> dict[str, int]:
     """Validate a feedback body (``events: [...]`` or one event's fields), record it, and
     return the answer body. Bad input raises DRF's ValidationError, domain errors ToolrecError."""
     serializer = FeedbackRequestSerializer(data=payload)

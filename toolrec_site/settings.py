@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "feedback",
     "experiments",
     "dashboard",
+    "agents",
 ]
 
 MIDDLEWARE = [

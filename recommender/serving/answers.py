@@ -8,7 +8,6 @@ both faces at once and neither can drift (one request path, as the issue asks).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from access.models import ApiKey
@@ -31,9 +30,7 @@ def _tool_filter(data: dict[str, Any]) -> ToolFilter | None:
     return None if tool_filter.is_empty else tool_filter
 
 
-def recommendation_answer(
-    *, api_key: ApiKey, payload: Mapping[str, Any]
-) -> tuple[dict[str, Any], RecommendationResult]:
+def recommendation_answer(*, api_key: ApiKey, payload: Any) -> tuple[dict[str, Any], RecommendationResult]:
     """Validate a recommendation request body, serve it, and return the answer body (and the
     result, whose timings the REST face puts in a header). Bad input raises DRF's
     ValidationError; domain errors raise ToolrecError: each face maps them to its own shape."""
