@@ -193,6 +193,14 @@ MEMORY_MAX_CONTEXTS = env_int("MEMORY_MAX_CONTEXTS", 50_000, minimum=1)
 # see ContextMemory.similar_tools); 0 turns it off.
 MEMORY_CANDIDATES = env_int("MEMORY_CANDIDATES", 10, minimum=0)
 
+# MCP servers whose tools the catalog follows (catalog.McpServer): their headers and env are
+# encrypted with a key derived from this (default: SECRET_KEY); the schedule re-syncs servers
+# that are not kept connected by `manage.py mcp_listen`.
+MCP_SECRETS_KEY = env_str("MCP_SECRETS_KEY")
+MCP_SYNC_TIMEOUT_SECONDS = env_float("MCP_SYNC_TIMEOUT_SECONDS", 60.0, minimum=1.0)
+MCP_SYNC_MAX_PAGES = env_int("MCP_SYNC_MAX_PAGES", 1000, minimum=1)
+MCP_LISTEN_PING_SECONDS = env_float("MCP_LISTEN_PING_SECONDS", 15.0, minimum=0.5)
+
 # --- API ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,0 +1,96 @@
+"""Staying connected to MCP servers (`manage.py mcp_listen`): re-sync within seconds of
+notifications/tools/list_changed.
+
+One task per server marked stay_connected: connect, sync, then wait for a list_changed
+notification (or a ping interval: a ping that fails means the server went away), and sync
+again on the same connection. A lost connection is recorded on the server's row like a
+failed sync, and retried with backoff (1 s doubling to a minute); the tools stay served.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+import mcp_types as types
+from django.conf import settings
+from django.db import close_old_connections
+
+from catalog.mcp_sync import (
+    McpConnection,
+    connection_of,
+    mcp_client,
+    mcp_sync_failed,
+    mcp_tools_apply,
+    tools_list_all,
+)
+from catalog.models import McpServer
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_BACKOFF_SECONDS = 60.0
+
+
+async def _orm(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """ORM work from the event loop: in a worker thread (Django refuses the ORM in async code)."""
+
+    def call() -> T:
+        close_old_connections()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return await anyio.to_thread.run_sync(call)
+
+
+async def _serve_connection(conn: McpConnection) -> None:
+    """One connection's life: sync, then re-sync on each list_changed, until it breaks."""
+    changed = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        nonlocal changed
+        if isinstance(message, types.ToolListChangedNotification):
+            changed.set()
+
+    async with mcp_client(conn, message_handler=on_message) as client:
+        while True:
+            changed = anyio.Event()  # before listing: a change during the listing wakes the next round
+            tools = await tools_list_all(client)
+            report = await _orm(mcp_tools_apply, server_id=conn.server_id, tools=tools)
+            log.info("MCP %s synced: %s", conn.name, report.as_dict())
+            while not changed.is_set():
+                with anyio.move_on_after(settings.MCP_LISTEN_PING_SECONDS):
+                    await changed.wait()
+                if not changed.is_set():
+                    await client.send_ping()  # raises once the server is gone
+
+
+async def listen_to(conn: McpConnection, *, stop: anyio.Event | None = None) -> None:
+    """Keep one server in sync for as long as the process runs (or until `stop` is set)."""
+    backoff = 1.0
+    while stop is None or not stop.is_set():
+        try:
+            await _serve_connection(conn)
+        except Exception as exc:  # the server went away: record it, keep its tools, retry
+            await _orm(mcp_sync_failed, server_id=conn.server_id, error=exc)
+            with anyio.move_on_after(backoff):
+                await (stop or anyio.Event()).wait()
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        else:
+            backoff = 1.0
+
+
+def listened_connections(names: list[str] | None = None) -> list[McpConnection]:
+    servers = McpServer.objects.filter(enabled=True, stay_connected=True).order_by("name")
+    if names:
+        servers = servers.filter(name__in=names)
+    return [connection_of(server) for server in servers]
+
+
+async def listen_all(connections: list[McpConnection], *, stop: anyio.Event | None = None) -> None:
+    async with anyio.create_task_group() as group:
+        for conn in connections:
+            group.start_soon(lambda c=conn: listen_to(c, stop=stop))
