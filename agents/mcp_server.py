@@ -97,6 +97,7 @@ def build_server(*, stdio_key: ApiKey | None = None) -> MCPServer:
             "Find the tools that fit the conversation. Give `query` (the user's request) or `messages` "
             "(OpenAI-style chat messages, tool calls included); optional k, filters (namespaces, "
             "categories, tags, include, exclude), max_tool_tokens (a budget for the definitions' tokens), "
+            "format (the shape of the definitions, as in the REST API), "
             "user_id and conversation_id. Returns the tool definitions and a recommendation_id."
         )
     )
@@ -107,6 +108,7 @@ def build_server(*, stdio_key: ApiKey | None = None) -> MCPServer:
         k: int | None = None,
         filters: dict[str, list[str]] | None = None,
         max_tool_tokens: int | None = None,
+        format: str | None = None,
         user_id: str = "",
         conversation_id: str = "",
         explain: bool = False,
@@ -119,7 +121,7 @@ def build_server(*, stdio_key: ApiKey | None = None) -> MCPServer:
             "conversation_id": conversation_id,
             "explain": explain,
         }
-        optional = {"k": k, "filters": filters, "max_tool_tokens": max_tool_tokens}
+        optional = {"k": k, "filters": filters, "max_tool_tokens": max_tool_tokens, "format": format}
         payload |= {name: value for name, value in optional.items() if value is not None}
         body, _ = await answer(recommendation_answer, api_key=await caller(ctx), payload=payload)
         return body

@@ -89,6 +89,9 @@ def _secret_field(label: str) -> forms.CharField:
 class McpServerForm(forms.ModelForm):
     """Headers and environment variables are write-only: the form never renders them."""
 
+    url = forms.URLField(
+        required=False, max_length=500, assume_scheme="https", help_text=McpServer._meta.get_field("url").help_text
+    )
     headers = _secret_field("Headers (HTTP)")
     env = _secret_field("Environment (stdio)")
 

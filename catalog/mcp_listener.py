@@ -10,6 +10,7 @@ failed sync, and retried with backoff (1 s doubling to a minute); the tools stay
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ import anyio
 import mcp_types as types
 from django.conf import settings
 from django.db import close_old_connections
+from mcp import MCPDeprecationWarning
 
 from catalog.mcp_sync import (
     McpConnection,
@@ -65,19 +67,20 @@ async def _serve_connection(conn: McpConnection) -> None:
                 with anyio.move_on_after(settings.MCP_LISTEN_PING_SECONDS):
                     await changed.wait()
                 if not changed.is_set():
-                    await client.send_ping()  # raises once the server is gone
+                    with warnings.catch_warnings():  # deprecated from 2026-07-28; this is a legacy-mode client
+                        warnings.simplefilter("ignore", MCPDeprecationWarning)
+                        await client.send_ping()  # raises once the server is gone
 
 
-async def listen_to(conn: McpConnection, *, stop: anyio.Event | None = None) -> None:
-    """Keep one server in sync for as long as the process runs (or until `stop` is set)."""
+async def listen_to(conn: McpConnection) -> None:
+    """Keep one server in sync for as long as the task runs."""
     backoff = 1.0
-    while stop is None or not stop.is_set():
+    while True:
         try:
             await _serve_connection(conn)
         except Exception as exc:  # the server went away: record it, keep its tools, retry
             await _orm(mcp_sync_failed, server_id=conn.server_id, error=exc)
-            with anyio.move_on_after(backoff):
-                await (stop or anyio.Event()).wait()
+            await anyio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         else:
             backoff = 1.0
@@ -91,6 +94,10 @@ def listened_connections(names: list[str] | None = None) -> list[McpConnection]:
 
 
 async def listen_all(connections: list[McpConnection], *, stop: anyio.Event | None = None) -> None:
+    """Listen to every server until `stop` is set (for ever without one)."""
     async with anyio.create_task_group() as group:
         for conn in connections:
-            group.start_soon(lambda c=conn: listen_to(c, stop=stop))
+            group.start_soon(listen_to, conn)
+        if stop is not None:
+            await stop.wait()
+            group.cancel_scope.cancel()

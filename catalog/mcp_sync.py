@@ -135,6 +135,7 @@ def mcp_tools_apply(*, server_id: int, tools: list[dict[str, Any]]) -> SyncRepor
     the server disabled; one transaction, and an index rebuild at once when anything changed
     (a listing is already a batch: no debounce to wait for)."""
     with transaction.atomic():
+        # The row lock serialises two syncs of one server (the schedule and mcp_listen).
         server = McpServer.objects.select_for_update().get(pk=server_id)
         records = list(parse_mcp_result({"tools": tools, "server": server.name}, server.tool_source))
         names = [r.name for r in records if isinstance(r, ToolSpec)]

@@ -25,6 +25,7 @@ from rest_framework.test import APIClient
 from catalog.mcp_listener import listen_all, listened_connections
 from catalog.models import McpServer, Tool
 from catalog.sealed import seal
+from toolrec_site.scheduling import PERIODIC_TASKS, SYNC_MCP_SERVERS, task_named
 
 FIXTURE = Path(__file__).with_name("mcp_fixture_server.py")
 PORT = 8172
@@ -103,7 +104,9 @@ def _wait_until_served(api: APIClient, started: float) -> float:
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(MCP_LISTEN_PING_SECONDS=0.5)
+# The rebuild a sync asks for runs in the syncing thread, as without a broker: this test is
+# about the sync (tests/recommender/test_celery_rebuild.py has a real worker rebuild).
+@override_settings(MCP_LISTEN_PING_SECONDS=0.5, CELERY_TASK_ALWAYS_EAGER=True)
 def test_a_server_is_synced_in_full_follows_list_changed_and_survives_going_down(
     fixture_server: subprocess.Popen[bytes], api: APIClient, admin_client: DjangoClient
 ) -> None:
@@ -147,7 +150,8 @@ def test_a_server_is_synced_in_full_follows_list_changed_and_survives_going_down
 
 
 @pytest.mark.django_db
-def test_a_stdio_server_is_synced_and_a_tool_it_drops_is_disabled(tmp_path: Path) -> None:
+@override_settings(CELERY_TASK_ALWAYS_EAGER=True)
+def test_a_stdio_server_is_synced_and_a_tool_it_drops_is_disabled() -> None:
     command = f"{sys.executable} {FIXTURE} --stdio --tools 30 --page-size 12"
     server = _server(name="local", namespace="local", url="", command=command)
     call_command("sync_mcp", "local")
@@ -157,8 +161,14 @@ def test_a_stdio_server_is_synced_and_a_tool_it_drops_is_disabled(tmp_path: Path
     assert Tool.objects.filter(namespace="local").count() == 30  # never deleted
     assert Tool.objects.filter(namespace="local", enabled=True).count() == 25
     McpServer.objects.filter(pk=server.pk).update(command=command)
-    call_command("sync_mcp", "local")
+    reports = task_named(SYNC_MCP_SERVERS).apply(kwargs={"names": ["local"]}).get()  # the Celery task
+    assert reports[0]["ok"] and reports[0]["enabled"] == 5
     assert Tool.objects.filter(namespace="local", enabled=True).count() == 30  # listed again: enabled again
+
+
+def test_the_schedule_syncs_the_servers_nobody_listens_to() -> None:
+    assert PERIODIC_TASKS["sync-mcp-servers"][0] == SYNC_MCP_SERVERS
+    assert task_named(SYNC_MCP_SERVERS).name == SYNC_MCP_SERVERS
 
 
 @pytest.mark.django_db
