@@ -1,7 +1,8 @@
 """Staying connected to MCP servers (`manage.py mcp_listen`): re-sync within seconds of
 notifications/tools/list_changed.
 
-One task per server marked stay_connected: connect, sync, then wait for a list_changed
+One task per server marked stay_connected (the list is read again every
+MCP_LISTEN_RELOAD_SECONDS, so no restart is needed after an admin change): connect, sync, then wait for a list_changed
 notification (or a ping interval: a ping that fails means the server went away), and sync
 again on the same connection. A lost connection is recorded on the server's row like a
 failed sync, and retried with backoff (1 s doubling to a minute); the tools stay served.
@@ -29,6 +30,7 @@ from catalog.mcp_sync import (
     tools_list_all,
 )
 from catalog.models import McpServer
+from catalog.sealed import SecretUnreadable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,17 +89,42 @@ async def listen_to(conn: McpConnection) -> None:
 
 
 def listened_connections(names: list[str] | None = None) -> list[McpConnection]:
+    """The servers to stay connected to, as they are configured now. One whose secrets
+    cannot be decrypted is left out, its error recorded."""
     servers = McpServer.objects.filter(enabled=True, stay_connected=True).order_by("name")
     if names:
         servers = servers.filter(name__in=names)
-    return [connection_of(server) for server in servers]
+    connections = []
+    for server in servers:
+        try:
+            connections.append(connection_of(server))
+        except SecretUnreadable as exc:
+            mcp_sync_failed(server_id=server.pk, error=exc)
+    return connections
 
 
-async def listen_all(connections: list[McpConnection], *, stop: anyio.Event | None = None) -> None:
-    """Listen to every server until `stop` is set (for ever without one)."""
+async def _listen_in(scope: anyio.CancelScope, conn: McpConnection) -> None:
+    with scope:
+        await listen_to(conn)
+
+
+async def listen_all(*, names: list[str] | None = None, stop: anyio.Event | None = None) -> None:
+    """Listen to every stay_connected server until `stop` is set (for ever without one).
+
+    The server list is read again every MCP_LISTEN_RELOAD_SECONDS: a server added, changed
+    (URL, command, secrets) or switched off in the admin is picked up without a restart."""
+    running: dict[int, tuple[McpConnection, anyio.CancelScope]] = {}
     async with anyio.create_task_group() as group:
-        for conn in connections:
-            group.start_soon(listen_to, conn)
-        if stop is not None:
-            await stop.wait()
-            group.cancel_scope.cancel()
+        while stop is None or not stop.is_set():
+            wanted = {conn.server_id: conn for conn in await _orm(listened_connections, names)}
+            for server_id, (conn, scope) in list(running.items()):
+                if wanted.get(server_id) != conn:
+                    scope.cancel()
+                    del running[server_id]
+            for server_id, conn in wanted.items():
+                if server_id not in running:
+                    running[server_id] = (conn, anyio.CancelScope())
+                    group.start_soon(_listen_in, running[server_id][1], conn)
+            with anyio.move_on_after(settings.MCP_LISTEN_RELOAD_SECONDS):
+                await (stop.wait() if stop is not None else anyio.sleep_forever())
+        group.cancel_scope.cancel()

@@ -200,6 +200,7 @@ MCP_SECRETS_KEY = env_str("MCP_SECRETS_KEY")
 MCP_SYNC_TIMEOUT_SECONDS = env_float("MCP_SYNC_TIMEOUT_SECONDS", 60.0, minimum=1.0)
 MCP_SYNC_MAX_PAGES = env_int("MCP_SYNC_MAX_PAGES", 1000, minimum=1)
 MCP_LISTEN_PING_SECONDS = env_float("MCP_LISTEN_PING_SECONDS", 15.0, minimum=0.5)
+MCP_LISTEN_RELOAD_SECONDS = env_float("MCP_LISTEN_RELOAD_SECONDS", 30.0, minimum=0.5)
 
 # --- API ----------------------------------------------------------------------------
 REST_FRAMEWORK = {

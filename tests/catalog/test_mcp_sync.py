@@ -22,7 +22,7 @@ from django.test import Client as DjangoClient
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from catalog.mcp_listener import listen_all, listened_connections
+from catalog.mcp_listener import listen_all
 from catalog.models import McpServer, Tool
 from catalog.sealed import seal
 from toolrec_site.scheduling import PERIODIC_TASKS, SYNC_MCP_SERVERS, task_named
@@ -78,8 +78,7 @@ def _listening() -> Iterator[None]:
     """`mcp_listen`'s loop in a thread of this process (so it writes the test database)."""
     with anyio.from_thread.start_blocking_portal() as portal:
         stop = portal.call(anyio.Event)
-        connections = listened_connections()
-        future = portal.start_task_soon(lambda: listen_all(connections, stop=stop))
+        future = portal.start_task_soon(lambda: listen_all(stop=stop))
         try:
             yield
         finally:
@@ -106,11 +105,11 @@ def _wait_until_served(api: APIClient, started: float) -> float:
 @pytest.mark.django_db(transaction=True)
 # The rebuild a sync asks for runs in the syncing thread, as without a broker: this test is
 # about the sync (tests/recommender/test_celery_rebuild.py has a real worker rebuild).
-@override_settings(MCP_LISTEN_PING_SECONDS=0.5, CELERY_TASK_ALWAYS_EAGER=True)
+@override_settings(MCP_LISTEN_PING_SECONDS=0.5, MCP_LISTEN_RELOAD_SECONDS=0.5, CELERY_TASK_ALWAYS_EAGER=True)
 def test_a_server_is_synced_in_full_follows_list_changed_and_survives_going_down(
     fixture_server: subprocess.Popen[bytes], api: APIClient, admin_client: DjangoClient
 ) -> None:
-    server = _server(stay_connected=True)
+    server = _server(stay_connected=False)
     call_command("sync_mcp", "fixture")
     assert httpx.get(f"{URL}/stats").json()["cursors"] == [None, "400", "800"]  # three pages
     assert Tool.objects.filter(namespace="fx", enabled=True, source="mcp:fixture").count() == 1200
@@ -121,7 +120,11 @@ def test_a_server_is_synced_in_full_follows_list_changed_and_survives_going_down
     assert REMOVED in [t["name"] for t in _ask(api, "chess records of account 9")]
 
     with _listening():
-        time.sleep(1)  # the listener connects and syncs once (nothing changed)
+        McpServer.objects.filter(pk=server.pk).update(stay_connected=True)  # followed without a restart
+        deadline = time.monotonic() + 15
+        while len(httpx.get(f"{URL}/stats").json()["cursors"]) < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the listener connects and lists the three pages once (nothing changed)
+        assert len(httpx.get(f"{URL}/stats").json()["cursors"]) == 6
         started = time.monotonic()
         control = {"change": {"name": CHANGED, "description": NEW_TEXT}, "remove": [REMOVED]}
         assert httpx.post(f"{URL}/control", json=control).json()["notified"] >= 1
