@@ -21,9 +21,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-import anyio
 from django.conf import settings
-from django.db import close_old_connections
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
@@ -35,6 +33,7 @@ from access.models import ApiKey
 from access.selectors import api_key_active, hash_key
 from feedback.answers import feedback_answer
 from recommender.serving.answers import recommendation_answer
+from toolrec_site.async_orm import orm_in_thread
 from toolrec_site.errors import ToolrecError
 
 T = TypeVar("T")
@@ -46,20 +45,6 @@ INSTRUCTIONS = (
     "definitions to the model; then call report_tool_use with the recommendation_id for each tool "
     "the model called, so the ranking learns."
 )
-
-
-async def in_django(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run ORM code from the event loop: in a worker thread (Django refuses the ORM in async
-    code), with the connection housekeeping a WSGI request would get from its signals."""
-
-    def call() -> T:
-        close_old_connections()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return await anyio.to_thread.run_sync(call)
 
 
 def _key_from_headers(headers: Mapping[str, str]) -> ApiKey | None:
@@ -81,14 +66,14 @@ def build_server(*, stdio_key: ApiKey | None = None) -> MCPServer:
     async def caller(ctx: Context) -> ApiKey:
         if stdio_key is not None:
             return stdio_key
-        api_key = await in_django(_key_from_headers, ctx.headers or {})
+        api_key = await orm_in_thread(_key_from_headers, ctx.headers or {})
         if api_key is None:  # ApiKeyRequired let it through, then it was revoked: refuse all the same
             raise ToolError("This server needs an API key (Authorization: Bearer <key>).")
         return api_key
 
     async def answer(fn: Callable[..., T], **kwargs: Any) -> T:
         try:
-            return await in_django(fn, **kwargs)
+            return await orm_in_thread(fn, **kwargs)
         except (ToolrecError, drf_exceptions.ValidationError) as exc:
             raise ToolError(_error_message(exc)) from exc
 
@@ -158,7 +143,7 @@ class ApiKeyRequired:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            if await in_django(_key_from_headers, headers) is None:
+            if await orm_in_thread(_key_from_headers, headers) is None:
                 message = "This server needs a valid API key (Authorization: Bearer <key> or X-API-Key)."
                 body = json.dumps({"error": {"code": "not_authenticated", "message": message}}).encode()
                 await send(

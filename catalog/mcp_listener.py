@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
-import mcp_types as types
 from django.conf import settings
-from django.db import close_old_connections
-from mcp import MCPDeprecationWarning
+from mcp import MCPDeprecationWarning, types
 
 from catalog.mcp_sync import (
     McpConnection,
@@ -31,23 +28,10 @@ from catalog.mcp_sync import (
 )
 from catalog.models import McpServer
 from catalog.sealed import SecretUnreadable
+from toolrec_site.async_orm import orm_in_thread
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 MAX_BACKOFF_SECONDS = 60.0
-
-
-async def _orm(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """ORM work from the event loop: in a worker thread (Django refuses the ORM in async code)."""
-
-    def call() -> T:
-        close_old_connections()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return await anyio.to_thread.run_sync(call)
 
 
 async def _serve_connection(conn: McpConnection) -> None:
@@ -63,7 +47,7 @@ async def _serve_connection(conn: McpConnection) -> None:
         while True:
             changed = anyio.Event()  # before listing: a change during the listing wakes the next round
             tools = await tools_list_all(client)
-            report = await _orm(mcp_tools_apply, server_id=conn.server_id, tools=tools)
+            report = await orm_in_thread(mcp_tools_apply, server_id=conn.server_id, tools=tools)
             log.info("MCP %s synced: %s", conn.name, report.as_dict())
             while not changed.is_set():
                 with anyio.move_on_after(settings.MCP_LISTEN_PING_SECONDS):
@@ -81,7 +65,7 @@ async def listen_to(conn: McpConnection) -> None:
         try:
             await _serve_connection(conn)
         except Exception as exc:  # the server went away: record it, keep its tools, retry
-            await _orm(mcp_sync_failed, server_id=conn.server_id, error=exc)
+            await orm_in_thread(mcp_sync_failed, server_id=conn.server_id, error=exc)
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         else:
@@ -116,7 +100,7 @@ async def listen_all(*, names: list[str] | None = None, stop: anyio.Event | None
     running: dict[int, tuple[McpConnection, anyio.CancelScope]] = {}
     async with anyio.create_task_group() as group:
         while stop is None or not stop.is_set():
-            wanted = {conn.server_id: conn for conn in await _orm(listened_connections, names)}
+            wanted = {conn.server_id: conn for conn in await orm_in_thread(listened_connections, names)}
             for server_id, (conn, scope) in list(running.items()):
                 if wanted.get(server_id) != conn:
                     scope.cancel()

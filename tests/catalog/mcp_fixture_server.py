@@ -17,8 +17,8 @@ import json
 from typing import Any
 
 import anyio
-import mcp_types as types
 import uvicorn
+from mcp import types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.server.stdio import stdio_server
