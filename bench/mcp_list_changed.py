@@ -45,6 +45,14 @@ from django.test.utils import override_settings, setup_databases, teardown_datab
 from toolrec_site.errors import Unavailable  # noqa: E402
 
 PORT = 8173
+# A new description per round, each about something no other tool mentions.
+NEW_TEXTS = [
+    "Forecast volcanic ash clouds drifting over airports for pilots.",
+    "Count the penguins in a colony from a drone photograph.",
+    "Tune a church organ pipe by measuring its resonance frequency.",
+    "Translate whale song recordings into migration route estimates.",
+    "Grade the ripeness of avocados from a photo of their skin.",
+]
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "catalog" / "mcp_fixture_server.py"
 
 
@@ -98,7 +106,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(3)  # the listener connects and lists once
         for r in range(args.rounds):
             changed, removed = f"fx_recipe_{10 * r + 3:04d}", f"fx_chess_{10 * r + 9:04d}"
-            text = f"Round {r}: forecast volcanic ash clouds drifting over airports for pilots."
+            text = NEW_TEXTS[r % len(NEW_TEXTS)]
             t0 = time.monotonic()
             httpx.post(
                 f"http://127.0.0.1:{PORT}/control",
@@ -126,9 +134,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tools", type=int, default=1200)
     parser.add_argument("--page-size", type=int, default=400)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, choices=range(1, len(NEW_TEXTS) + 1))
     parser.add_argument("--json", type=Path, default=Path("bench/results/mcp_list_changed.json"))
     args = parser.parse_args()
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", PORT)) == 0:
+            raise SystemExit(f"port {PORT} is taken (a fixture server left over?)")
     fixture = subprocess.Popen(
         [
             sys.executable,
@@ -142,6 +153,7 @@ def main() -> None:
         ]
     )
     connection = connections["default"]
+    connection.settings_dict["CONN_MAX_AGE"] = 0  # threads close their connections: the database can be dropped
     connection.settings_dict.setdefault("TEST", {})["NAME"] = (
         None if connection.vendor == "sqlite" else f"toolrec_bench_mcp_{os.getpid()}"
     )
@@ -159,9 +171,9 @@ def main() -> None:
         ):
             result = _run(args)
     finally:
-        teardown_databases(old, verbosity=0)
-        fixture.terminate()
+        fixture.terminate()  # first: a failing teardown must not leave it serving on the port
         fixture.wait(timeout=10)
+        teardown_databases(old, verbosity=0)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     out = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
