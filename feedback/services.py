@@ -35,6 +35,17 @@ class ShownTool:
     score: float
     propensity: float = 1.0
     features: tuple[float, ...] = ()
+    explored: bool = False
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What the dashboard needs of one request beyond the slate (see the model's fields)."""
+
+    embed_cache_hits: int = 0
+    embed_cache_lookups: int = 0
+    personalized: bool = False
+    best_similarity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,7 @@ def recommendation_record(
     called_tool_ids: Sequence[int] = (),
     query_vector: bytes | None = None,
     candidate_log: bytes | None = None,
+    facts: RequestFacts = RequestFacts(),
 ) -> Recommendation:
     """Log a served recommendation and its impressions (the learner counts them later)."""
     with transaction.atomic():
@@ -87,6 +99,10 @@ def recommendation_record(
             query_vector=query_vector,
             candidate_log=candidate_log,
             latency_ms=latency_ms,
+            embed_cache_hits=min(facts.embed_cache_hits, 32767),
+            embed_cache_lookups=min(facts.embed_cache_lookups, 32767),
+            personalized=facts.personalized,
+            best_similarity=facts.best_similarity,
         )
         Impression.objects.bulk_create(
             [
@@ -97,6 +113,7 @@ def recommendation_record(
                     score=s.score,
                     propensity=s.propensity,
                     features=list(s.features),
+                    explored=s.explored,
                 )
                 for s in shown
             ]

@@ -18,7 +18,7 @@ from django.conf import settings
 
 from access.models import ApiKey
 from experiments.selectors import Assignment, assignment_for
-from feedback.services import ShownTool, implicit_feedback_record, recommendation_record
+from feedback.services import RequestFacts, ShownTool, implicit_feedback_record, recommendation_record
 from recommender.engine.candidate_log import candidate_log
 from recommender.engine.conversation import read_conversation
 from recommender.engine.features import FEATURE_INDEX
@@ -26,7 +26,13 @@ from recommender.engine.memory import ContextMemory
 from recommender.engine.policy import PolicyConfig
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray, ToolFilter
 from recommender.indexing.snapshots import LoadedSnapshot
-from recommender.serving.candidates import embed_queries, learned_candidates, retrieve, serving_memory
+from recommender.serving.candidates import (
+    EmbeddedQueries,
+    embed_queries_counted,
+    learned_candidates,
+    retrieve,
+    serving_memory,
+)
 from recommender.serving.holders import learned, snapshots
 from recommender.serving.ranking import Ranked, policy_config, rank
 from recommender.serving.request_signals import request_signals_start
@@ -129,7 +135,8 @@ def recommendation_create(
     chosen = policy_choose(user_id=user_id, conversation_id=conversation_id, override=policy)
     signals = request_signals_start(user_id=user_id, called_ids=read.called_ids)  # read while embedding
     clock.mark("prepared")
-    vectors = embed_queries(read.context, messages, snapshot.embedding_model)
+    embedded = embed_queries_counted(read.context, messages, snapshot.embedding_model)
+    vectors = embedded.vectors
     clock.mark("embedded")
     state = learned.get()
     memory = serving_memory(state, vectors[0], snapshot.embedding_model)
@@ -151,7 +158,7 @@ def recommendation_create(
     )
     shown = shown_tools(ranked, retrieved.tool_ids)
     clock.mark("ranked")
-    logged = Logged(snapshot, read, chosen, retrieved, ranked, shown)
+    logged = Logged(snapshot, read, chosen, retrieved, ranked, shown, embedded)
     recommendation_id = impression_log(asker, logged, latency_ms=clock.ms("start", "ranked")) if record else None
     tools = answer_tools(snapshot, retrieved.candidates, ranked, shown, explain=explain)
     clock.mark("finished")
@@ -203,6 +210,7 @@ def shown_tools(ranked: Ranked, tool_ids: IntArray) -> list[ShownTool]:
             score=float(slate.scores[position]),
             propensity=float(slate.propensities[position]),
             features=tuple(float(x) for x in ranked.features[i]),
+            explored=bool(slate.explored[position]),
         )
         for position, i in enumerate(slate.order)
     ]
@@ -218,6 +226,16 @@ class Logged:
     retrieved: Retrieved
     ranked: Ranked
     shown: list[ShownTool]
+    embedded: EmbeddedQueries
+
+    def facts(self) -> RequestFacts:
+        dense = self.retrieved.candidates.dense
+        return RequestFacts(
+            embed_cache_hits=self.embedded.cache_hits,
+            embed_cache_lookups=self.embedded.cache_lookups,
+            personalized=self.ranked.personalized,
+            best_similarity=float(dense.max()) if len(dense) else None,
+        )
 
 
 def impression_log(asker: Asker, logged: Logged, *, latency_ms: float) -> uuid.UUID:
@@ -241,6 +259,7 @@ def impression_log(asker: Asker, logged: Logged, *, latency_ms: float) -> uuid.U
         ),
         latency_ms=latency_ms,
         shown=logged.shown,
+        facts=logged.facts(),
     ).pk
 
 
