@@ -104,3 +104,22 @@ class ServiceSample(models.Model):
     at = models.DateTimeField(unique=True)  # unique: the time range queries use it as an index
     learner_lag_seconds = models.FloatField(null=True, blank=True)  # oldest unlearned event; None: none waiting
     index_age_seconds = models.FloatField(null=True, blank=True)  # since the active snapshot finished
+
+
+class PolicyEstimate(models.Model):
+    """An off-policy estimate of one candidate policy on the recent log (IPS, SNIPS and
+    doubly robust expected uses per recommendation), stored by a periodic task so that the
+    Learning page reads a row instead of replaying the log."""
+
+    policy = models.CharField(max_length=50)  # the preset's name
+    config = models.JSONField(default=dict)
+    recommendations = models.PositiveIntegerField(default=0)
+    logged_value = models.FloatField(null=True, blank=True)  # what the logging policies achieved
+    estimates = models.JSONField(default=dict)  # estimator -> {value, ci_low, ci_high, n, effective_n}
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # The Learning page: the latest estimates.
+            models.Index(fields=["-created_at"], name="policy_estimate_latest"),
+        ]

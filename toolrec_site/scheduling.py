@@ -32,6 +32,7 @@ LEARN_FROM_FEEDBACK = "recommender.learning.learn_from_feedback"
 PUBLISH_TOOL_STATS = "recommender.learning.publish_tool_stats"
 TRAIN_RANKER = "recommender.learning.train_ranker"
 ROLLUP_DASHBOARD = "dashboard.rollup"
+ESTIMATE_POLICIES = "dashboard.estimate_policies"
 
 REBUILD_PENDING_KEY = "toolrec:rebuild-pending"
 LEARN_PENDING_KEY = "toolrec:learn-pending"
@@ -45,6 +46,7 @@ PERIODIC_TASKS: dict[str, tuple[str, int]] = {
     "learn-from-feedback": (LEARN_FROM_FEEDBACK, 5),
     "train-ranker": (TRAIN_RANKER, 6 * 3600),
     "dashboard-rollup": (ROLLUP_DASHBOARD, 5 * 60),
+    "dashboard-estimate-policies": (ESTIMATE_POLICIES, 6 * 3600),
 }
 
 

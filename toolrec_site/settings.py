@@ -200,6 +200,7 @@ DASHBOARD_ROLLUP_SECONDS = env_int("DASHBOARD_ROLLUP_SECONDS", 300, minimum=10) 
 DASHBOARD_NEW_TOOL_DAYS = env_int("DASHBOARD_NEW_TOOL_DAYS", 7, minimum=0)  # "new" in the exploration rate
 # A recommendation whose best candidate is less similar (cosine) than this had no good match.
 NO_MATCH_SIMILARITY = env_float("NO_MATCH_SIMILARITY", 0.3)
+DASHBOARD_OPE_LIMIT = env_int("DASHBOARD_OPE_LIMIT", 5000, minimum=1)  # recommendations per off-policy estimate
 
 # --- API ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
