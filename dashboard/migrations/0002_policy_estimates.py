@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('dashboard', '0001_rollups'),
+        ("dashboard", "0001_rollups"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PolicyEstimate',
+            name="PolicyEstimate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('policy', models.CharField(max_length=50)),
-                ('config', models.JSONField(default=dict)),
-                ('recommendations', models.PositiveIntegerField(default=0)),
-                ('logged_value', models.FloatField(blank=True, null=True)),
-                ('estimates', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("policy", models.CharField(max_length=50)),
+                ("config", models.JSONField(default=dict)),
+                ("recommendations", models.PositiveIntegerField(default=0)),
+                ("logged_value", models.FloatField(blank=True, null=True)),
+                ("estimates", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'indexes': [models.Index(fields=['-created_at'], name='policy_estimate_latest')],
+                "indexes": [models.Index(fields=["-created_at"], name="policy_estimate_latest")],
             },
         ),
     ]
