@@ -24,12 +24,14 @@ class Chart:
     labels: list[str] = field(default_factory=list)
     datasets: dict[str, list[float | None]] = field(default_factory=dict)
     headline: str = "–"
+    kind: str = "line"  # "bar" for categories (features, policies, namespaces)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "key": self.key,
             "title": self.title,
             "unit": self.unit,
+            "kind": self.kind,
             "labels": self.labels,
             "datasets": [{"label": name, "data": data} for name, data in self.datasets.items()],
         }
@@ -87,8 +89,8 @@ def _throughput_charts(windows: list[Window], labels: list[str], seconds: float,
         chart = Chart(
             key, f"{what} per second", "/s", f"{what} in the window ÷ the window's length in seconds.", labels
         )
-        chart.datasets[what] = [round(w.sums[name] / seconds, 4) for w in windows]
-        chart.headline = f"{totals.get(name, 0) / span:.3f}/s ({int(totals.get(name, 0))} in the range)"
+        chart.datasets[what] = [float(f"{w.sums[name] / seconds:.4g}") for w in windows]
+        chart.headline = f"{totals.get(name, 0) / span:.3g}/s ({int(totals.get(name, 0))} in the range)"
         charts.append(chart)
     return charts
 

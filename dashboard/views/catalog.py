@@ -30,6 +30,7 @@ def catalog_page(request: HttpRequest) -> HttpResponse:
         "(only enabled tools are indexed).", [n["namespace"] for n in namespaces],
     )  # fmt: skip
     per_namespace.datasets = {"enabled": [n["enabled"] for n in namespaces], "all": [n["tools"] for n in namespaces]}
+    per_namespace.kind = "bar"
     charts = [per_namespace, builds]
     wanted = request.GET.get("csv")
     if wanted:

@@ -29,7 +29,7 @@ def learning_charts() -> list[Chart]:
         "weights", "Bandit feature weights", "", "The latest state's posterior mean weight of each feature "
         "(A⁻¹b of the shared linear model); a positive weight raises a tool's score.", [n for n, _ in weights],
     )  # fmt: skip
-    theta.datasets = {"weight": [w for _, w in weights]}
+    theta.datasets, theta.kind = {"weight": [w for _, w in weights]}, "bar"
     estimates = latest_estimates()
     ope = Chart(
         "estimates", "Off-policy estimates", "uses/rec", "Expected uses per recommendation of each candidate policy on "
@@ -42,6 +42,7 @@ def learning_charts() -> list[Chart]:
         "doubly robust": [_value(e.estimates, "dr") for e in estimates],
         "logged": [e.logged_value for e in estimates],
     }
+    ope.kind = "bar"
     ope.headline = f"on {estimates[0].recommendations} recommendations" if estimates else "none stored yet"
     return [batches, seconds, theta, ope]
 

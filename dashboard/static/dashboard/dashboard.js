@@ -14,7 +14,9 @@
   document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
     var spec = byKey[canvas.getAttribute("data-chart")];
     if (!spec) { return; }
-    var kind = spec.labels.length <= 2 ? "bar" : "line";
+    var kind = spec.kind === "bar" || spec.labels.length <= 2 ? "bar" : "line";
+    var sideways = spec.kind === "bar" && spec.labels.length > 8;  // long category lists read better down the page
+    if (sideways) { canvas.parentNode.style.height = (60 + spec.labels.length * 16) + "px"; }
     new Chart(canvas, {
       type: kind,
       data: {
@@ -29,7 +31,7 @@
         })
       },
       options: {
-        animation: false, responsive: true, maintainAspectRatio: false,
+        animation: false, responsive: true, maintainAspectRatio: false, indexAxis: sideways ? "y" : "x",
         interaction: { mode: "index", intersect: false },
         plugins: {
           legend: { display: spec.datasets.length > 1, labels: { usePointStyle: true } },
@@ -38,8 +40,11 @@
           } } }
         },
         scales: {
-          x: { ticks: { maxTicksLimit: 8, maxRotation: 0 } },
-          y: { beginAtZero: true, title: { display: true, text: spec.unit } }
+          x: sideways ? { title: { display: true, text: spec.unit } }
+                      : spec.kind === "bar" ? { ticks: { autoSkip: false } }
+                      : { ticks: { maxTicksLimit: 6, maxRotation: 0, autoSkipPadding: 16 } },
+          y: sideways ? { ticks: { autoSkip: false } }
+                      : { beginAtZero: true, title: { display: true, text: spec.unit } }
         }
       }
     });
