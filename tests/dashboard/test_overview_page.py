@@ -78,3 +78,8 @@ def test_the_pages_are_for_staff_only(db: Any, url: str) -> None:
     client.force_login(User.objects.create_user("someone", password="pw"))
     refused = client.get(url)
     assert refused.status_code == 302 and "/admin/login/" in refused["Location"]
+
+
+def test_the_admin_links_to_the_dashboard(staff: Client) -> None:
+    page = staff.get("/admin/")
+    assert page.status_code == 200 and b'href="/dashboard/">Dashboard</a>' in page.content
