@@ -179,10 +179,11 @@ def main() -> None:
         from feedback.models import Impression
 
         tool_id = Impression.objects.values_list("tool_id", flat=True).first()
+        assert tool_id is not None
         pages = time_pages(tool_id, generated["keys"][0])
     finally:
         teardown_databases(old, verbosity=0)
-    report = {
+    report: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True

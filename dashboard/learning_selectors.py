@@ -22,7 +22,7 @@ def learning_states(limit: int = HISTORY) -> list[dict[str, Any]]:
     rows = LearningState.objects.order_by("-pk").values(
         "pk", "created_at", "recommendations_learned", "events_learned", "learn_seconds"
     )[:limit]
-    return list(reversed(rows))
+    return [dict(r) for r in reversed(list(rows))]
 
 
 def bandit_weights() -> list[tuple[str, float]]:
@@ -46,11 +46,8 @@ def latest_estimates() -> list[PolicyEstimate]:
 
 
 def rankers(limit: int = 50) -> list[dict[str, Any]]:
-    return list(
-        RankerModel.objects.order_by("-pk").values("pk", "created_at", "training_groups", "is_active", "metrics")[
-            :limit
-        ]
-    )
+    rows = RankerModel.objects.order_by("-pk").values("pk", "created_at", "training_groups", "is_active", "metrics")
+    return [dict(r) for r in rows[:limit]]
 
 
 def snapshots(limit: int = HISTORY) -> list[dict[str, Any]]:
@@ -58,13 +55,14 @@ def snapshots(limit: int = HISTORY) -> list[dict[str, Any]]:
         "pk", "status", "is_active", "embedding_model", "tool_count", "embedded_count", "reused_count",
         "index_kind", "build_seconds", "error", "created_at", "finished_at",
     )[:limit]  # fmt: skip
-    return list(reversed(rows))
+    return [dict(r) for r in reversed(list(rows))]
 
 
 def tools_per_namespace() -> list[dict[str, Any]]:
     """Tools and enabled tools per namespace (an index-only scan of tool_enabled_namespace)."""
-    return list(
+    rows = (
         Tool.objects.values("namespace")
         .annotate(tools=Count("id"), enabled=Count("id", filter=Q(enabled=True)))
         .order_by("namespace")
     )
+    return [dict(r) for r in rows]

@@ -182,9 +182,8 @@ def tool_history(tool_id: int, filters: Filters) -> list[dict[str, Any]]:
     rows = ToolDailyRollup.objects.filter(tool_id=tool_id, day__gte=first, day__lte=last)
     if filters.api_key_id:
         rows = rows.filter(api_key_id=filters.api_key_id)
-    return list(
-        rows.values("day").annotate(shows=Sum("shows"), uses=Sum("uses"), rank_sum=Sum("used_rank_sum")).order_by("day")
-    )
+    days = rows.values("day").annotate(shows=Sum("shows"), uses=Sum("uses"), rank_sum=Sum("used_rank_sum"))
+    return [dict(r) for r in days.order_by("day")]
 
 
 def used_with(tool_id: int, limit: int = 15) -> list[tuple[str, str, int]]:

@@ -31,7 +31,7 @@ SCREENSHOTS = Path(settings.BASE_DIR) / "bench" / "results" / "dashboard"
 try:
     from playwright.sync_api import Browser, Page, sync_playwright
 except ImportError:  # requirements-dev.txt pins it; the skip below says so
-    sync_playwright = None
+    sync_playwright = None  # type: ignore[assignment]
 
 MISSING = (
     f"browser tests need Debian's chromium at {CHROMIUM} (`apt-get install -y chromium chromium-driver`) and "

@@ -53,6 +53,7 @@ def test_the_tools_page_renders_and_refuses_a_bad_sort(staff: Client, rolled_up:
 
 def test_a_tool_page_shows_its_history(staff: Client, rolled_up: None) -> None:  # noqa: F811
     tool_id = UsageEvent.objects.filter(used=True).values_list("tool_id", flat=True).first()
+    assert tool_id is not None
     assert staff.get(f"/dashboard/tools/{tool_id}/?range=week").status_code == 200
     rows = _csv(staff.get(f"/dashboard/tools/{tool_id}/?range=week&csv=1"))
     assert sum(int(r[1]) for r in rows[1:]) == Impression.objects.filter(tool_id=tool_id).count()

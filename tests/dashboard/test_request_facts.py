@@ -63,7 +63,10 @@ def _rank(config: PolicyConfig, history: dict[int, tuple[int, int]], learned: Le
     n = 6
     return rank(
         candidates=Candidates(
-            rows=np.arange(n), dense=np.linspace(0.9, 0.4, n), sparse=np.zeros(n), fused=np.linspace(1.0, 0.5, n)
+            rows=np.arange(n),
+            dense=np.linspace(0.9, 0.4, n, dtype=np.float32),
+            sparse=np.zeros(n, dtype=np.float32),
+            fused=np.linspace(1.0, 0.5, n, dtype=np.float32),
         ),
         tool_ids=np.arange(100, 100 + n),
         context=read_conversation([{"role": "user", "content": "hello"}]),
