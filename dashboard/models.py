@@ -123,3 +123,25 @@ class PolicyEstimate(models.Model):
             # The Learning page: the latest estimates.
             models.Index(fields=["-created_at"], name="policy_estimate_latest"),
         ]
+
+
+class ToolRangeRollup(models.Model):
+    """A tool's sums over the last week or 90 days, for all keys (0) or one: the Tools page
+    sorts and pages these instead of grouping up to 90 days of daily rows per request
+    (seconds at a million impressions). Recomputed from the daily rows at most hourly."""
+
+    range = models.CharField(max_length=8)  # "week" or "90d", as the page's range
+    tool_id = models.IntegerField()
+    namespace = models.CharField(max_length=100)
+    api_key_id = models.IntegerField()  # 0 = all keys
+    shows = models.PositiveIntegerField(default=0)
+    uses = models.PositiveIntegerField(default=0)
+    used_rank_sum = models.PositiveIntegerField(default=0)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # The Tools page: one range and key (and maybe namespace), sorted by a count.
+            models.Index(fields=["range", "api_key_id", "namespace"], name="tool_range_filter"),
+        ]

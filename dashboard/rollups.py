@@ -26,7 +26,7 @@ from django.db.models import Count, FloatField
 from django.utils import timezone
 
 from catalog.models import Tool
-from dashboard.models import CoverageDaily, Rollup, ToolDailyRollup
+from dashboard.models import CoverageDaily, Rollup, ToolDailyRollup, ToolRangeRollup
 from feedback.models import Impression, Recommendation, UsageEvent
 
 # Upper bounds (ms) of the latency histogram's buckets; the last bucket is open.
@@ -238,9 +238,9 @@ def _hour_floor(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def rollup_range(start: datetime, end: datetime) -> int:
-    """Recompute every hour that overlaps [start, end), then the days they touch; returns the
-    number of hours."""
+def rollup_range(start: datetime, end: datetime, *, refresh_tool_ranges: bool = True) -> int:
+    """Recompute every hour that overlaps [start, end), then the days they touch, then the
+    per-tool week and 90-day sums; returns the number of hours."""
     hour, hours, days = _hour_floor(start), 0, set()
     while hour < end:
         rollup_hour(hour)
@@ -248,13 +248,46 @@ def rollup_range(start: datetime, end: datetime) -> int:
         hour, hours = hour + HOUR, hours + 1
     for day in sorted(days):
         rollup_day(day)
+    if refresh_tool_ranges:
+        tool_ranges_refresh()
     return hours
+
+
+# A tool's sums over a range of days, for each key ("api_key_id") and for all (0).
+_TOOL_RANGE_SQL = """
+INSERT INTO {range_table} (range, tool_id, namespace, api_key_id, shows, uses, used_rank_sum, last_used_at, computed_at)
+SELECT %(range)s, tool_id, namespace, {key}, SUM(shows), SUM(uses), SUM(used_rank_sum), MAX(last_used_at), %(now)s
+FROM {daily_table} WHERE day >= %(first)s AND day <= %(last)s
+GROUP BY tool_id, namespace{group}
+"""
+TOOL_RANGES = {"week": 7, "90d": 90}
+
+
+def tool_ranges_refresh(*, now: datetime | None = None) -> None:
+    """Recompute the week and 90-day per-tool sums from the daily rows (whole, in one
+    transaction: a page reads the old rows or the new, never half)."""
+    now = now or timezone.now()
+    tables = {"range_table": ToolRangeRollup._meta.db_table, "daily_table": ToolDailyRollup._meta.db_table}
+    with transaction.atomic(), connection.cursor() as cursor:
+        ToolRangeRollup.objects.all().delete()
+        for name, days in TOOL_RANGES.items():
+            first = (now - timedelta(days=days)).date() + timedelta(days=1)
+            for key, group in (("api_key_id", ", api_key_id"), ("0", "")):
+                sql = _TOOL_RANGE_SQL.format(key=key, group=group, **tables)
+                cursor.execute(sql, {"range": name, "now": now, "first": first, "last": now.date()})
+
+
+def tool_ranges_stale(now: datetime) -> bool:
+    return not ToolRangeRollup.objects.filter(computed_at__gte=now - HOUR).exists()
 
 
 def rollup_recent(*, now: datetime | None = None) -> int:
     """The periodic task's work: the last few hours again (late uses land in them), and the
     5-minute rows older than the dashboard's shortest range of them are dropped."""
     now = now or timezone.now()
-    hours = rollup_range(now - timedelta(hours=settings.DASHBOARD_ROLLUP_LOOKBACK_HOURS), now)
+    lookback = now - timedelta(hours=settings.DASHBOARD_ROLLUP_LOOKBACK_HOURS)
+    hours = rollup_range(lookback, now, refresh_tool_ranges=False)  # hourly is fresh enough for them
     Rollup.objects.filter(period=Rollup.Period.FIVE_MINUTES, start__lt=now - timedelta(days=2)).delete()
+    if tool_ranges_stale(now):
+        tool_ranges_refresh(now=now)
     return hours

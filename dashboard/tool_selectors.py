@@ -13,7 +13,8 @@ from django.db.models.functions import Cast, NullIf
 from django.utils import timezone
 
 from catalog.models import Tool
-from dashboard.models import ToolDailyRollup
+from dashboard.models import ToolDailyRollup, ToolRangeRollup
+from dashboard.rollups import TOOL_RANGES
 from dashboard.selectors import Filters
 from dashboard.stats import wilson_interval
 from recommender.learning.models import CoUse
@@ -64,16 +65,33 @@ def _days(filters: Filters) -> Any:
     return rows
 
 
+def _ratios(rows: Any) -> Any:
+    return rows.annotate(
+        usage_rate=Cast("uses", FloatField()) / NullIf(Cast("shows", FloatField()), 0.0),
+        mean_rank=Cast("rank_sum", FloatField()) / NullIf(Cast("uses", FloatField()), 0.0),
+    )
+
+
 def _per_tool(filters: Filters) -> Any:
-    return (
+    """Per-tool sums over the range: the precomputed week and 90-day rows (at most an hour
+    old), else the day's rows grouped."""
+    if filters.range in TOOL_RANGES:
+        rows = ToolRangeRollup.objects.filter(range=filters.range, api_key_id=filters.api_key_id)
+        if filters.namespace:
+            rows = rows.filter(namespace=filters.namespace)
+        rows = rows.annotate(rank_sum=F("used_rank_sum"))
+        return _ratios(rows).values("tool_id", "shows", "uses", "rank_sum", "last_used_at", "usage_rate", "mean_rank")
+    return _ratios(
         _days(filters)
         .values("tool_id")
         .annotate(shows=Sum("shows"), uses=Sum("uses"), rank_sum=Sum("used_rank_sum"), last_used_at=Max("last_used_at"))
-        .annotate(
-            usage_rate=Cast("uses", FloatField()) / NullIf(Cast("shows", FloatField()), 0.0),
-            mean_rank=Cast("rank_sum", FloatField()) / NullIf(Cast("uses", FloatField()), 0.0),
-        )
     )
+
+
+def _recommended_ids(filters: Filters) -> Any:
+    if filters.range in TOOL_RANGES:
+        return _per_tool(filters).filter(shows__gt=0).values("tool_id")
+    return _days(filters).filter(shows__gt=0).values("tool_id")
 
 
 def _row(values: dict[str, Any], keys: dict[int, str]) -> ToolRow:
@@ -123,7 +141,7 @@ def _enabled(filters: Filters) -> Any:
 
 
 def _never_recommended(filters: Filters, page: int) -> tuple[list[ToolRow], int]:
-    shown = _days(filters).filter(shows__gt=0).values("tool_id")
+    shown = _recommended_ids(filters)
     tools = _enabled(filters).exclude(pk__in=shown).order_by("-created_at", "pk")
     page_rows = tools.values("pk", "namespace", "name", "created_at")[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
     rows = [
@@ -206,5 +224,5 @@ def used_with(tool_id: int, limit: int = 15) -> list[tuple[str, str, int]]:
 def tools_per_state(filters: Filters) -> dict[str, int]:
     """Counts for the view tabs."""
     enabled = _enabled(filters).count()
-    recommended = _days(filters).filter(shows__gt=0).values("tool_id").distinct().count()
+    recommended = _recommended_ids(filters).distinct().count()
     return {"enabled": enabled, "recommended": recommended}
