@@ -150,8 +150,8 @@ def _service_charts(filters: Filters, now: datetime) -> list[Chart]:
     points = service_points(filters, now=now)
     labels = [_label(at, 60) for at, _, _ in points]
     lag = Chart("learner_lag", "Learner lag", "s",
-                "Age of the oldest recommendation or feedback event not yet learned, sampled when the rollup runs "
-                "(0 when nothing waits).", labels)  # fmt: skip
+                "Seconds since the oldest unlearned work came due (a recommendation LEARN_DELAY_SECONDS after it "
+                "was served, a late use at once), as in /healthz; sampled when the rollup runs.", labels)  # fmt: skip
     age = Chart(
         "index_age", "Index age", "s", "Time since the active snapshot was built, sampled when the rollup runs.", labels
     )

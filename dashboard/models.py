@@ -102,7 +102,7 @@ class ServiceSample(models.Model):
     """The learner's lag and the index's age when the rollup ran: state, not log sums."""
 
     at = models.DateTimeField(unique=True)  # unique: the time range queries use it as an index
-    learner_lag_seconds = models.FloatField(null=True, blank=True)  # oldest unlearned event; None: none waiting
+    learner_lag_seconds = models.FloatField(null=True, blank=True)  # as /healthz reports it
     index_age_seconds = models.FloatField(null=True, blank=True)  # since the active snapshot finished
 
 

@@ -9,6 +9,7 @@ by its own variable.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -20,11 +21,31 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TOOLREC_VAR_DIR") or BASE_DIR / "var")
 
 DEBUG = env_bool("DEBUG", False)
+
+
+def _local_secret_key(var_dir: Path) -> str:
+    """The embedded install's own random key, made on first use and kept in var/, so that the
+    README's commands (`manage.py import_tools ...`) work as printed without a key to set:
+    with no DATABASE_URL, everything the key protects lives in that folder anyway."""
+    path = var_dir / "secret_key"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(secrets.token_urlsafe(64))
+        except FileExistsError:
+            pass  # another process made it first
+    return path.read_text().strip()
+
+
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG"
+    if not env_str("DATABASE_URL"):
+        SECRET_KEY = _local_secret_key(VAR_DIR)
+    elif DEBUG:
+        SECRET_KEY = "insecure-development-key-only-used-with-DEBUG"
+    else:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off and DATABASE_URL is set")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -85,7 +106,30 @@ DATABASE_URL = env_str("DATABASE_URL")
 if not DATABASE_URL:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASE_URL = f"sqlite:///{VAR_DIR / 'toolrec.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        # A kept connection the database dropped (a restart, a failover) is noticed and replaced
+        # before a request uses it, instead of failing that request.
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Bounded waits on PostgreSQL (each a libpq option): connecting (refused or unanswered),
+    # a statement the server runs too long, and a connection whose packets are dropped (the
+    # kernel gives up on unacknowledged data after tcp_user_timeout; keepalives find a dead
+    # idle one). Workers running long statements can raise DB_STATEMENT_TIMEOUT_MS.
+    DATABASES["default"]["OPTIONS"] = {
+        "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 2, minimum=1),
+        "options": f"-c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 15_000, minimum=0)}",
+        "tcp_user_timeout": env_int("DB_TCP_USER_TIMEOUT_MS", 3_000, minimum=0),
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the dev server read while a rebuild writes; the timeout waits out short locks.
     DATABASES["default"]["OPTIONS"] = {
@@ -127,8 +171,27 @@ BACKGROUND_THREADS = env_bool("BACKGROUND_THREADS", True)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+# Publishing from a request is bounded (see scheduling.run_task: no retry, these timeouts);
+# the worker's consuming reads go through its event loop and do not hit the socket timeout.
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("BROKER_CONNECT_TIMEOUT", 0.5, minimum=0.05)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    "socket_timeout": env_float("BROKER_SOCKET_TIMEOUT", 2.0, minimum=0.1),
+    # Opening a connection to publish is tried once: kombu's default retries slept 2 s.
+    "max_retries": 0,
+}
+if CELERY_BROKER_URL.startswith("redis://"):
+    # kombu's Redis transport with the worker's crash after a broker restart fixed (see the module).
+    CELERY_BROKER_TRANSPORT = "toolrec_site.broker:Transport"
+# A worker that loses its broker keeps trying to reconnect, at start too, for as long as it
+# takes (the supervisor would only start it again); late-acked tasks running at the loss are
+# cancelled and redelivered (they cannot be acknowledged any more; every task is idempotent).
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# After a publish to the broker fails, requests skip publishing for this long (the periodic
+# tasks pick the work up): a dead broker costs one failed attempt, not one per request.
+BROKER_BACKOFF_SECONDS = env_float("BROKER_BACKOFF_SECONDS", 5.0, minimum=0.0)
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "toolrec")
 # Beat reads the schedule from the database (toolrec_site.scheduling.PERIODIC_TASKS, written
@@ -144,6 +207,9 @@ LOCAL_EMBEDDING_MODEL = "local/all-MiniLM-L6-v2"
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", LOCAL_EMBEDDING_MODEL)
 # Texts per call to a hosted model or the torch backend (ONNX runs one text at a time).
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1)
+# Seconds a hosted (LiteLLM) embedding call may take, no retries; a request whose query
+# cannot be embedded is answered from keyword retrieval.
+EMBEDDING_TIMEOUT_SECONDS = env_float("EMBEDDING_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 # CPU threads per process for the local embedder and the engine's numpy/faiss. One each is
 # fastest with several web processes per machine (threads beyond the free cores only contend).
 # The local model's runtime: "onnx-int8" (default: quantised, the fastest, with the same
@@ -187,6 +253,8 @@ LEARN_BATCH_SIZE = env_int("LEARN_BATCH_SIZE", 1000, minimum=1)
 LEARN_DEBOUNCE_SECONDS = env_int("LEARN_DEBOUNCE_SECONDS", 2, minimum=0)
 LEARNING_CHECK_SECONDS = env_float("LEARNING_CHECK_SECONDS", 1.0, minimum=0.0)
 LEARNING_AUTO_SCHEDULE = env_bool("LEARNING_AUTO_SCHEDULE", True)  # learn soon after feedback
+# /healthz says "degraded" when the oldest unlearned work came due longer ago than this.
+LEARNER_LAG_DEGRADED_SECONDS = env_float("LEARNER_LAG_DEGRADED_SECONDS", 120.0, minimum=1.0)
 MEMORY_MAX_CONTEXTS = env_int("MEMORY_MAX_CONTEXTS", 50_000, minimum=1)
 # Tools that similar past requests used join retrieval's candidates (learning policies only;
 # see ContextMemory.similar_tools); 0 turns it off.

@@ -30,6 +30,8 @@ api_v1 = [
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("healthz", healthz, name="healthz"),
+    # A new user's first page: what the API does, callable from the browser with a key.
+    path("", RedirectView.as_view(pattern_name="docs", permanent=False), name="home"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
     # Browsers ask for it on every page (the admin's too); a 404 there is a console error.

@@ -136,6 +136,11 @@ class RetrievalIndex:
         return len(self.keys)
 
     @property
+    def dim(self) -> int:
+        """Dimension of the tool vectors (and of the query vectors `search` takes)."""
+        return self._dense.dim
+
+    @property
     def ann_kind(self) -> str:
         return self._dense.kind
 

@@ -27,6 +27,7 @@ class EmbeddedQueries:
     vectors: FloatArray  # one row per query text; row 0 is the last user message
     cache_hits: int  # texts the embedding cache answered
     cache_lookups: int  # texts looked up
+    failed: bool = False  # the embedder failed: zero vectors, keyword retrieval only
 
 
 def embed_queries(

@@ -24,6 +24,7 @@ from recommender.engine.types import Candidates, ConversationContext, FloatArray
 from recommender.learning.selectors import tool_counts_from_log
 from recommender.learning.state import LearnedState
 from recommender.serving.request_signals import RequestSignals, request_signals_finish
+from toolrec_site import metrics
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,11 @@ def _tool_signals(tool_ids: list[int], learned: LearnedState | None) -> tuple[np
     return uses, shows, age
 
 
+def _no_signals(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Tool uses, shows, seconds since the last use and neighbour votes when nothing learned can be read."""
+    return np.zeros(n), np.zeros(n), np.full(n, np.inf), np.zeros(n)
+
+
 def rank(
     *,
     candidates: Candidates,
@@ -80,11 +86,17 @@ def rank(
     their background read (`request_signals_start`); None reads them here."""
     started = time.perf_counter()
     ids = [int(t) for t in tool_ids]
-    uses, shows, age = _tool_signals(ids, learned)
-    votes = memory.votes(query_vector, tool_ids) if memory is not None else np.zeros(len(ids))
+    try:
+        uses, shows, age = _tool_signals(ids, learned)
+        votes = memory.votes(query_vector, tool_ids) if memory is not None else np.zeros(len(ids))
+        if not isinstance(signals, RequestSignals):
+            signals = request_signals_finish(signals, user_id=user_id, called_ids=called_ids)
+    except Exception:  # the database or the memory failed: rank on retrieval alone
+        log.warning("learned signals unreadable; serving the semantic policy", exc_info=True)
+        metrics.FALLBACKS.labels(reason="signals").inc()
+        uses, shows, age, votes = _no_signals(len(ids))
+        signals, config, learned = RequestSignals(user={}, co_use={}), PolicyConfig(), None
     called = set(called_ids)
-    if not isinstance(signals, RequestSignals):
-        signals = request_signals_finish(signals, user_id=user_id, called_ids=called_ids)
     user_uses, user_shows = np.array([signals.user.get(t, (0, 0)) for t in ids], dtype=np.float64).reshape(-1, 2).T
     co_use = np.array([signals.co_use.get(t, 0) for t in ids], dtype=np.float64)
     signals_ms = (time.perf_counter() - started) * 1000

@@ -8,8 +8,10 @@ cache hits.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,7 @@ from recommender.engine.memory import ContextMemory
 from recommender.engine.policy import PolicyConfig
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray, ToolFilter
 from recommender.indexing.snapshots import LoadedSnapshot
+from recommender.learning.state import LearnedState
 from recommender.serving.candidates import (
     EmbeddedQueries,
     embed_queries_counted,
@@ -35,9 +38,11 @@ from recommender.serving.candidates import (
 )
 from recommender.serving.holders import learned, snapshots
 from recommender.serving.ranking import Ranked, policy_config, rank
-from recommender.serving.request_signals import request_signals_start
+from recommender.serving.request_signals import RequestSignals, request_signals_start
 from toolrec_site import metrics
 from toolrec_site.errors import ToolrecError, Unavailable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -135,24 +140,23 @@ def recommendation_create(
     chosen = policy_choose(user_id=user_id, conversation_id=conversation_id, override=policy)
     signals = request_signals_start(user_id=user_id, called_ids=read.called_ids)  # read while embedding
     clock.mark("prepared")
-    embedded = embed_queries_counted(read.context, messages, snapshot.embedding_model)
+    embedded = queries_embed(read, messages, snapshot)
     vectors = embedded.vectors
+    if embedded.failed:  # keyword retrieval: the learned policies' features would be meaningless
+        chosen = ChosenPolicy(chosen.assignment, PolicyConfig())
     clock.mark("embedded")
     state = learned.get()
-    memory = serving_memory(state, vectors[0], snapshot.embedding_model)
+    memory = None if embedded.failed else serving_memory(state, vectors[0], snapshot.embedding_model)
     retrieved = candidates_find(snapshot, read, vectors, chosen, memory=memory, k=asker.k, tool_filter=tool_filter)
     clock.mark("retrieved")
-    ranked = rank(
-        candidates=retrieved.candidates,
-        tool_ids=retrieved.tool_ids,
-        context=read.context,
-        query_vector=vectors[0],
+    ranked = slate_rank(
+        retrieved,
+        read,
+        chosen.config,
         memory=memory,
-        called_ids=read.called_ids,
         user_id=user_id,
         k=asker.k,
-        config=chosen.config,
-        learned=state,
+        learned_state=state,
         rng=rng or np.random.default_rng(),
         signals=signals,
     )
@@ -171,6 +175,51 @@ def conversation_read(messages: list[dict[str, Any]], snapshot: LoadedSnapshot) 
         raise ToolrecError("The messages hold no text to recommend tools for.")
     rows = [snapshot.row_by_name[name] for name in dict.fromkeys(context.called_tools) if name in snapshot.row_by_name]
     return ReadConversation(context, [int(snapshot.tool_ids[r]) for r in rows])
+
+
+def queries_embed(read: ReadConversation, messages: list[dict[str, Any]], snapshot: LoadedSnapshot) -> EmbeddedQueries:
+    """The query vectors (with the cache's hits), or, when the embedder fails (a hosted model
+    down or timing out), zero vectors marked failed, with which retrieval ranks by keywords
+    (BM25) alone."""
+    try:
+        return embed_queries_counted(read.context, messages, snapshot.embedding_model)
+    except Exception:
+        log.warning("embedding failed; answering from keyword retrieval", exc_info=True)
+        metrics.FALLBACKS.labels(reason="embedding").inc()
+        zeros = np.zeros((len(read.context.queries()), snapshot.index.dim), dtype=np.float32)
+        return EmbeddedQueries(zeros, cache_hits=0, cache_lookups=0, failed=True)
+
+
+def slate_rank(
+    retrieved: Retrieved,
+    read: ReadConversation,
+    config: PolicyConfig,
+    *,
+    memory: ContextMemory | None,
+    user_id: str,
+    k: int,
+    learned_state: LearnedState | None,
+    rng: np.random.Generator,
+    signals: Future[RequestSignals] | None,
+) -> Ranked:
+    """The policy's slate; if ranking fails, the semantic policy's on retrieval alone."""
+    common = {
+        "candidates": retrieved.candidates,
+        "tool_ids": retrieved.tool_ids,
+        "context": read.context,
+        "query_vector": retrieved.vectors[0],
+        "called_ids": read.called_ids,
+        "user_id": user_id,
+        "k": k,
+        "rng": rng,
+    }
+    try:
+        return rank(**common, memory=memory, config=config, learned=learned_state, signals=signals)
+    except Exception:
+        log.exception("ranking failed; serving the semantic policy")
+        metrics.FALLBACKS.labels(reason="ranking").inc()
+        empty = RequestSignals(user={}, co_use={})
+        return rank(**common, memory=None, config=PolicyConfig(), learned=None, signals=empty)
 
 
 def policy_choose(*, user_id: str, conversation_id: str, override: dict[str, Any] | None) -> ChosenPolicy:
