@@ -41,6 +41,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.fault_proxy import FaultProxy
 
+HttpResponse = requests.Response  # the class body below has a field named `requests`
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python")
 QUERIES = [
@@ -71,7 +73,7 @@ class Traffic:
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def saw(self, what: str, response: requests.Response | None, seconds: float, phase: str) -> None:
+    def saw(self, what: str, response: HttpResponse | None, seconds: float, phase: str) -> None:
         with self.lock:
             self.requests += 1
             if seconds > self.max_wait:
@@ -104,6 +106,7 @@ class Run:
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{args.redis_port}/0",
             "CELERY_QUEUE": "toolrec-faults",
             "SECRET_KEY": secrets.token_urlsafe(64),
+            "SECURE_SSL_REDIRECT": "false",  # plain HTTP on 127.0.0.1 (DEBUG is off)
             "TOOLREC_VAR_DIR": str(self.var),
             "LEARN_DELAY_SECONDS": "2",
             "DB_CONN_MAX_AGE": str(args.db_conn_max_age),
@@ -374,8 +377,8 @@ def report(args: argparse.Namespace, run: Run, counts: dict[str, Any]) -> None:
     print(f"failures not JSON: {len(t.non_json_failures)}")
     print("\nby phase (requests are counted in the phase they started in):")
     for phase, seen in t.by_phase.items():
-        counts = ", ".join(f"{k}: {v}" for k, v in sorted(seen.items()) if k != "longest_seconds")
-        print(f"  {phase:30} longest {seen['longest_seconds']:6.2f} s  {counts}")
+        phase_counts = ", ".join(f"{k}: {v}" for k, v in sorted(seen.items()) if k != "longest_seconds")
+        print(f"  {phase:30} longest {seen['longest_seconds']:6.2f} s  {phase_counts}")
     print(
         f"events acknowledged {counts['acknowledged_events']}, lost {counts['lost']}, "
         f"learned twice {counts['learned_twice']} (state {counts['events_learned_by_state']}, "

@@ -7,14 +7,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.authentication import ApiKeyAuthentication, api_key_of
-from feedback.serializers import FeedbackRequestSerializer, FeedbackResponseSerializer
+from feedback.serializers import FEEDBACK_REQUEST_SCHEMA, FeedbackRequestSerializer, FeedbackResponseSerializer
 from feedback.services import FeedbackItem, feedback_record
 
 
 class FeedbackCreateApi(APIView):
     authentication_classes = [ApiKeyAuthentication]
+    throttle_scope = "feedback"
 
-    @extend_schema(request=FeedbackRequestSerializer, responses={201: FeedbackResponseSerializer})
+    @extend_schema(request=FEEDBACK_REQUEST_SCHEMA, responses={201: FeedbackResponseSerializer})
     def post(self, request: Request) -> Response:
         serializer = FeedbackRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -41,11 +41,15 @@ class Unavailable(ToolrecError):
     code = "unavailable"
 
 
-def error_response(status_code: int, code: str, message: str, details: Any = None) -> Response:
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
-    return Response({"error": body}, status=status_code)
+    return {"error": body}
+
+
+def error_response(status_code: int, code: str, message: str, details: Any = None) -> Response:
+    return Response(error_body(code, message, details), status=status_code)
 
 
 def _first_message(detail: Any) -> str:
@@ -78,5 +82,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "error"
-        return error_response(response.status_code, code, _first_message(exc.detail))
+        shaped = error_response(response.status_code, code, _first_message(exc.detail))
+        for header in ("Retry-After", "WWW-Authenticate"):  # DRF's handler set them: keep them
+            if header in response:
+                shaped[header] = response[header]
+        return shaped
     return response

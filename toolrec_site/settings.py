@@ -8,6 +8,7 @@ by its own variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from toolrec_site.env import env_bool, env_float, env_int, env_json, env_list, env_str
+from toolrec_site.env import env_bool, env_float, env_int, env_json, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TOOLREC_VAR_DIR") or BASE_DIR / "var")
@@ -46,6 +47,12 @@ if not SECRET_KEY:
         SECRET_KEY = "insecure-development-key-only-used-with-DEBUG"
     else:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off and DATABASE_URL is set")
+elif not DEBUG and len(SECRET_KEY) < 50:
+    # Sessions and password resets are signed with it: a short key can be brute-forced.
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be at least 50 characters when DEBUG is off; make one with "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -72,12 +79,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # outside every other middleware, so their error pages under /api/ become JSON too
+    "toolrec_site.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "access.middleware.AdminLoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -236,6 +246,9 @@ RECOMMEND_MAX_K = 50
 RECOMMEND_CANDIDATES = env_int("RECOMMEND_CANDIDATES", 200, minimum=10)
 USER_SIGNALS_MAX_TOOLS = env_int("USER_SIGNALS_MAX_TOOLS", 2000, minimum=1)  # a user's most used tools read per request
 MAX_MESSAGES = env_int("MAX_MESSAGES", 200, minimum=1)
+# Deeper JSON bodies are refused with a 400 (toolrec_site/parsers.py); the parser, the
+# conversation reader and jsonschema recurse, and Python stops at about 1,000 frames.
+API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32, minimum=4)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
 IMPLICIT_FEEDBACK = env_bool("IMPLICIT_FEEDBACK", True)
 # The policy served when no experiment runs (JSON of recommender.engine.policy.PolicyConfig).
@@ -270,17 +283,38 @@ DASHBOARD_NEW_TOOL_DAYS = env_int("DASHBOARD_NEW_TOOL_DAYS", 7, minimum=0)  # "n
 NO_MATCH_SIMILARITY = env_float("NO_MATCH_SIMILARITY", 0.3)
 DASHBOARD_OPE_LIMIT = env_int("DASHBOARD_OPE_LIMIT", 5000, minimum=1)  # recommendations per off-policy estimate
 
+# --- metrics (/metrics) ----------------------------------------------------------------
+# The success metrics (usage rate, hit rate, exploration rate) cover the recommendations of
+# this window, computed at most once per refresh interval whoever scrapes. The queries cost
+# 15-25 µs per recommendation in the window on PostgreSQL (bench/metrics_scrape.py: 0.9-1.5 s
+# for 60,000), hence a quarter of an hour and a minute.
+METRICS_WINDOW_SECONDS = env_float("METRICS_WINDOW_SECONDS", 900.0, minimum=60.0)
+METRICS_REFRESH_SECONDS = env_int("METRICS_REFRESH_SECONDS", 60, minimum=0)
+
 # --- API ----------------------------------------------------------------------------
+# How long a process trusts a key it read (revocation, scope and policy edits reach every
+# process within this; see access/selectors.py).
+API_KEY_CACHE_SECONDS = env_float("API_KEY_CACHE_SECONDS", 1.0, minimum=0.0)
+# Requests per API key (429 with Retry-After beyond), counted in the cache (Redis in production).
+RATE_LIMITS = {
+    "recommend": env_rate("RATE_LIMIT_RECOMMEND", "1200/min"),
+    "feedback": env_rate("RATE_LIMIT_FEEDBACK", "2400/min"),
+    "catalog_write": env_rate("RATE_LIMIT_CATALOG_WRITE", "120/min"),
+}
+# Failed admin logins per client address and per user name before the login answers 429.
+ADMIN_LOGIN_FAILURES = env_rate("ADMIN_LOGIN_FAILURES", "10/hour")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "access.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["toolrec_site.parsers.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "toolrec_site.errors.api_exception_handler",
+    # Per-key limits of the views that name a throttle_scope (access/limits.py).
+    "DEFAULT_THROTTLE_CLASSES": ["access.throttling.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -292,6 +326,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "toolrec_site.openapi.add_error_responses",  # and its API-key scheme
+    ],
 }
 
 # --- static, i18n, security ----------------------------------------------------------
@@ -305,8 +343,26 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+# Production (DEBUG off) answers over HTTPS only: plain HTTP is redirected, browsers are told
+# to use HTTPS for a year (HSTS) and cookies never travel unencrypted. Behind a TLS proxy set
+# BEHIND_TLS_PROXY=true so that Django trusts its X-Forwarded-Proto (else every request looks
+# like HTTP and is redirected forever). SECURE_SSL_REDIRECT=false where the proxy redirects
+# itself, or to serve plain HTTP on a private network (benchmarks, `make serve` on localhost).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("BEHIND_TLS_PROXY")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+# /metrics: answered to a Bearer METRICS_TOKEN, or to a client in METRICS_ALLOWED_NETWORKS
+# (CIDRs); by default only to this machine.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+try:
+    for _network in METRICS_ALLOWED_NETWORKS:
+        ipaddress.ip_network(_network, strict=False)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS must be CIDRs: {exc}") from exc
 
 LOGGING = {
     "version": 1,

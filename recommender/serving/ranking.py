@@ -6,6 +6,7 @@ into arrays)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 from concurrent.futures import Future
@@ -45,6 +46,32 @@ class Ranked:
     tool_ids: IntArray  # (n,) catalog ids of the candidates
     signals_ms: float  # time spent reading the learning signals (database, memory)
     personalized: bool = False  # the user's own history changed the slate (see `_personalized`)
+    pinned: int = 0  # the slate's first `pinned` items are the key's pinned tools
+
+
+def pin(ranked: Ranked, candidates: Candidates, pinned_rows: IntArray, k: int) -> Ranked:
+    """The slate with the key's pinned tools first, counted in k: the policy's own choices
+    fill what is left, in its order. A pinned tool is shown with certainty (propensity 1)
+    and scored by retrieval (the policy did not choose it)."""
+    position = {int(row): i for i, row in enumerate(candidates.rows)}
+    first = [position[int(r)] for r in pinned_rows if int(r) in position][:k]
+    if not first:
+        return ranked
+    slate, taken = ranked.slate, set(first)
+    certain = np.ones(len(first), dtype=slate.propensities.dtype)
+    rest = [p for p, i in enumerate(slate.order) if int(i) not in taken][: k - len(first)]
+    head = np.asarray(first, dtype=slate.order.dtype)
+    return dataclasses.replace(
+        ranked,
+        slate=dataclasses.replace(
+            slate,
+            order=np.concatenate([head, slate.order[rest]]),
+            scores=np.concatenate([candidates.fused[head].astype(slate.scores.dtype), slate.scores[rest]]),
+            propensities=np.concatenate([certain, slate.propensities[rest]]),
+            explored=np.concatenate([np.zeros(len(first), dtype=np.bool_), slate.explored[rest]]),
+        ),
+        pinned=len(first),
+    )
 
 
 def _tool_signals(tool_ids: list[int], learned: LearnedState | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -45,7 +45,8 @@ def demo_credentials() -> tuple[str | None, str]:
         password = None
     raw_key = saved.get("api_key", "")
     if not raw_key or not ApiKey.objects.filter(key_hash=hash_key(raw_key), is_active=True).exists():
-        raw_key = api_key_create(name="demo agent")[1]
+        # the demo key may also add its own tools (POST /api/v1/tools); shared ones stay the admin's
+        raw_key = api_key_create(name="demo agent", scopes=["recommend", "feedback", "catalog:write"])[1]
     if password is not None:
         saved["password"] = password
     saved["api_key"] = raw_key
