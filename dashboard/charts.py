@@ -67,6 +67,11 @@ def _label(moment: datetime, step_seconds: float) -> str:
     return local.strftime("%Y-%m-%d" if step_seconds >= 86400 else "%m-%d %H:%M")
 
 
+def _per_second(rate: float) -> str:
+    """Slow traffic reads better per hour than as 0.0000661/s."""
+    return f"{rate:.3g}/s" if rate >= 0.01 or rate == 0 else f"{rate * 3600:.3g}/h"
+
+
 def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}%"
 
@@ -90,7 +95,7 @@ def _throughput_charts(windows: list[Window], labels: list[str], seconds: float,
             key, f"{what} per second", "/s", f"{what} in the window ÷ the window's length in seconds.", labels
         )
         chart.datasets[what] = [float(f"{w.sums[name] / seconds:.4g}") for w in windows]
-        chart.headline = f"{totals.get(name, 0) / span:.3g}/s ({int(totals.get(name, 0))} in the range)"
+        chart.headline = f"{_per_second(totals.get(name, 0) / span)} ({int(totals.get(name, 0))} in the range)"
         charts.append(chart)
     return charts
 
@@ -127,7 +132,7 @@ def _lift_chart(windows: list[Window], labels: list[str]) -> Chart:
     lift = lift_interval(_group(totals, "p_"), _group(totals, "n_")) if totals else None
     if lift is not None:
         interval = f" [{lift.low:.2f}, {lift.high:.2f}]" if lift.low is not None and lift.high is not None else ""
-        chart.headline = f"{lift.value:.2f}×{interval}"
+        chart.headline = f"{lift.value:.2f}×{interval} ({int(totals['p_recs'])} vs {int(totals['n_recs'])} recs)"
     return chart
 
 
