@@ -43,19 +43,20 @@ K = 5
 DAYS = 90
 
 TOOLS_SQL = """
-INSERT INTO catalog_tool (namespace, name, description, parameters, category, tags, family, source, extra,
-                          enabled, content_hash, created_at, updated_at)
-SELECT 'ns' || (g %% 5), 'tool_' || g, 'generated tool ' || g, '{}', '', '[]', '', 'bench', '{}',
+INSERT INTO catalog_tool (namespace, name, function_name, description, parameters, category, tags, family, source,
+                          extra, enabled, content_hash, created_at, updated_at)
+SELECT 'ns' || (g %% 5), 'tool_' || g, 'ns' || (g %% 5) || '__tool_' || g, 'generated tool ' || g, '{}', '', '[]', '',
+       'bench', '{}',
        g %% 50 <> 0, md5(g::text), now() - interval '120 days' + (g %% 125) * interval '1 day', now()
 FROM generate_series(1, %(tools)s) g
 """
 
 RECOMMENDATIONS_SQL = """
 INSERT INTO feedback_recommendation (id, api_key_id, user_id, conversation_id, experiment_key, variant, policy,
-    snapshot_version, k, query_text, called_tools, called_tool_ids, latency_ms, embed_cache_hits,
+    snapshot_version, k, query_text, called_tools, called_tool_ids, call_count, latency_ms, embed_cache_hits,
     embed_cache_lookups, personalized, best_similarity, created_at, learned_at)
 SELECT md5('r' || g)::uuid, (%(keys)s::int[])[1 + g %% 3], 'u' || (g %% 20000), '', '', 'default', 'bandit', 1, %(k)s,
-       '', '[]', '[]', 8 + 60 * random() ^ 3, (g %% 3 = 0)::int, 1, g %% 9 = 0, 0.15 + 0.7 * random(),
+       '', '[]', '[]', 0, 8 + 60 * random() ^ 3, (g %% 3 = 0)::int, 1, g %% 9 = 0, 0.15 + 0.7 * random(),
        CASE WHEN g <= %(busy)s THEN %(busy_start)s + interval '1 hour' * (g::float / (%(busy)s + 1))
             ELSE now() - interval '1 day' * %(days)s * random() END,
        now()
