@@ -30,6 +30,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "toolrec_site.settings")
 os.environ.setdefault("DEBUG", "true")
+# Generating millions of rows in one statement outlasts the web processes' statement timeout.
+os.environ.setdefault("DB_STATEMENT_TIMEOUT_MS", "0")
 
 import django
 
