@@ -34,6 +34,8 @@ PUBLISH_TOOL_STATS = "recommender.learning.publish_tool_stats"
 TRAIN_RANKER = "recommender.learning.train_ranker"
 WATCH_EXPERIMENTS = "experiments.watch"
 SYNC_MCP_SERVERS = "catalog.sync_mcp_servers"
+ROLLUP_DASHBOARD = "dashboard.rollup"
+ESTIMATE_POLICIES = "dashboard.estimate_policies"
 
 REBUILD_PENDING_KEY = "toolrec:rebuild-pending"
 LEARN_PENDING_KEY = "toolrec:learn-pending"
@@ -50,6 +52,8 @@ PERIODIC_TASKS: dict[str, tuple[str, int]] = {
     "watch-experiments": (WATCH_EXPERIMENTS, 60),
     # MCP servers not kept connected by `manage.py mcp_listen` (those re-sync on list_changed)
     "sync-mcp-servers": (SYNC_MCP_SERVERS, 5 * 60),
+    "dashboard-rollup": (ROLLUP_DASHBOARD, 5 * 60),
+    "dashboard-estimate-policies": (ESTIMATE_POLICIES, 6 * 3600),
 }
 
 

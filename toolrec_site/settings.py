@@ -283,6 +283,16 @@ MEMORY_MAX_CONTEXTS = env_int("MEMORY_MAX_CONTEXTS", 50_000, minimum=1)
 # see ContextMemory.similar_tools); 0 turns it off.
 MEMORY_CANDIDATES = env_int("MEMORY_CANDIDATES", 10, minimum=0)
 
+# --- dashboard ----------------------------------------------------------------------
+# The rollup task recomputes this many past hours each run: uses reported later than that
+# after their recommendation reach the dashboard only if the window is run again by hand.
+DASHBOARD_ROLLUP_LOOKBACK_HOURS = env_int("DASHBOARD_ROLLUP_LOOKBACK_HOURS", 3, minimum=1)
+DASHBOARD_ROLLUP_SECONDS = env_int("DASHBOARD_ROLLUP_SECONDS", 300, minimum=10)  # how often it runs
+DASHBOARD_NEW_TOOL_DAYS = env_int("DASHBOARD_NEW_TOOL_DAYS", 7, minimum=0)  # "new" in the exploration rate
+# A recommendation whose best candidate is less similar (cosine) than this had no good match.
+NO_MATCH_SIMILARITY = env_float("NO_MATCH_SIMILARITY", 0.3)
+DASHBOARD_OPE_LIMIT = env_int("DASHBOARD_OPE_LIMIT", 5000, minimum=1)  # recommendations per off-policy estimate
+
 # --- metrics (/metrics) ----------------------------------------------------------------
 # The success metrics (usage rate, hit rate, exploration rate) cover the recommendations of
 # this window, computed at most once per refresh interval whoever scrapes. The queries cost

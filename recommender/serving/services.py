@@ -21,7 +21,7 @@ from django.conf import settings
 from access.models import ApiKey, Scope
 from access.policy import scope_require
 from experiments.selectors import Assignment, assignment_for, default_policy
-from feedback.services import ShownTool, implicit_feedback_record, recommendation_record
+from feedback.services import RequestFacts, ShownTool, implicit_feedback_record, recommendation_record
 from recommender.engine.candidate_log import candidate_log
 from recommender.engine.conversation import read_conversation
 from recommender.engine.features import FEATURE_INDEX
@@ -31,7 +31,13 @@ from recommender.engine.policy import PolicyConfig
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray, ToolFilter
 from recommender.indexing.snapshots import LoadedSnapshot
 from recommender.learning.state import LearnedState
-from recommender.serving.candidates import embed_queries, learned_candidates, retrieve, serving_memory
+from recommender.serving.candidates import (
+    EmbeddedQueries,
+    embed_queries_counted,
+    learned_candidates,
+    retrieve,
+    serving_memory,
+)
 from recommender.serving.holders import learned, snapshots
 from recommender.serving.ranking import Ranked, match_signal, pin, policy_config, rank
 from recommender.serving.request_signals import RequestSignals, request_signals_start
@@ -148,12 +154,13 @@ def recommendation_create(
     chosen = policy_choose(user_id=user_id, conversation_id=conversation_id, override=policy)
     signals = request_signals_start(user_id=user_id, called_ids=read.called_ids)  # read while embedding
     clock.mark("prepared")
-    vectors, embedded = queries_embed(read, messages, snapshot)
-    if not embedded:  # keyword retrieval: the learned policies' features would be meaningless
+    embedded = queries_embed(read, messages, snapshot)
+    vectors = embedded.vectors
+    if embedded.failed:  # keyword retrieval: the learned policies' features would be meaningless
         chosen = ChosenPolicy(chosen.assignment, PolicyConfig())
     clock.mark("embedded")
     state = learned.get()
-    memory = serving_memory(state, vectors[0], snapshot.embedding_model) if embedded else None
+    memory = None if embedded.failed else serving_memory(state, vectors[0], snapshot.embedding_model)
     retrieved = candidates_find(
         snapshot, read, vectors, chosen, memory=memory, k=asker.k, tool_filter=tool_filter, visibility=visibility
     )
@@ -172,7 +179,7 @@ def recommendation_create(
     ranked = pin(ranked, retrieved.candidates, visibility.pinned_rows, asker.k)
     fitted = slate_fit(snapshot, retrieved, ranked, asker.output, match_of=state)
     clock.mark("ranked")
-    logged = Logged(snapshot, read, chosen, retrieved, ranked, fitted.shown)
+    logged = Logged(snapshot, read, chosen, retrieved, ranked, fitted.shown, embedded)
     recommendation_id = impression_log(asker, logged, latency_ms=clock.ms("start", "ranked")) if record else None
     if recommendation_id is not None and chosen.assignment.shadows:
         shadow_schedule(shadow_job(recommendation_id, logged, asker.k, state))
@@ -204,17 +211,17 @@ def _visible_tool_id(snapshot: LoadedSnapshot, name: str, visibility: Visibility
     return int(snapshot.tool_ids[rows[0]]) if len(rows) == 1 else None
 
 
-def queries_embed(
-    read: ReadConversation, messages: list[dict[str, Any]], snapshot: LoadedSnapshot
-) -> tuple[FloatArray, bool]:
-    """The query vectors, and whether they are real: when the embedder fails (a hosted model
-    down or timing out), zero vectors, with which retrieval ranks by keywords (BM25) alone."""
+def queries_embed(read: ReadConversation, messages: list[dict[str, Any]], snapshot: LoadedSnapshot) -> EmbeddedQueries:
+    """The query vectors (with the cache's hits), or, when the embedder fails (a hosted model
+    down or timing out), zero vectors marked failed, with which retrieval ranks by keywords
+    (BM25) alone."""
     try:
-        return embed_queries(read.context, messages, snapshot.embedding_model), True
+        return embed_queries_counted(read.context, messages, snapshot.embedding_model)
     except Exception:
         log.warning("embedding failed; answering from keyword retrieval", exc_info=True)
         metrics.FALLBACKS.labels(reason="embedding").inc()
-        return np.zeros((len(read.context.queries()), snapshot.index.dim), dtype=np.float32), False
+        zeros = np.zeros((len(read.context.queries()), snapshot.index.dim), dtype=np.float32)
+        return EmbeddedQueries(zeros, cache_hits=0, cache_lookups=0, failed=True)
 
 
 def slate_rank(
@@ -327,6 +334,7 @@ def shown_tools(ranked: Ranked, tool_ids: IntArray, positions: list[int]) -> lis
             score=float(slate.scores[p]),
             propensity=float(slate.propensities[p]),
             features=tuple(float(x) for x in ranked.features[slate.order[p]]),
+            explored=bool(slate.explored[p]),
         )
         for rank, p in enumerate(positions, start=1)
     ]
@@ -342,6 +350,16 @@ class Logged:
     retrieved: Retrieved
     ranked: Ranked
     shown: list[ShownTool]
+    embedded: EmbeddedQueries
+
+    def facts(self) -> RequestFacts:
+        dense = self.retrieved.candidates.dense
+        return RequestFacts(
+            embed_cache_hits=self.embedded.cache_hits,
+            embed_cache_lookups=self.embedded.cache_lookups,
+            personalized=self.ranked.personalized,
+            best_similarity=float(dense.max()) if len(dense) else None,
+        )
 
 
 def impression_log(asker: Asker, logged: Logged, *, latency_ms: float) -> uuid.UUID:
@@ -366,6 +384,7 @@ def impression_log(asker: Asker, logged: Logged, *, latency_ms: float) -> uuid.U
         ),
         latency_ms=latency_ms,
         shown=logged.shown,
+        facts=logged.facts(),
     ).pk
 
 
