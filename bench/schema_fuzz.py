@@ -89,9 +89,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="toolrec-fuzz-") as tmp:
         env = _environment(Path(tmp))
         key = _setup(env, args.port)
-        gunicorn = [str(VENV_BIN / "gunicorn"), "toolrec_site.wsgi", "--bind", f"127.0.0.1:{args.port}"]
         server = subprocess.Popen(
-            [*gunicorn, "--workers", "2", "--threads", "4", "--log-level", "warning"],
+            [
+                *(str(VENV_BIN / "gunicorn"), "toolrec_site.wsgi", "--bind", f"127.0.0.1:{args.port}"),
+                *("--workers", "2", "--threads", "4", "--log-level", "warning"),
+            ],
             cwd=ROOT,
             env=env,
         )
@@ -99,12 +101,13 @@ def main() -> None:
             base = f"http://127.0.0.1:{args.port}"
             _wait_for(f"{base}/healthz")
             started = time.perf_counter()
-            st = [str(VENV_BIN / "st"), "--config-file", str(ROOT / "schemathesis.toml"), "run"]
-            checks = [f"{base}/api/v1/schema", "--checks", "all", "--exclude-checks", "use_after_free"]
-            cases = ["--max-examples", str(args.cases_per_operation), "--seed", str(args.seed)]
-            auth = ["--header", f"Authorization: Bearer {key}"]
             run = subprocess.run(
-                [*st, *checks, *cases, "--workers", str(args.workers), "--no-color", *auth],
+                [
+                    *(str(VENV_BIN / "st"), "--config-file", str(ROOT / "schemathesis.toml"), "run"),
+                    *(f"{base}/api/v1/schema", "--checks", "all", "--exclude-checks", "use_after_free"),
+                    *("--max-examples", str(args.cases_per_operation), "--seed", str(args.seed)),
+                    *("--workers", str(args.workers), "--no-color", "--header", f"Authorization: Bearer {key}"),
+                ],
                 cwd=tmp,
                 capture_output=True,
                 text=True,

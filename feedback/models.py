@@ -31,6 +31,13 @@ class Recommendation(models.Model):
     # evaluation and the learned ranker replay. Shown tools are always among them.
     candidate_log = models.BinaryField(null=True, blank=True)
     latency_ms = models.FloatField(default=0.0)
+    # What the dashboard rolls up and the log could not tell afterwards (see dashboard.rollups):
+    # the embedding cache's answer to this request's query texts, whether the user's own
+    # history changed the slate, and the best cosine similarity among the candidates.
+    embed_cache_hits = models.PositiveSmallIntegerField(default=0)
+    embed_cache_lookups = models.PositiveSmallIntegerField(default=0)
+    personalized = models.BooleanField(default=False)
+    best_similarity = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     learned_at = models.DateTimeField(null=True, blank=True)
 
@@ -54,6 +61,7 @@ class Impression(models.Model):
     score = models.FloatField()
     propensity = models.FloatField(default=1.0)
     features = models.JSONField(default=list, blank=True)
+    explored = models.BooleanField(default=False, help_text="Shown only because the policy explored.")
 
     class Meta:
         constraints = [
@@ -93,4 +101,6 @@ class UsageEvent(models.Model):
         indexes = [
             # The learner claims events not yet learned, oldest first.
             models.Index(fields=["created_at"], condition=Q(learned_at__isnull=True), name="usage_unlearned"),
+            # The dashboard rollup counts the feedback events of one hour.
+            models.Index(fields=["created_at"], name="usage_created"),
         ]

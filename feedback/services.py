@@ -36,6 +36,17 @@ class ShownTool:
     score: float
     propensity: float = 1.0
     features: tuple[float, ...] = ()
+    explored: bool = False
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What the dashboard needs of one request beyond the slate (see the model's fields)."""
+
+    embed_cache_hits: int = 0
+    embed_cache_lookups: int = 0
+    personalized: bool = False
+    best_similarity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ def recommendation_record(
     call_count: int = 0,
     query_vector: bytes | None = None,
     candidate_log: bytes | None = None,
+    facts: RequestFacts = RequestFacts(),
 ) -> Recommendation:
     """Log a served recommendation and its impressions (the learner counts them later)."""
     with transaction.atomic():
@@ -90,6 +102,10 @@ def recommendation_record(
             query_vector=query_vector,
             candidate_log=candidate_log,
             latency_ms=latency_ms,
+            embed_cache_hits=min(facts.embed_cache_hits, 32767),
+            embed_cache_lookups=min(facts.embed_cache_lookups, 32767),
+            personalized=facts.personalized,
+            best_similarity=facts.best_similarity,
         )
         Impression.objects.bulk_create(
             [
@@ -100,6 +116,7 @@ def recommendation_record(
                     score=s.score,
                     propensity=s.propensity,
                     features=list(s.features),
+                    explored=s.explored,
                 )
                 for s in shown
             ]

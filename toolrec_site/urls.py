@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, register_converter
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
@@ -49,5 +50,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="docs", permanent=False), name="home"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
+    # Browsers ask for it on every page (the admin's too); a 404 there is a console error.
+    path("favicon.ico", RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True)),
     path("metrics", metrics, name="metrics"),
 ]

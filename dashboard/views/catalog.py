@@ -1,11 +1,50 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
 
+from dashboard.charts import Chart
+from dashboard.learning_selectors import snapshots, tools_per_namespace
 from dashboard.views.access import staff_page
-from dashboard.views.placeholder import placeholder
+from dashboard.views.common import csv_response
 
 
 @staff_page
 def catalog_page(request: HttpRequest) -> HttpResponse:
-    return placeholder(request, title="Catalog and index", nav="catalog")
+    """The active snapshot, the embedding model, tools per namespace and the rebuild history."""
+    history = snapshots()
+    labels = [timezone.localtime(s["created_at"]).strftime("%m-%d %H:%M") + f" v{s['pk']}" for s in history]
+    builds = Chart(
+        "rebuilds", "Rebuild durations", "s", "Seconds each snapshot build took, with the tools it embedded anew "
+        "and reused from the vector store (the latest 200 builds).", labels,
+    )  # fmt: skip
+    builds.datasets = {
+        "seconds": [round(s["build_seconds"], 2) for s in history],
+        "embedded": [s["embedded_count"] for s in history],
+        "reused": [s["reused_count"] for s in history],
+    }
+    namespaces = tools_per_namespace()
+    per_namespace = Chart(
+        "namespaces", "Tools per namespace", "tools", "Tools in the catalog per namespace, and how many are enabled "
+        "(only enabled tools are indexed).", [n["namespace"] for n in namespaces],
+    )  # fmt: skip
+    per_namespace.datasets = {"enabled": [n["enabled"] for n in namespaces], "all": [n["tools"] for n in namespaces]}
+    per_namespace.kind = "bar"
+    charts = [per_namespace, builds]
+    wanted = request.GET.get("csv")
+    if wanted:
+        chart = next((c for c in charts if c.key == wanted), None)
+        if chart is None:
+            raise Http404("No such chart.")
+        return csv_response(f"catalog-{chart.key}", ["label", *chart.datasets], chart.rows())
+    active = next((s for s in reversed(history) if s["is_active"]), None)
+    context = {
+        "title": "Catalog and index",
+        "nav": "catalog",
+        "charts": charts,
+        "charts_json": [c.as_json() for c in charts],
+        "active": active,
+        "history": list(reversed(history))[:20],
+    }
+    return render(request, "dashboard/catalog.html", context)

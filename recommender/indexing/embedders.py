@@ -140,6 +140,11 @@ def _cache_key(model_name: str, text: str) -> str:
 
 def embed_cached(texts: list[str], *, model_name: str | None = None) -> FloatArray:
     """Embed through the cache. A failing cache (Redis down) only costs the cache hits."""
+    return embed_cached_counted(texts, model_name=model_name)[0]
+
+
+def embed_cached_counted(texts: list[str], *, model_name: str | None = None) -> tuple[FloatArray, int]:
+    """`embed_cached`, and how many of the texts the cache answered (the request log keeps it)."""
     embedder = get_embedder(model_name)
     keys = [_cache_key(embedder.model_name, t) for t in texts]
     try:
@@ -167,7 +172,8 @@ def embed_cached(texts: list[str], *, model_name: str | None = None) -> FloatArr
             cache.set_many(new_entries, timeout=settings.EMBEDDING_CACHE_SECONDS)
         except Exception:
             log.warning("embedding cache unavailable for writes", exc_info=True)
-    return np.vstack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)
+    hits = len(texts) - len(missing)
+    return (np.vstack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)), hits
 
 
 def prefill_cache(texts: list[str], *, batch_size: int = 256) -> int:

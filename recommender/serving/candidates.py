@@ -6,6 +6,7 @@ over the snapshot, and the tools that similar past requests used (learned recall
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,14 +17,28 @@ from recommender.engine.memory import ContextMemory
 from recommender.engine.policy import PolicyConfig
 from recommender.engine.retrieval import query_roles
 from recommender.engine.types import BoolArray, Candidates, ConversationContext, FloatArray, IntArray, ToolFilter
-from recommender.indexing.embedders import embed_cached
+from recommender.indexing.embedders import embed_cached_counted
 from recommender.indexing.snapshots import LoadedSnapshot
 from recommender.learning.state import LearnedState
+
+
+@dataclass(frozen=True)
+class EmbeddedQueries:
+    vectors: FloatArray  # one row per query text; row 0 is the last user message
+    cache_hits: int  # texts the embedding cache answered
+    cache_lookups: int  # texts looked up
+    failed: bool = False  # the embedder failed: zero vectors, keyword retrieval only
 
 
 def embed_queries(
     context: ConversationContext, messages: list[dict[str, Any]], model_name: str | None = None
 ) -> FloatArray:
+    return embed_queries_counted(context, messages, model_name).vectors
+
+
+def embed_queries_counted(
+    context: ConversationContext, messages: list[dict[str, Any]], model_name: str | None = None
+) -> EmbeddedQueries:
     """Vectors for `context.queries()`, in order.
 
     The condensed context is not embedded as one long text: a transformer's cost grows
@@ -34,7 +49,7 @@ def embed_queries(
     texts, roles = context.queries(), query_roles(context)
     direct = [t for t, role in zip(texts, roles) if role != "context"]
     history = previous_user_texts(messages) if "context" in roles else []
-    vectors = embed_cached(direct + history, model_name=model_name)
+    vectors, hits = embed_cached_counted(direct + history, model_name=model_name)
     rows, direct_row = [], 0
     for role in roles:
         if role == "context":
@@ -43,7 +58,7 @@ def embed_queries(
         else:
             rows.append(vectors[direct_row])
             direct_row += 1
-    return np.vstack(rows).astype(np.float32)
+    return EmbeddedQueries(np.vstack(rows).astype(np.float32), hits, len(direct) + len(history))
 
 
 def retrieve(

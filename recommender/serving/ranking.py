@@ -5,11 +5,12 @@ into arrays)."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,9 +19,11 @@ from django.utils import timezone
 
 from recommender.engine.features import FeatureInputs, build_features
 from recommender.engine.ltr import predict as ltr_predict
+from recommender.engine.match import Match, match_score
 from recommender.engine.memory import ContextMemory
 from recommender.engine.policy import PolicyConfig, Slate, choose_slate, policy_from_json
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray
+from recommender.learning.match_training import match_config
 from recommender.learning.selectors import tool_counts_from_log
 from recommender.learning.state import LearnedState
 from recommender.serving.request_signals import RequestSignals, request_signals_finish
@@ -44,6 +47,7 @@ class Ranked:
     features: FloatArray  # (n candidates, d)
     tool_ids: IntArray  # (n,) catalog ids of the candidates
     signals_ms: float  # time spent reading the learning signals (database, memory)
+    personalized: bool = False  # the user's own history changed the slate (see `_personalized`)
     pinned: int = 0  # the slate's first `pinned` items are the key's pinned tools
 
 
@@ -125,31 +129,80 @@ def rank(
     user_uses, user_shows = np.array([signals.user.get(t, (0, 0)) for t in ids], dtype=np.float64).reshape(-1, 2).T
     co_use = np.array([signals.co_use.get(t, 0) for t in ids], dtype=np.float64)
     signals_ms = (time.perf_counter() - started) * 1000
-    features = build_features(
-        FeatureInputs(
-            dense=candidates.dense,
-            sparse=candidates.sparse,
-            fused=candidates.fused,
-            fused_rank=np.arange(len(ids)),
-            tool_uses=uses,
-            tool_shows=shows,
-            seconds_since_last_use=age,
-            user_uses=user_uses,
-            user_shows=user_shows,
-            co_use=co_use,
-            neighbor_votes=votes,
-            is_new=shows < settings.NEW_TOOL_SHOWS,
-            has_error=context.has_error,
-            has_code=context.has_code,
-            message_count=context.message_count,
-            already_called=np.array([t in called for t in ids]) if called else None,
-        )
+    inputs = FeatureInputs(
+        dense=candidates.dense,
+        sparse=candidates.sparse,
+        fused=candidates.fused,
+        fused_rank=np.arange(len(ids)),
+        tool_uses=uses,
+        tool_shows=shows,
+        seconds_since_last_use=age,
+        user_uses=user_uses,
+        user_shows=user_shows,
+        co_use=co_use,
+        neighbor_votes=votes,
+        is_new=shows < settings.NEW_TOOL_SHOWS,
+        has_error=context.has_error,
+        has_code=context.has_code,
+        message_count=context.message_count,
+        already_called=np.array([t in called for t in ids]) if called else None,
     )
+    features = build_features(inputs)
+    twin_rng = copy.deepcopy(rng) if user_shows.any() else None  # before the slate draws from rng
+    slate = _choose(features, candidates.fused, k=k, config=config, learned=learned, rng=rng)
+    personalized = twin_rng is not None and _personalized(
+        inputs, slate, k=k, config=config, learned=learned, rng=twin_rng
+    )
+    return Ranked(slate=slate, features=features, tool_ids=tool_ids, signals_ms=signals_ms, personalized=personalized)
+
+
+def _choose(
+    features: FloatArray,
+    retrieval_scores: FloatArray,
+    *,
+    k: int,
+    config: PolicyConfig,
+    learned: LearnedState | None,
+    rng: np.random.Generator,
+) -> Slate:
     bandit = learned.bandit if learned is not None else None
     ltr_scores = None
     if learned is not None and learned.ranker_text and config.name in ("ltr", "hybrid"):
         ltr_scores = ltr_predict(learned.ranker_text, features)
-    slate = choose_slate(
-        features, retrieval_scores=candidates.fused, k=k, config=config, bandit=bandit, ltr_scores=ltr_scores, rng=rng
+    return choose_slate(
+        features, retrieval_scores=retrieval_scores, k=k, config=config, bandit=bandit, ltr_scores=ltr_scores, rng=rng
     )
-    return Ranked(slate=slate, features=features, tool_ids=tool_ids, signals_ms=signals_ms)
+
+
+def match_signal(ranked: Ranked, positions: list[int], learned: LearnedState | None) -> Match:
+    """How likely the answer's top tool is to be used (the calibrated no-match signal). The
+    inputs are the feature rows of the answer's first two tools, as the impression logs them
+    and the learner fits them."""
+    config = match_config()
+    if not positions:
+        return Match("none", 0.0, "retrieval")
+    order = ranked.slate.order
+    top = ranked.features[order[positions[0]]]
+    second = ranked.features[order[positions[1]]] if len(positions) > 1 else None
+    return match_score(top, second, learned.match_model if learned is not None else None, config)
+
+
+def _personalized(
+    inputs: FeatureInputs,
+    slate: Slate,
+    *,
+    k: int,
+    config: PolicyConfig,
+    learned: LearnedState | None,
+    rng: np.random.Generator,
+) -> bool:
+    """Would the slate differ without the user's history? The same policy chooses again on
+    features built as if the user had never seen a tool, with a copy of the generator as it
+    was before the served slate drew from it, so exploration draws the same numbers and only
+    the history can make a difference. Only requests whose user has a history with some
+    candidate pay for it (one more feature build and policy pass, well under a millisecond
+    for a few hundred candidates)."""
+    zeros = np.zeros_like(inputs.user_uses)
+    anonymous = build_features(replace(inputs, user_uses=zeros, user_shows=zeros))
+    twin = _choose(anonymous, inputs.fused, k=k, config=config, learned=learned, rng=rng)
+    return bool(not np.array_equal(twin.order, slate.order))

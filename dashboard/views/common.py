@@ -1,0 +1,31 @@
+"""What the pages share: reading the filters, and a chart's table as a CSV download."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+
+from dashboard.selectors import RANGES, BadFilter, Filters, filter_choices, filters_from_query
+
+
+def page_filters(request: HttpRequest) -> Filters | HttpResponse:
+    try:
+        return filters_from_query(request.GET)
+    except BadFilter as error:
+        return HttpResponseBadRequest(f"Bad filter: {error}", content_type="text/plain; charset=utf-8")
+
+
+def filter_context(filters: Filters) -> dict[str, Any]:
+    return {"filters": filters, "ranges": [(key, r.label) for key, r in RANGES.items()], **filter_choices()}
+
+
+def csv_response(filename: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(header)
+    writer.writerows(["" if value is None else value for value in row] for row in rows)
+    return response
