@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install install-dev run serve test lint clean
+.PHONY: install install-dev run serve test lint fuzz clean
 
 # The runtime only (what `make run` needs); tests and linters add requirements-dev.txt.
 $(VENV)/.installed: requirements.txt
@@ -29,10 +29,15 @@ run: install
 serve: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
-	$(VENV)/bin/gunicorn toolrec_site.wsgi --bind $${BIND:-127.0.0.1:8000} --workers $${WEB_WORKERS:-2} --threads $${WEB_THREADS:-4}
+	$(VENV)/bin/gunicorn -c python:toolrec_site.gunicorn_config toolrec_site.wsgi
 
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# schemathesis with all checks against a scratch service of its own: 5,000+ cases, a table
+# and bench/results/schema_fuzz.json (FUZZ_ARGS="--cases-per-operation 50" for a short run).
+fuzz: install-dev
+	$(PY) bench/schema_fuzz.py $(FUZZ_ARGS)
 
 # ruff, the import contracts (stages one way, no cycles, a pure engine) and mypy on the
 # whole project (django-stubs; strict on the pure code).

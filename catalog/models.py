@@ -1,17 +1,19 @@
 from __future__ import annotations
 
-import re
-
 from django.db import models
-
-_NOT_FUNCTION_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")
 
 
 class Tool(models.Model):
     """A tool an agent can call: an OpenAI-style function, an MCP tool or an HTTP API."""
 
+    # None: a shared tool (created by an admin), seen by every tenant. Otherwise only the
+    # tenant's keys read, write and are served it.
+    tenant = models.ForeignKey("access.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="tools")
     namespace = models.CharField(max_length=100, default="default")
     name = models.CharField(max_length=200)
+    # The name handed to models (catalog/naming.py): valid for every provider, unique, and
+    # never changed once given, so a called name maps back to exactly this tool.
+    function_name = models.CharField(max_length=64, unique=True, editable=False)
     description = models.TextField(blank=True)
     parameters = models.JSONField(default=dict, blank=True, help_text="A JSON schema object.")
     category = models.CharField(max_length=100, blank=True)
@@ -29,8 +31,18 @@ class Tool(models.Model):
 
     class Meta:
         constraints = [
-            # Imports and the API look tools up by (namespace, name); this is also its index.
-            models.UniqueConstraint(fields=["namespace", "name"], name="tool_unique_name_in_namespace"),
+            # Imports and the API look tools up by (tenant, namespace, name); these are also
+            # their indexes. Two tenants may each own "ns/name": a name taken by another
+            # tenant must not be refused, or the refusal would tell that the tool exists.
+            # (A tenant's tool never takes the name of a shared one: catalog.services checks.)
+            models.UniqueConstraint(
+                fields=["namespace", "name"], condition=models.Q(tenant__isnull=True), name="tool_unique_shared_name"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "namespace", "name"],
+                condition=models.Q(tenant__isnull=False),
+                name="tool_unique_tenant_name",
+            ),
         ]
         indexes = [
             # The snapshot build reads enabled tools; the admin filters by category.
@@ -45,11 +57,6 @@ class Tool(models.Model):
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
-
-    @property
-    def function_name(self) -> str:
-        """The name handed to a model: OpenAI allows only [a-zA-Z0-9_-]{1,64}."""
-        return _NOT_FUNCTION_CHARS.sub("_", self.name).strip("_")[:64] or "tool"
 
     def function_definition(self) -> dict[str, object]:
         """The tool as an OpenAI ``tools`` entry, ready to hand to the model."""

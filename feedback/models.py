@@ -21,6 +21,9 @@ class Recommendation(models.Model):
     query_text = models.TextField(blank=True, help_text="The last user message, for learning.")
     called_tools = models.JSONField(default=list, blank=True)
     called_tool_ids = models.JSONField(default=list, blank=True, help_text="Catalog ids of called_tools.")
+    # How many tool calls the conversation held when this was asked (called_tools is cut to
+    # 100): the next request's calls past this many are the ones made after this answer.
+    call_count = models.PositiveIntegerField(default=0)
     # float32 embedding of the last user message: the learner adds used tools to the context
     # memory under it, without embedding anything again.
     query_vector = models.BinaryField(null=True, blank=True)
@@ -66,8 +69,9 @@ class UsageEvent(models.Model):
         EXPLICIT = "explicit"
         IMPLICIT = "implicit"
 
-    # Client-supplied or derived id: a retried event hits this unique index and counts once.
-    event_id = models.CharField(max_length=200, unique=True)
+    # Client-supplied or derived id, unique per recommendation (see the constraint): a
+    # retried event counts once, and one key's ids never collide with another key's.
+    event_id = models.CharField(max_length=200)
     recommendation = models.ForeignKey(Recommendation, on_delete=models.CASCADE, related_name="usage_events")
     tool = models.ForeignKey("catalog.Tool", on_delete=models.CASCADE, related_name="+")
     used = models.BooleanField()
@@ -78,6 +82,8 @@ class UsageEvent(models.Model):
 
     class Meta:
         constraints = [
+            # A retry (same recommendation, same event id) is skipped by ON CONFLICT DO NOTHING.
+            models.UniqueConstraint(fields=["recommendation", "event_id"], name="usage_event_unique_id"),
             # One use per (recommendation, tool), whichever way it was reported: implicit and
             # explicit feedback for the same use count once.
             models.UniqueConstraint(

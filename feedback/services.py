@@ -18,7 +18,8 @@ from django.db import connection, transaction
 from django.db.models import Field
 from django.utils import timezone
 
-from access.models import ApiKey
+from access.models import ApiKey, Scope
+from access.policy import scope_require
 from catalog.models import Tool
 from feedback.models import Impression, Recommendation, UsageEvent
 from toolrec_site import metrics
@@ -66,6 +67,7 @@ def recommendation_record(
     latency_ms: float,
     shown: Sequence[ShownTool],
     called_tool_ids: Sequence[int] = (),
+    call_count: int = 0,
     query_vector: bytes | None = None,
     candidate_log: bytes | None = None,
 ) -> Recommendation:
@@ -84,6 +86,7 @@ def recommendation_record(
             query_text=query_text[:2000],
             called_tools=list(called_tools)[:100],
             called_tool_ids=list(called_tool_ids)[:100],
+            call_count=call_count,
             query_vector=query_vector,
             candidate_log=candidate_log,
             latency_ms=latency_ms,
@@ -154,8 +157,7 @@ def _record_events(events: list[UsageEvent], *, durable: bool = True) -> Feedbac
             _skip_wal_flush()
         inserted = _insert_new(events)
     for event in inserted:
-        if event.used:
-            metrics.TOOL_USES.labels(source=event.source).inc()
+        metrics.TOOL_USES.labels(tool=metrics.tool_label(event.tool_id), used="true" if event.used else "false").inc()
     if inserted:
         transaction.on_commit(learning_schedule)
     metrics.FEEDBACK_EVENTS.labels(outcome="recorded").inc(len(inserted))
@@ -163,31 +165,52 @@ def _record_events(events: list[UsageEvent], *, durable: bool = True) -> Feedbac
     return FeedbackOutcome(recorded=len(inserted), duplicates=len(events) - len(inserted))
 
 
-def _shown_tools(recommendation: Recommendation) -> dict[str, int]:
-    """Names by which the agent may refer to each shown tool -> tool id."""
-    names: dict[str, int] = {}
+def _shown_tools(recommendation: Recommendation) -> tuple[dict[str, int | None], list[str]]:
+    """Names by which the agent may report each shown tool -> tool id (None: ambiguous),
+    and the shown tools' function names.
+
+    The function name (unique in the catalog) and the "namespace/name" key always pick one
+    tool; a plain name does when only one shown tool has it. Names are compared as the API
+    returned them: a leading space or a "/" in the namespace is part of the name."""
     # Two primary/foreign-key lookups rather than a join: with stale table statistics (no
     # autovacuum) PostgreSQL planned the join as a scan of the whole catalog.
     tool_ids = list(recommendation.impressions.values_list("tool_id", flat=True))
-    for tool in Tool.objects.filter(pk__in=tool_ids).only("pk", "namespace", "name"):
-        for name in (tool.name, tool.function_name, tool.key):
-            names.setdefault(name, tool.pk)
-    return names
+    tools = list(Tool.objects.filter(pk__in=tool_ids).only("pk", "namespace", "name", "function_name"))
+    names: dict[str, int | None] = {}
+    for tool in tools:
+        names[tool.name] = None if tool.name in names else tool.pk
+    for tool in tools:  # exact names win over a shared plain name
+        names[tool.function_name] = names[tool.key] = tool.pk
+    return names, sorted(tool.function_name for tool in tools)
 
 
-def feedback_record(*, api_key: ApiKey, recommendation_id: uuid.UUID, items: Sequence[FeedbackItem]) -> FeedbackOutcome:
-    """Record explicit feedback. Durable before it returns; retries count once."""
-    # only the id: the row also holds the candidate log and the query vector (several kB)
-    recommendation = Recommendation.objects.filter(pk=recommendation_id, api_key=api_key).only("pk").first()
-    if recommendation is None:
-        raise NotFound(f"Unknown recommendation {recommendation_id}.")
-    shown = _shown_tools(recommendation)
+def _check_reported(
+    items: Sequence[FeedbackItem], shown: dict[str, int | None], recommended: list[str], recommendation_id: uuid.UUID
+) -> None:
     unknown = [item.tool for item in items if item.tool not in shown]
     if unknown:
         raise ToolrecError(
             f"Tool {unknown[0]!r} was not among the tools of recommendation {recommendation_id}.",
-            details={"unknown_tools": unknown, "recommended": sorted({k for k in shown if "/" not in k})},
+            details={"unknown_tools": unknown, "recommended": recommended},
         )
+    ambiguous = [item.tool for item in items if shown[item.tool] is None]
+    if ambiguous:
+        raise ToolrecError(
+            f"More than one tool of recommendation {recommendation_id} is named {ambiguous[0]!r}: "
+            "report it by its function name.",
+            details={"ambiguous_tools": ambiguous, "recommended": recommended},
+        )
+
+
+def feedback_record(*, api_key: ApiKey, recommendation_id: uuid.UUID, items: Sequence[FeedbackItem]) -> FeedbackOutcome:
+    """Record explicit feedback. Durable before it returns; retries count once."""
+    scope_require(api_key, Scope.FEEDBACK)
+    # only the id: the row also holds the candidate log and the query vector (several kB)
+    recommendation = Recommendation.objects.filter(pk=recommendation_id, api_key=api_key).only("pk").first()
+    if recommendation is None:
+        raise NotFound(f"Unknown recommendation {recommendation_id}.")
+    shown, recommended = _shown_tools(recommendation)
+    _check_reported(items, shown, recommended, recommendation_id)
     for item in items:
         if item.reward is not None and not math.isfinite(item.reward):
             raise ToolrecError("reward must be a finite number.")
@@ -195,7 +218,7 @@ def feedback_record(*, api_key: ApiKey, recommendation_id: uuid.UUID, items: Seq
         UsageEvent(
             event_id=item.event_id or f"explicit:{recommendation.pk}:{shown[item.tool]}:{int(item.used)}",
             recommendation=recommendation,
-            tool_id=shown[item.tool],
+            tool_id=cast(int, shown[item.tool]),
             used=item.used,
             reward=item.reward if item.reward is not None else float(item.used),
             source=UsageEvent.Source.EXPLICIT,
@@ -205,22 +228,24 @@ def feedback_record(*, api_key: ApiKey, recommendation_id: uuid.UUID, items: Seq
     return _record_events(events)
 
 
-def implicit_feedback_record(
-    *, api_key: ApiKey, conversation_id: str, called_tool_ids: Sequence[int]
-) -> FeedbackOutcome:
-    """The tools called since the conversation's last recommendation count as its uses."""
+def implicit_feedback_record(*, api_key: ApiKey, conversation_id: str, calls: Sequence[int | None]) -> FeedbackOutcome:
+    """The tool calls made since the conversation's last recommendation count as its uses.
+
+    `calls` are the catalog ids of every tool call in the conversation, in order (None for a
+    name that is no tool). The last recommendation saw the first `call_count` of them, so
+    only the ones past it were made after its answer; a retried turn finds its own first
+    attempt as the last recommendation, with the same calls, and counts nothing again."""
     previous = (
         Recommendation.objects.filter(api_key=api_key, conversation_id=conversation_id)
         .order_by("-created_at")
-        .only("pk")
+        .only("pk", "call_count")
         .first()
     )
-    if previous is None or not called_tool_ids:
+    new_ids = {c for c in calls[previous.call_count :] if c is not None} if previous else set()
+    if previous is None or not new_ids:
         return FeedbackOutcome(0, 0)
     shown_ids = set(
-        Impression.objects.filter(recommendation=previous, tool_id__in=list(called_tool_ids)).values_list(
-            "tool_id", flat=True
-        )
+        Impression.objects.filter(recommendation=previous, tool_id__in=list(new_ids)).values_list("tool_id", flat=True)
     )
     events = [
         UsageEvent(

@@ -1,5 +1,6 @@
-"""GET /healthz: database, cache, broker, vector store, the active snapshot and what this
-process serves (snapshot and learned-state versions)."""
+"""GET /healthz: database, cache, broker, vector store, the learner's lag, the active
+snapshot and what this process serves (snapshot and learned-state versions). Also the
+learner-lag gauge of /metrics, read from the database when Prometheus scrapes."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from recommender.indexing.models import IndexSnapshot
 from recommender.indexing.vector_store import vector_store_health
+from recommender.learning.selectors import learner_lag_seconds
 from recommender.serving.holders import learned, snapshots
 
 
@@ -50,6 +53,18 @@ def _check_broker() -> str:
         return f"error: {type(exc).__name__}"
 
 
+def _learner_lag() -> float:
+    return learner_lag_seconds(now=timezone.now(), delay_seconds=settings.LEARN_DELAY_SECONDS)
+
+
+def _check_learner(lag: float | None) -> str:
+    if lag is None:
+        return "unknown (database unavailable)"
+    if lag > settings.LEARNER_LAG_DEGRADED_SECONDS:
+        return f"lagging: {lag:.0f} s behind (more than {settings.LEARNER_LAG_DEGRADED_SECONDS:g} s)"
+    return f"ok ({lag:.0f} s behind)"
+
+
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {
@@ -58,8 +73,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "broker": _check_broker(),
         "vector_store": vector_store_health(),
     }
-    snapshot = None
+    snapshot, lag = None, None
     if checks["database"] == "ok":
+        lag = _learner_lag()
         active = IndexSnapshot.objects.filter(is_active=True).values("id", "tool_count", "finished_at").first()
         snapshot = active and {
             "version": active["id"],
@@ -72,9 +88,17 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "snapshot_version": served_snapshot.version if served_snapshot else None,
         "learned_state_version": served_state.version if served_state else None,
     }
+    checks["learner"] = _check_learner(lag)
     degraded = [name for name, value in checks.items() if not value.startswith("ok")]
     status = "down" if checks["database"] != "ok" else ("degraded" if degraded or snapshot is None else "ok")
     return JsonResponse(
-        {"status": status, "checks": checks, "snapshot": snapshot, "serving": serving},
+        {
+            "status": status,
+            "checks": checks,
+            "snapshot": snapshot,
+            "serving": serving,
+            "learner_lag_seconds": None if lag is None else round(lag, 1),
+        },
         status=503 if status == "down" else 200,
     )
+

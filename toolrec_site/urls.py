@@ -1,17 +1,34 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from catalog.api import ToolDetailApi, ToolListCreateApi
 from feedback.api import FeedbackCreateApi
 from recommender.serving.api import RecommendationCreateApi
 from toolrec_site.health import healthz
+from toolrec_site.metrics_access import metrics
+
+
+class IdConverter:
+    """A positive id that fits PostgreSQL's bigint: a longer one is a 404, not a DataError."""
+
+    regex = "[1-9][0-9]{0,17}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(IdConverter, "id")
 
 api_v1 = [
     path("recommendations", RecommendationCreateApi.as_view(), name="recommendation-create"),
     path("feedback", FeedbackCreateApi.as_view(), name="feedback-create"),
     path("tools", ToolListCreateApi.as_view(), name="tool-list"),
-    path("tools/<int:tool_id>", ToolDetailApi.as_view(), name="tool-detail"),
+    path("tools/<id:tool_id>", ToolDetailApi.as_view(), name="tool-detail"),
     path("schema", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
     path(
         "docs",
@@ -28,7 +45,9 @@ api_v1 = [
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("healthz", healthz, name="healthz"),
+    # A new user's first page: what the API does, callable from the browser with a key.
+    path("", RedirectView.as_view(pattern_name="docs", permanent=False), name="home"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics, name="metrics"),
 ]

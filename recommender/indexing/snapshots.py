@@ -54,10 +54,12 @@ def tool_doc(tool: Tool) -> ToolDoc:
     )
 
 
-def catalog_fingerprint(rows: list[tuple[int, str]]) -> str:
+def catalog_fingerprint(rows: list[tuple[int, str, str]]) -> str:
+    """Of (id, content hash, function name): the function names are served too, and the
+    first rebuild after they became stored names must not be skipped."""
     digest = hashlib.sha256()
-    for tool_id, content_hash in rows:
-        digest.update(f"{tool_id}:{content_hash};".encode())
+    for tool_id, content_hash, function_name in rows:
+        digest.update(f"{tool_id}:{content_hash}:{function_name};".encode())
     return digest.hexdigest()
 
 
@@ -119,7 +121,7 @@ def snapshot_build(*, force: bool = False) -> IndexSnapshot | None:
     started = time.perf_counter()
     model_name = configured_model_name()
     tools = list(Tool.objects.filter(enabled=True).order_by("id"))
-    fingerprint = catalog_fingerprint([(t.pk, t.content_hash) for t in tools])
+    fingerprint = catalog_fingerprint([(t.pk, t.content_hash, t.function_name) for t in tools])
     active = IndexSnapshot.objects.filter(is_active=True).first()
     if (
         not force
@@ -175,6 +177,7 @@ def _tool_rows(tools: list[Tool]) -> list[dict[str, Any]]:
     return [
         {
             "id": t.pk,
+            "tenant_id": t.tenant_id,  # None: shared
             "key": t.key,
             "name": t.name,
             "function_name": t.function_name,
@@ -202,8 +205,14 @@ class LoadedSnapshot:
     tool_ids: np.ndarray  # row -> Tool.pk
     definitions: list[dict[str, Any]]  # row -> OpenAI function definition
     keys: list[str]
-    row_by_name: dict[str, int]  # tool name and function name -> row
+    function_names: list[str]  # row -> the unique name a model calls the tool by
+    row_by_function_name: dict[str, int]  # function names are unique: exactly one row each
     embedding_model: str  # queries are embedded with the model of the tool vectors
+    # row -> owning tenant's id, 0 for a shared tool (the serving stage masks rows by it)
+    tenant_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # a tool's own name -> every row of that name (clients may call a tool by it; names repeat
+    # across namespaces and tenants, so serving takes it only when the key sees one such tool)
+    rows_by_tool_name: dict[str, list[int]] = field(default_factory=dict, repr=False)
     sorted_tool_ids: np.ndarray = field(init=False, repr=False)  # for rows_of
     rows_by_tool_id: np.ndarray = field(init=False, repr=False)
 
@@ -235,19 +244,26 @@ class LoadedSnapshot:
     def from_rows(
         cls, version: int, index: RetrievalIndex, rows: list[dict[str, Any]], embedding_model: str
     ) -> LoadedSnapshot:
-        row_by_name: dict[str, int] = {}
-        for i, row in enumerate(rows):
-            row_by_name.setdefault(row["function_name"], i)
-            row_by_name.setdefault(row["name"], i)
         return cls(
             version=version,
             index=index,
             tool_ids=np.asarray([r["id"] for r in rows], dtype=np.int64),
             definitions=[r["definition"] for r in rows],
             keys=[r["key"] for r in rows],
-            row_by_name=row_by_name,
+            function_names=[r["function_name"] for r in rows],
+            row_by_function_name={row["function_name"]: i for i, row in enumerate(rows)},
             embedding_model=embedding_model,
+            # snapshots written before tenants have no tenant_id: every tool was shared then
+            tenant_ids=np.asarray([r.get("tenant_id") or 0 for r in rows], dtype=np.int64),
+            rows_by_tool_name=_rows_by_tool_name(rows),
         )
+
+
+def _rows_by_tool_name(rows: list[dict[str, Any]]) -> dict[str, list[int]]:
+    by_name: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_name.setdefault(row["name"], []).append(i)
+    return by_name
 
 
 def active_snapshot_load(current: LoadedSnapshot | None) -> LoadedSnapshot | None:

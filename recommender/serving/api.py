@@ -12,6 +12,7 @@ from recommender.serving.serializers import RecommendationRequestSerializer, Rec
 
 class RecommendationCreateApi(APIView):
     authentication_classes = [ApiKeyAuthentication]
+    throttle_scope = "recommend"
 
     @extend_schema(
         request=RecommendationRequestSerializer,

@@ -3,7 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from toolrec_site.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
@@ -21,6 +24,27 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": "An OpenAI-style chat message; other keys (name, tool_call_id, ...) are kept.",
+        "required": ["role"],
+        "properties": {
+            "role": {"type": "string", "enum": sorted(ROLES)},
+            "content": {
+                "nullable": True,
+                "description": "Text, or a list of parts (those with text are read).",
+                "anyOf": [{"type": "string"}, {"type": "array", "items": {}}],
+            },
+            "tool_calls": {
+                "type": "array",
+                "nullable": True,
+                "items": {},
+                "description": "The calls an assistant message made; their function names are read.",
+            },
+        },
+    }
+)
 class MessageField(serializers.DictField):
     """One OpenAI-style chat message; only its shape is checked here."""
 
@@ -28,7 +52,7 @@ class MessageField(serializers.DictField):
         if not isinstance(data, dict):
             raise serializers.ValidationError("each message must be an object")
         role = data.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise serializers.ValidationError(f"role must be one of {', '.join(sorted(ROLES))}")
         content = data.get("content")
         if content is not None and not isinstance(content, (str, list)):
@@ -41,27 +65,31 @@ class MessageField(serializers.DictField):
 
 
 class FilterSerializer(serializers.Serializer):
-    namespaces = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
-    categories = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
-    tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
-    include = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=1000)
-    exclude = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=1000)
+    namespaces = serializers.ListField(child=StrictCharField(max_length=100), required=False, max_length=100)
+    categories = serializers.ListField(child=StrictCharField(max_length=100), required=False, max_length=100)
+    tags = serializers.ListField(child=StrictCharField(max_length=100), required=False, max_length=100)
+    include = serializers.ListField(child=StrictCharField(max_length=200), required=False, max_length=1000)
+    exclude = serializers.ListField(child=StrictCharField(max_length=200), required=False, max_length=1000)
 
 
 class RecommendationRequestSerializer(serializers.Serializer):
     messages = serializers.ListField(child=MessageField(), min_length=1, max_length=settings.MAX_MESSAGES)
-    user_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    conversation_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    k = serializers.IntegerField(min_value=1, max_value=settings.RECOMMEND_MAX_K, required=False)
-    namespace = serializers.CharField(max_length=100, required=False, help_text="Shorthand for filters.namespaces.")
-    category = serializers.CharField(max_length=100, required=False, help_text="Shorthand for filters.categories.")
+    user_id = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
+    conversation_id = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
+    k = StrictIntegerField(min_value=1, max_value=settings.RECOMMEND_MAX_K, required=False)
+    namespace = StrictCharField(max_length=100, required=False, help_text="Shorthand for filters.namespaces.")
+    category = StrictCharField(max_length=100, required=False, help_text="Shorthand for filters.categories.")
     filters = FilterSerializer(required=False)
-    explain = serializers.BooleanField(required=False, default=False)
+    explain = StrictBooleanField(required=False, default=False)
 
 
 class RecommendedToolSerializer(serializers.Serializer):
     tool_id = serializers.IntegerField()
-    name = serializers.CharField()
+    name = serializers.CharField(
+        help_text="The function name: unique in the catalog, valid for every provider; the model calls "
+        "the tool by it and feedback reports it by it."
+    )
+    key = serializers.CharField(help_text='The tool in the catalog, as "namespace/name".')
     rank = serializers.IntegerField()
     score = serializers.FloatField()
     function = serializers.DictField(help_text="The OpenAI tools entry, ready to hand to the model.")

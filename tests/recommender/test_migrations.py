@@ -10,8 +10,12 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 BEFORE_MOVE = [
+    ("catalog", "0001_initial"),
     ("feedback", "0002_couse_usertoolstats_recommendation_called_tool_ids_and_more"),
     ("recommender", "0004_memoryentry_embedding_model"),
+    # the schema of keys and tools of that time (before tenants)
+    ("access", "0001_initial"),
+    ("catalog", "0001_initial"),
 ]
 
 
@@ -68,6 +72,26 @@ def test_moving_the_counts_to_the_learner_keeps_every_row() -> None:
     assert "feedback_toolstats" not in connection.introspection.table_names()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_existing_tools_get_distinct_function_names_the_older_keeping_its_name() -> None:
+    before = [("catalog", "0001_initial")]
+    executor = _migrate(before)
+    tool_model = executor.loader.project_state(before).apps.get_model("catalog", "Tool")
+    long = "a" * 70
+    specs = [("default", "search"), ("other", "search"), ("default", long + "1"), ("default", long + "2")]
+    for i, (namespace, name) in enumerate(specs):
+        tool_model.objects.create(namespace=namespace, name=name, content_hash=str(i))
+
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    from catalog.models import Tool
+
+    names = dict(((t.namespace, t.name), t.function_name) for t in Tool.objects.all())
+    assert names[("default", "search")] == "search" and names[("other", "search")].startswith("search_")
+    assert names[("default", long + "1")] == "a" * 64 and names[("default", long + "2")] != "a" * 64
+    assert all(len(n) <= 64 for n in names.values()) and len(set(names.values())) == 4
+
+
 @pytest.mark.django_db
 def test_migrate_writes_the_periodic_tasks_to_the_beat_schedule_once() -> None:
     """django-celery-beat's DatabaseScheduler reads these; operators pause them in the admin."""
@@ -85,3 +109,33 @@ def test_migrate_writes_the_periodic_tasks_to_the_beat_schedule_once() -> None:
     paused.save(update_fields=["enabled"])
     assert periodic_tasks_sync() == []  # a second migrate creates nothing and keeps the pause
     assert not PeriodicTask.objects.get(name="train-ranker").enabled
+
+
+BEFORE_TENANTS = [("access", "0001_initial"), ("catalog", "0001_initial")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tenants_arrive_with_every_key_in_a_default_tenant_and_every_tool_shared() -> None:
+    """Existing keys keep working as before (default tenant, the scopes they had in effect),
+    existing tools become shared (every key still sees them), and no row is lost."""
+    executor = _migrate(BEFORE_TENANTS)
+    old = executor.loader.project_state(BEFORE_TENANTS).apps
+    tool_model, key_model = old.get_model("catalog", "Tool"), old.get_model("access", "ApiKey")
+    tools = [tool_model.objects.create(namespace=f"ns{i % 2}", name=f"t{i}", content_hash=str(i)) for i in range(5)]
+    keys = [key_model.objects.create(name=f"k{i}", prefix="trk_x", key_hash=f"h{i}") for i in range(3)]
+    key_model.objects.filter(pk=keys[2].pk).update(is_active=False)
+
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    from access.models import ApiKey, Tenant
+    from catalog.models import Tool
+
+    assert list(Tenant.objects.values_list("name", flat=True)) == ["default"]
+    migrated = ApiKey.objects.order_by("pk")
+    assert [k.pk for k in migrated] == [k.pk for k in keys]
+    assert {k.tenant.name for k in migrated} == {"default"}
+    assert all(k.scopes == ["recommend", "feedback", "catalog:write"] for k in migrated)
+    assert [k.is_active for k in migrated] == [True, True, False]
+    assert sorted(Tool.objects.values_list("pk", "namespace", "name", "tenant_id")) == [
+        (t.pk, t.namespace, t.name, None) for t in tools
+    ]

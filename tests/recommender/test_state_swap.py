@@ -61,7 +61,7 @@ def _state(n: int) -> bytes:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("check_seconds", ["0", "0.02"])
 def test_web_processes_never_see_a_torn_state(check_seconds: str) -> None:
-    tool = Tool.objects.create(name="t", content_hash="x")
+    tool = Tool.objects.create(name="t", function_name="t", content_hash="x")
     db = connection.settings_dict
     env = {
         **os.environ,
