@@ -17,8 +17,10 @@ from django.conf import settings
 from catalog.models import Tool
 from recommender.engine.bandit import LinearBanditState
 from recommender.engine.features import N_FEATURES
+from recommender.engine.match import MatchModel
 from recommender.engine.memory import ContextMemory
 from recommender.engine.types import find_sorted
+from recommender.learning.match_training import match_model_of
 from recommender.learning.models import LearningState, MemoryEntry, RankerModel, ToolStats
 from toolrec_site import metrics
 
@@ -82,6 +84,7 @@ class LearnedState:
     ranker_id: int | None
     ranker_text: str | None
     tool_stats: ToolStatsTable | None
+    match_model: MatchModel | None = None  # None: the retrieval-score prior serves `match`
 
 
 def _new_memory(dim: int, model: str = "") -> ContextMemory:
@@ -183,4 +186,5 @@ def _load(version: int, ranker_id: int | None, current: LearnedState | None) -> 
         ranker_id=ranker_id,
         ranker_text=ranker_text,
         tool_stats=ToolStatsTable.from_bytes(bytes(state.tool_stats)) if state.tool_stats else None,
+        match_model=match_model_of(state.match_model),
     )

@@ -14,6 +14,7 @@ from access.models import ApiKey
 from recommender.engine.types import ToolFilter
 from recommender.serving.serializers import RecommendationRequestSerializer, RecommendationResponseSerializer
 from recommender.serving.services import RecommendationResult, recommendation_create
+from recommender.serving.tool_formats import OutputShape
 
 
 def _tool_filter(data: dict[str, Any]) -> ToolFilter | None:
@@ -45,5 +46,6 @@ def recommendation_answer(*, api_key: ApiKey, payload: Any) -> tuple[dict[str, A
         k=data.get("k"),
         tool_filter=_tool_filter(data),
         explain=data["explain"],
+        output=OutputShape(data["format"], data["defer_loading"], data.get("max_tool_tokens")),
     )
     return dict(RecommendationResponseSerializer(result).data), result
