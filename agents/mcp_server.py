@@ -87,7 +87,8 @@ def build_server(*, stdio_key: ApiKey | None = None) -> MCPServer:
             "Find the tools that fit the conversation. Give `query` (the user's request) or `messages` "
             "(OpenAI-style chat messages, tool calls included); optional k, filters (namespaces, "
             "categories, tags, include, exclude), max_tool_tokens (a budget for the definitions' tokens), "
-            "format (the shape of the definitions, as in the REST API), "
+            "format (the shape of each tool's `definition`: mcp by default, or openai, openai_responses, "
+            "anthropic), "
             "user_id and conversation_id. Returns the tool definitions and a recommendation_id."
         )
     )
@@ -98,7 +99,7 @@ def build_server(*, stdio_key: ApiKey | None = None) -> MCPServer:
         k: int | None = None,
         filters: dict[str, list[str]] | None = None,
         max_tool_tokens: int | None = None,
-        format: str | None = None,
+        format: str = "mcp",
         user_id: str = "",
         conversation_id: str = "",
         explain: bool = False,
