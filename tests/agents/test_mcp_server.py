@@ -4,6 +4,7 @@ the same answers and the same feedback log as REST."""
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import threading
 import time
@@ -25,7 +26,6 @@ from rest_framework.test import APIClient
 from agents.mcp_server import build_server, http_app
 from feedback.models import UsageEvent
 
-PORT = 8171
 WEATHER = "what's the weather in Paris tomorrow?"
 
 
@@ -33,14 +33,17 @@ WEATHER = "what's the weather in Paris tomorrow?"
 def mcp_http(transactional_db: Any) -> Iterator[str]:
     """The MCP HTTP app served by uvicorn in a thread of this process (so it reads the test
     database); yields its /mcp URL."""
-    server = uvicorn.Server(uvicorn.Config(http_app(), host="127.0.0.1", port=PORT, log_level="warning"))
+    with socket.socket() as probe:  # a free port: a fixed one collided when checkouts ran the suite at once
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(http_app(), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "the MCP HTTP server did not start"
-    yield f"http://127.0.0.1:{PORT}/mcp"
+    yield f"http://127.0.0.1:{port}/mcp"
     server.should_exit = True
     thread.join(timeout=10)
 

@@ -28,7 +28,16 @@ from catalog.sealed import seal
 from toolrec_site.scheduling import PERIODIC_TASKS, SYNC_MCP_SERVERS, task_named
 
 FIXTURE = Path(__file__).with_name("mcp_fixture_server.py")
-PORT = 8172
+
+
+def _free_port() -> int:
+    """A port nobody listens on: a fixed one collided when several checkouts ran the suite at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+PORT = _free_port()
 URL = f"http://127.0.0.1:{PORT}"
 TOKEN = "fixture-s3cret-token"
 CHANGED, REMOVED = "fx_recipe_0003", "fx_chess_0009"
@@ -185,7 +194,7 @@ def test_the_schedule_syncs_the_servers_nobody_listens_to() -> None:
 
 @pytest.mark.django_db
 def test_an_unreachable_server_records_its_error_and_keeps_its_tools() -> None:
-    server = _server(url="http://127.0.0.1:8179/mcp")
+    server = _server(url=f"http://127.0.0.1:{_free_port()}/mcp")  # nobody listens there
     Tool.objects.create(namespace="fx", name="kept", function_name="kept", source="mcp:fixture", content_hash="x")
     with pytest.raises(CommandError, match="could not be synced"):
         call_command("sync_mcp", "fixture")
