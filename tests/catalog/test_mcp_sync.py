@@ -17,7 +17,7 @@ import anyio.from_thread
 import httpx
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.test import Client as DjangoClient
 from django.test import override_settings
 from rest_framework.test import APIClient
@@ -127,6 +127,10 @@ def _wait_until_served(api: APIClient, started: float) -> float:
 def test_a_server_is_synced_in_full_follows_list_changed_and_survives_going_down(
     fixture_server: subprocess.Popen[bytes], api: APIClient, admin_client: DjangoClient
 ) -> None:
+    if connection.vendor != "postgresql":
+        # The listener thread writes while the test reads: SQLite's shared in-memory test
+        # database locks whole tables across threads (a full-suite run waited 60 s on it).
+        pytest.skip("needs PostgreSQL (DATABASE_URL): a listener thread and the test share the database")
     server = _server(stay_connected=False)
     call_command("sync_mcp", "fixture")
     assert httpx.get(f"{URL}/stats").json()["cursors"] == [None, "400", "800"]  # three pages
