@@ -29,6 +29,7 @@ from rest_framework import exceptions as drf_exceptions
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from access.authentication import raw_key_from_headers
+from access.limits import rate_limit_wait
 from access.models import ApiKey
 from access.selectors import api_key_active, hash_key
 from feedback.answers import feedback_answer
@@ -71,7 +72,11 @@ def build_server(*, stdio_key: ApiKey | None = None) -> MCPServer:
             raise ToolError("This server needs an API key (Authorization: Bearer <key>).")
         return api_key
 
-    async def answer(fn: Callable[..., T], **kwargs: Any) -> T:
+    async def answer(action: str, fn: Callable[..., T], **kwargs: Any) -> T:
+        """Run an entry point under the key's rate limit for `action`, as REST's throttle does."""
+        wait = await orm_in_thread(rate_limit_wait, kwargs["api_key"], action)
+        if wait is not None:
+            raise ToolError(f"Rate limit reached for {action}: retry in {wait:.0f} s.")
         try:
             return await orm_in_thread(fn, **kwargs)
         except (ToolrecError, drf_exceptions.ValidationError) as exc:
@@ -82,7 +87,8 @@ def build_server(*, stdio_key: ApiKey | None = None) -> MCPServer:
             "Find the tools that fit the conversation. Give `query` (the user's request) or `messages` "
             "(OpenAI-style chat messages, tool calls included); optional k, filters (namespaces, "
             "categories, tags, include, exclude), max_tool_tokens (a budget for the definitions' tokens), "
-            "format (the shape of the definitions, as in the REST API), "
+            "format (the shape of each tool's `definition`: mcp by default, or openai, openai_responses, "
+            "anthropic), "
             "user_id and conversation_id. Returns the tool definitions and a recommendation_id."
         )
     )
@@ -93,7 +99,7 @@ def build_server(*, stdio_key: ApiKey | None = None) -> MCPServer:
         k: int | None = None,
         filters: dict[str, list[str]] | None = None,
         max_tool_tokens: int | None = None,
-        format: str | None = None,
+        format: str = "mcp",
         user_id: str = "",
         conversation_id: str = "",
         explain: bool = False,
@@ -108,7 +114,7 @@ def build_server(*, stdio_key: ApiKey | None = None) -> MCPServer:
         }
         optional = {"k": k, "filters": filters, "max_tool_tokens": max_tool_tokens, "format": format}
         payload |= {name: value for name, value in optional.items() if value is not None}
-        body, _ = await answer(recommendation_answer, api_key=await caller(ctx), payload=payload)
+        body, _ = await answer("recommend", recommendation_answer, api_key=await caller(ctx), payload=payload)
         return body
 
     @server.tool(
@@ -129,7 +135,7 @@ def build_server(*, stdio_key: ApiKey | None = None) -> MCPServer:
         payload |= {
             name: value for name, value in {"reward": reward, "event_id": event_id}.items() if value is not None
         }
-        return await answer(feedback_answer, api_key=await caller(ctx), payload=payload)
+        return await answer("feedback", feedback_answer, api_key=await caller(ctx), payload=payload)
 
     return server
 

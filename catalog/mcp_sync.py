@@ -140,7 +140,8 @@ def mcp_tools_apply(*, server_id: int, tools: list[dict[str, Any]]) -> SyncRepor
         records = list(parse_mcp_result({"tools": tools, "server": server.name}, server.tool_source))
         names = [r.name for r in records if isinstance(r, ToolSpec)]
         imported = tool_import(records=records, namespace=server.namespace, schedule_rebuild=False)
-        mine = Tool.objects.filter(namespace=server.namespace, source=server.tool_source)
+        # shared tools (no tenant): an MCP server is an operator's, like `import_tools`
+        mine = Tool.objects.filter(tenant__isnull=True, namespace=server.namespace, source=server.tool_source)
         enabled = mine.filter(enabled=False, name__in=names).update(enabled=True)
         disabled = mine.filter(enabled=True).exclude(name__in=names).update(enabled=False)
         report = SyncReport(

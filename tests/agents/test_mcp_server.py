@@ -4,6 +4,7 @@ the same answers and the same feedback log as REST."""
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import threading
 import time
@@ -17,14 +18,14 @@ import pytest
 import uvicorn
 from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from rest_framework.test import APIClient
 
-from agents.mcp_server import http_app
+from agents.mcp_server import build_server, http_app
 from feedback.models import UsageEvent
 
-PORT = 8171
 WEATHER = "what's the weather in Paris tomorrow?"
 
 
@@ -32,14 +33,17 @@ WEATHER = "what's the weather in Paris tomorrow?"
 def mcp_http(transactional_db: Any) -> Iterator[str]:
     """The MCP HTTP app served by uvicorn in a thread of this process (so it reads the test
     database); yields its /mcp URL."""
-    server = uvicorn.Server(uvicorn.Config(http_app(), host="127.0.0.1", port=PORT, log_level="warning"))
+    with socket.socket() as probe:  # a free port: a fixed one collided when checkouts ran the suite at once
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(http_app(), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "the MCP HTTP server did not start"
-    yield f"http://127.0.0.1:{PORT}/mcp"
+    yield f"http://127.0.0.1:{port}/mcp"
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -68,6 +72,8 @@ def _check(outcome: dict[str, Any], raw_api_key: str) -> None:
     assert outcome["tools"] == ["find_tools", "report_tool_use"]
     names = [t["name"] for t in outcome["body"]["tools"]]
     assert names[:2] == ["weather_get_forecast", "weather_get_current"], names
+    assert outcome["body"]["format"] == "mcp"  # definitions in MCP's shape by default
+    assert outcome["body"]["tools"][0]["definition"]["inputSchema"]["properties"]["city"]["type"] == "string"
     assert outcome["reports"] == [{"recorded": 1, "duplicates": 0}, {"recorded": 0, "duplicates": 1}]
     assert outcome["bad"].is_error and "k" in outcome["bad"].content[0].text
     recommendation_id = outcome["body"]["recommendation_id"]
@@ -144,3 +150,21 @@ def test_stdio_refuses_to_start_without_a_key(db: Any, monkeypatch: pytest.Monke
 
     with pytest.raises(CommandError, match="TOOLREC_API_KEY"):
         call_command("mcp_server")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_find_tools_keeps_the_keys_rate_limit(indexed: None, raw_api_key: str) -> None:
+    from access.selectors import api_key_active, hash_key
+    from toolrec_site.env import Rate
+
+    api_key = api_key_active(hash_key(raw_api_key))
+    assert api_key is not None
+
+    async def run() -> list[Any]:
+        async with Client(build_server(stdio_key=api_key), cache=None) as client:
+            return [await client.call_tool("find_tools", {"query": WEATHER}) for _ in range(3)]
+
+    with override_settings(RATE_LIMITS={"recommend": Rate(2, 60)}):
+        results = anyio.run(run)
+    assert [r.is_error for r in results] == [False, False, True]
+    assert "Rate limit" in results[2].content[0].text
