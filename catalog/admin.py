@@ -10,13 +10,14 @@ from django.http import HttpRequest
 from catalog.importers import InvalidTool, make_spec, validate_parameters
 from catalog.models import Tool
 from catalog.services import tool_create, tool_set_enabled, tool_update
+from toolrec_site.errors import ToolrecError
 from toolrec_site.scheduling import index_rebuild_schedule
 
 
 class ToolForm(forms.ModelForm):
     class Meta:
         model = Tool
-        fields = ["namespace", "name", "description", "parameters", "category", "tags", "family", "enabled"]
+        fields = ["tenant", "namespace", "name", "description", "parameters", "category", "tags", "family", "enabled"]
 
     def clean_parameters(self) -> dict[str, Any]:
         try:
@@ -28,12 +29,16 @@ class ToolForm(forms.ModelForm):
 @admin.register(Tool)
 class ToolAdmin(admin.ModelAdmin):
     form = ToolForm
-    list_display = ("name", "namespace", "category", "family", "enabled", "updated_at")
-    list_filter = ("enabled", "namespace", "category")
+    list_display = ("name", "namespace", "tenant", "category", "family", "enabled", "updated_at")
+    list_filter = ("enabled", "tenant", "namespace", "category")
     search_fields = ("name", "description", "family", "category")
     readonly_fields = ("content_hash", "source", "created_at", "updated_at")
     list_per_page = 50
     actions = ("enable_tools", "disable_tools", "reindex")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Tool | None = None) -> Any:
+        # A tool does not change hands: its tenant is chosen when it is created.
+        return (*self.readonly_fields, "tenant") if obj is not None else self.readonly_fields
 
     def save_model(self, request: HttpRequest, obj: Tool, form: Any, change: bool) -> None:
         data = form.cleaned_data
@@ -50,8 +55,14 @@ class ToolAdmin(admin.ModelAdmin):
                     family=data.get("family", ""),
                     source="admin",
                 )
-                saved = tool_create(namespace=data["namespace"], spec=spec, enabled=data.get("enabled", True))
-        except InvalidTool as exc:
+                tenant = data.get("tenant")
+                saved = tool_create(
+                    namespace=data["namespace"],
+                    spec=spec,
+                    enabled=data.get("enabled", True),
+                    tenant_id=tenant.pk if tenant is not None else None,
+                )
+        except (InvalidTool, ToolrecError) as exc:
             messages.error(request, str(exc))
             return
         obj.pk = saved.pk

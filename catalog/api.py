@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
@@ -10,9 +9,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.callers import caller_of
 from catalog.importers import InvalidTool, make_spec
-from catalog.models import Tool
-from catalog.selectors import tool_list
+from catalog.selectors import tool_create_owner, tool_get_visible, tool_get_writable, tool_list
 from catalog.serializers import (
     MAX_PAGE_SIZE,
     ToolListQuerySerializer,
@@ -34,12 +33,15 @@ class ToolPagination(LimitOffsetPagination):
 
 
 class ToolListCreateApi(APIView):
+    throttle_scope = "catalog_write"  # writes only (access.throttling)
+
     @extend_schema(operation_id="tools_list", parameters=[ToolListQuerySerializer], responses=ToolPageSerializer)
     def get(self, request: Request) -> Response:
         # a plain dict: DRF reads a flag missing from a QueryDict as an unchecked checkbox
         query = ToolListQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         tools = tool_list(
+            policy=caller_of(request).policy,
             namespace=query.validated_data.get("namespace"),
             category=query.validated_data.get("category"),
             enabled=query.validated_data.get("enabled"),
@@ -54,6 +56,7 @@ class ToolListCreateApi(APIView):
         serializer = ToolWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        tenant_id = tool_create_owner(caller=caller_of(request), shared=data["shared"], namespace=data["namespace"])
         try:
             spec = make_spec(
                 name=data["name"],
@@ -66,18 +69,20 @@ class ToolListCreateApi(APIView):
             )
         except InvalidTool as exc:
             raise ToolrecError(str(exc)) from exc
-        tool = tool_create(namespace=data["namespace"], spec=spec, enabled=data["enabled"])
+        tool = tool_create(namespace=data["namespace"], spec=spec, enabled=data["enabled"], tenant_id=tenant_id)
         return Response(ToolSerializer(tool).data, status=status.HTTP_201_CREATED)
 
 
 class ToolDetailApi(APIView):
+    throttle_scope = "catalog_write"  # writes only (access.throttling)
+
     @extend_schema(parameters=[TOOL_ID], responses=ToolSerializer)
     def get(self, request: Request, tool_id: int) -> Response:
-        return Response(ToolSerializer(get_object_or_404(Tool, pk=tool_id)).data)
+        return Response(ToolSerializer(tool_get_visible(policy=caller_of(request).policy, tool_id=tool_id)).data)
 
     @extend_schema(parameters=[TOOL_ID], request=ToolUpdateSerializer, responses=ToolSerializer)
     def patch(self, request: Request, tool_id: int) -> Response:
-        tool = get_object_or_404(Tool, pk=tool_id)
+        tool = tool_get_writable(caller=caller_of(request), tool_id=tool_id)
         serializer = ToolUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -93,7 +98,7 @@ class ToolDetailApi(APIView):
         description="Disable the tool. It is kept (its history stays), so the answer is 200 with the tool.",
     )
     def delete(self, request: Request, tool_id: int) -> Response:
-        tool = get_object_or_404(Tool, pk=tool_id)
+        tool = tool_get_writable(caller=caller_of(request), tool_id=tool_id)
         tool_set_enabled(tool_ids=[tool.pk], enabled=False)
         tool.refresh_from_db()
         return Response(ToolSerializer(tool).data)

@@ -6,6 +6,9 @@ from django.db import models
 class Tool(models.Model):
     """A tool an agent can call: an OpenAI-style function, an MCP tool or an HTTP API."""
 
+    # None: a shared tool (created by an admin), seen by every tenant. Otherwise only the
+    # tenant's keys read, write and are served it.
+    tenant = models.ForeignKey("access.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="tools")
     namespace = models.CharField(max_length=100, default="default")
     name = models.CharField(max_length=200)
     # The name handed to models (catalog/naming.py): valid for every provider, unique, and
@@ -28,8 +31,18 @@ class Tool(models.Model):
 
     class Meta:
         constraints = [
-            # Imports and the API look tools up by (namespace, name); this is also its index.
-            models.UniqueConstraint(fields=["namespace", "name"], name="tool_unique_name_in_namespace"),
+            # Imports and the API look tools up by (tenant, namespace, name); these are also
+            # their indexes. Two tenants may each own "ns/name": a name taken by another
+            # tenant must not be refused, or the refusal would tell that the tool exists.
+            # (A tenant's tool never takes the name of a shared one: catalog.services checks.)
+            models.UniqueConstraint(
+                fields=["namespace", "name"], condition=models.Q(tenant__isnull=True), name="tool_unique_shared_name"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "namespace", "name"],
+                condition=models.Q(tenant__isnull=False),
+                name="tool_unique_tenant_name",
+            ),
         ]
         indexes = [
             # The snapshot build reads enabled tools; the admin filters by category.

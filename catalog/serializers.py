@@ -14,6 +14,7 @@ MAX_OFFSET = 10**9
 
 class ToolSerializer(serializers.ModelSerializer):
     key = serializers.CharField(read_only=True)
+    shared = serializers.SerializerMethodField(help_text="Shared by an admin with every tenant (else your tenant's).")
     function = serializers.SerializerMethodField()
 
     class Meta:
@@ -23,6 +24,7 @@ class ToolSerializer(serializers.ModelSerializer):
             "key",
             "namespace",
             "name",
+            "shared",
             "description",
             "parameters",
             "category",
@@ -36,6 +38,9 @@ class ToolSerializer(serializers.ModelSerializer):
             "function",
         ]
         read_only_fields = fields
+
+    def get_shared(self, tool: Tool) -> bool:
+        return tool.tenant_id is None
 
     def get_function(self, tool: Tool) -> dict[str, Any]:
         return tool.function_definition()
@@ -77,6 +82,9 @@ class ToolWriteSerializer(serializers.Serializer):
         max_length=200, required=False, allow_blank=True, default="api"
     )
     enabled = StrictBooleanField(required=False, default=True)
+    shared = StrictBooleanField(
+        required=False, default=False, help_text="Share with every tenant (needs the admin scope)."
+    )
 
 
 class ToolUpdateSerializer(serializers.Serializer):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from catalog import naming
 from catalog.importers import Rejection, ToolSpec, make_spec
@@ -55,7 +56,8 @@ def _name_functions(tools: list[Tool]) -> None:
     """Give new tools their function names (catalog/naming.py), reading in one query which
     of the names they could take are already held. Two imports racing for one name meet
     the unique index: the later transaction fails and is retried or answered 409."""
-    wanted = [(t.key, t.name) for t in tools]
+    # a tenant's tool may repeat another tenant's namespace/name: its tenant salts the hash
+    wanted = [(t.key if t.tenant_id is None else f"{t.tenant_id}@{t.key}", t.name) for t in tools]
     tried = {c for key, name in wanted for c in itertools.islice(naming.candidates(key, name), 2)}
     taken = set(Tool.objects.filter(function_name__in=tried).values_list("function_name", flat=True))
     for tool, function_name in zip(tools, naming.assign(wanted, taken)):
@@ -63,12 +65,17 @@ def _name_functions(tools: list[Tool]) -> None:
 
 
 def tool_import(
-    *, records: Iterable[ToolSpec | Rejection], namespace: str = "default", schedule_rebuild: bool = True
+    *,
+    records: Iterable[ToolSpec | Rejection],
+    namespace: str = "default",
+    schedule_rebuild: bool = True,
+    tenant_id: int | None = None,
 ) -> ImportReport:
     """Insert new tools and update changed ones; a re-import never duplicates.
 
     Reads existing tools of the namespace in one query and writes in bulk, so importing
-    thousands of tools costs a handful of statements, not one per tool.
+    thousands of tools costs a handful of statements, not one per tool. `tenant_id` None
+    imports shared tools (an operator's command), else the tenant's own.
     """
     report = ImportReport()
     specs: dict[str, ToolSpec] = {}
@@ -78,12 +85,13 @@ def tool_import(
         else:
             specs[record.name] = record  # a name repeated in one file: the last one wins
     with transaction.atomic():
-        existing = {t.name: t for t in Tool.objects.filter(namespace=namespace, name__in=list(specs))}
+        owner = Q(tenant__isnull=True) if tenant_id is None else Q(tenant_id=tenant_id)
+        existing = {t.name: t for t in Tool.objects.filter(owner, namespace=namespace, name__in=list(specs))}
         to_create, to_update = [], []
         for name, spec in specs.items():
             tool = existing.get(name)
             if tool is None:
-                tool = Tool(namespace=namespace, name=name)
+                tool = Tool(tenant_id=tenant_id, namespace=namespace, name=name)
                 _apply(tool, spec)
                 to_create.append(tool)
             elif tool.content_hash != spec.content_hash():
@@ -100,16 +108,25 @@ def tool_import(
     return report
 
 
-def tool_create(*, namespace: str, spec: ToolSpec, enabled: bool = True) -> Tool:
-    """Create one tool; 409 if the namespace holds the name. Two requests racing past the
-    check meet the unique index, and the loser is answered 409 like the sequential case; a
-    race for the same function name (two names that clean to one) is tried again."""
+def tool_create(*, namespace: str, spec: ToolSpec, enabled: bool = True, tenant_id: int | None = None) -> Tool:
+    """A tenant's tool (`tenant_id`) or a shared one (None); 409 if the name is taken.
+
+    A tenant's tool may take a name another tenant uses (refusing would tell that the other
+    tool exists), never the name of a tool the tenant already sees: its own or a shared one.
+    A shared tool is refused any name a tool has in its namespace (it would appear twice to
+    that tenant); only admins create shared tools, and they see every tool anyway. Two
+    requests racing past the check meet the unique index, and the loser is answered 409 like
+    the sequential case; a race for the same function name (two names that clean to one) is
+    tried again."""
     for _attempt in range(3):
-        if Tool.objects.filter(namespace=namespace, name=spec.name).exists():
+        taken = Tool.objects.filter(namespace=namespace, name=spec.name)
+        if tenant_id is not None:
+            taken = taken.filter(Q(tenant__isnull=True) | Q(tenant_id=tenant_id))
+        if taken.exists():
             break
         try:
             with transaction.atomic():
-                tool = Tool(namespace=namespace, name=spec.name, enabled=enabled)
+                tool = Tool(tenant_id=tenant_id, namespace=namespace, name=spec.name, enabled=enabled)
                 _apply(tool, spec)
                 _name_functions([tool])
                 tool.save()

@@ -13,6 +13,7 @@ from feedback.services import FeedbackItem, feedback_record
 
 class FeedbackCreateApi(APIView):
     authentication_classes = [ApiKeyAuthentication]
+    throttle_scope = "feedback"
 
     @extend_schema(request=FEEDBACK_REQUEST_SCHEMA, responses={201: FeedbackResponseSerializer})
     def post(self, request: Request) -> Response:

@@ -18,7 +18,8 @@ from django.db import connection, transaction
 from django.db.models import Field
 from django.utils import timezone
 
-from access.models import ApiKey
+from access.models import ApiKey, Scope
+from access.policy import scope_require
 from catalog.models import Tool
 from feedback.models import Impression, Recommendation, UsageEvent
 from toolrec_site import metrics
@@ -204,6 +205,7 @@ def _check_reported(
 
 def feedback_record(*, api_key: ApiKey, recommendation_id: uuid.UUID, items: Sequence[FeedbackItem]) -> FeedbackOutcome:
     """Record explicit feedback. Durable before it returns; retries count once."""
+    scope_require(api_key, Scope.FEEDBACK)
     # only the id: the row also holds the candidate log and the query vector (several kB)
     recommendation = Recommendation.objects.filter(pk=recommendation_id, api_key=api_key).only("pk").first()
     if recommendation is None:

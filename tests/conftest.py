@@ -141,13 +141,21 @@ def small_catalog_jsonl(extra: list[dict[str, Any]] | None = None) -> str:
 
 @pytest.fixture
 def raw_api_key(db: Any) -> str:
-    return api_key_create(name="test agent")[1]
+    return api_key_create(name="test agent", scopes=["recommend", "feedback", "catalog:write"])[1]
 
 
 @pytest.fixture
 def api(raw_api_key: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_api_key}")
+    return client
+
+
+@pytest.fixture
+def admin_api(db: Any) -> APIClient:
+    """A key with the admin scope: it may also write the shared tools (those `catalog` imports)."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='admin agent', scopes=['admin'])[1]}")
     return client
 
 
@@ -182,6 +190,9 @@ def _fresh_process_state() -> None:
     from access.selectors import forget_cached_keys
     from experiments.selectors import reset_cache
     from recommender.serving.holders import learned, snapshots
+    from recommender.serving.visibility import visibility_cache_clear
+
+    visibility_cache_clear()
 
     snapshots.reset()
     learned.reset()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
@@ -66,3 +67,23 @@ def env_json(name: str, default: Any) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ImproperlyConfigured(f"{name} must be JSON, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Rate:
+    count: int
+    seconds: int
+
+
+_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "day": 86400}
+
+
+def env_rate(name: str, default: str) -> Rate | None:
+    """A rate such as "600/min" (N per s, min, hour or day); "off" or "0" turns it off."""
+    raw = os.environ.get(name, default).strip().lower()
+    if raw in ("", "off", "none", "0"):
+        return None
+    count, _, period = raw.partition("/")
+    if period not in _PERIODS or not count.isdigit() or int(count) < 1:
+        raise ImproperlyConfigured(f"{name} must be N/s, N/min, N/hour or N/day (or off), got {raw!r}")
+    return Rate(int(count), _PERIODS[period])

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class ToolrecError(Exception):
@@ -63,6 +66,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return error_response(exc.status_code, exc.code, exc.message, exc.details)
     if isinstance(exc, RequestDataTooBig):
         return error_response(413, "payload_too_large", "The request body is larger than the limit.")
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database refused, dropped or timed out (connect, statement or TCP timeouts in
+        # the settings): the client may retry shortly; nothing it sent was wrong.
+        unavailable = error_response(503, "database_unavailable", "The database is unavailable; retry shortly.")
+        unavailable["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return unavailable
     if isinstance(exc, Http404):
         return error_response(404, "not_found", "Not found.")
     response = exception_handler(exc, context)
@@ -73,5 +82,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "error"
-        return error_response(response.status_code, code, _first_message(exc.detail))
+        shaped = error_response(response.status_code, code, _first_message(exc.detail))
+        for header in ("Retry-After", "WWW-Authenticate"):  # DRF's handler set them: keep them
+            if header in response:
+                shaped[header] = response[header]
+        return shaped
     return response

@@ -1,18 +1,26 @@
-"""GET /healthz: database, cache, broker, vector store, the active snapshot and what this
-process serves (snapshot and learned-state versions)."""
+"""GET /healthz: database, cache, broker, vector store, the learner's lag, the active
+snapshot and what this process serves (snapshot and learned-state versions). Also the
+learner-lag gauge of /metrics, read from the database when Prometheus scrapes."""
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Iterator
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
+from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from recommender.indexing.models import IndexSnapshot
 from recommender.indexing.vector_store import vector_store_health
+from recommender.learning.selectors import learner_lag_seconds
 from recommender.serving.holders import learned, snapshots
 
 
@@ -50,6 +58,18 @@ def _check_broker() -> str:
         return f"error: {type(exc).__name__}"
 
 
+def _learner_lag() -> float:
+    return learner_lag_seconds(now=timezone.now(), delay_seconds=settings.LEARN_DELAY_SECONDS)
+
+
+def _check_learner(lag: float | None) -> str:
+    if lag is None:
+        return "unknown (database unavailable)"
+    if lag > settings.LEARNER_LAG_DEGRADED_SECONDS:
+        return f"lagging: {lag:.0f} s behind (more than {settings.LEARNER_LAG_DEGRADED_SECONDS:g} s)"
+    return f"ok ({lag:.0f} s behind)"
+
+
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {
@@ -58,8 +78,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "broker": _check_broker(),
         "vector_store": vector_store_health(),
     }
-    snapshot = None
+    snapshot, lag = None, None
     if checks["database"] == "ok":
+        lag = _learner_lag()
         active = IndexSnapshot.objects.filter(is_active=True).values("id", "tool_count", "finished_at").first()
         snapshot = active and {
             "version": active["id"],
@@ -72,9 +93,40 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "snapshot_version": served_snapshot.version if served_snapshot else None,
         "learned_state_version": served_state.version if served_state else None,
     }
+    checks["learner"] = _check_learner(lag)
     degraded = [name for name, value in checks.items() if not value.startswith("ok")]
     status = "down" if checks["database"] != "ok" else ("degraded" if degraded or snapshot is None else "ok")
     return JsonResponse(
-        {"status": status, "checks": checks, "snapshot": snapshot, "serving": serving},
+        {
+            "status": status,
+            "checks": checks,
+            "snapshot": snapshot,
+            "serving": serving,
+            "learner_lag_seconds": None if lag is None else round(lag, 1),
+        },
         status=503 if status == "down" else 200,
     )
+
+
+class LearnerLagCollector(Collector):
+    """`toolrec_learner_lag_seconds`, computed when scraped: the lag is a fact of the
+    database, not of this process (the learner runs in the Celery worker), so a gauge set
+    by the worker could not be scraped from the web processes. Not exported in Prometheus'
+    multiprocess mode (it reads only the processes' files); /healthz has the same figure."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "toolrec_learner_lag_seconds", "Seconds since the oldest unlearned recommendation or use came due."
+        )
+        try:
+            gauge.add_metric([], _learner_lag())
+        except Exception:  # a scrape must not fail because the database did
+            logging.getLogger(__name__).warning("learner lag not read", exc_info=True)
+            return
+        yield gauge
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())  # no read at registration time
+
+
+REGISTRY.register(LearnerLagCollector())

@@ -17,3 +17,9 @@ EMBEDDING_CACHE = Counter("toolrec_embedding_cache_total", "Embedding cache look
 ACTIVE_TOOLS = Gauge("toolrec_active_tools", "Tools in the snapshot this process serves.")
 SNAPSHOT_VERSION = Gauge("toolrec_snapshot_version", "Version of the snapshot this process serves.")
 LEARNED_STATE_VERSION = Gauge("toolrec_learned_state_version", "Version of the learned state this process serves.")
+FALLBACKS = Counter(
+    "toolrec_recommendation_fallbacks_total",
+    "Recommendations served on a fallback: keyword retrieval (embedding failed) or the semantic policy "
+    "(learned signals unreadable, ranking failed).",
+    ["reason"],
+)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from celery import Task, current_app
@@ -49,27 +50,94 @@ PERIODIC_TASKS: dict[str, tuple[str, int]] = {
 def task_named(name: str) -> Task:
     """The registered task of this name (the app is toolrec_site.celery's, made current
     when Django imports `toolrec_site`)."""
-    current_app.loader.import_default_modules()  # the task modules listed in the app's `imports`
+    if name not in current_app.tasks:
+        # The task modules listed in the app's `imports`; only once, since each call also
+        # runs Django's model checks (80 ms, on every feedback request before).
+        current_app.loader.import_default_modules()
     return current_app.tasks[name]
 
 
-def _run_inline(task: Task, kwargs: dict[str, Any]) -> None:
+def _run_inline(task: Task, kwargs: dict[str, Any], timer: threading.Timer | None = None) -> None:
+    if timer is not None:
+        with _pending_lock:
+            if _pending.pop(timer, None) is None:
+                return  # already run by `background_work_finish`
+            _running.add(timer)
     try:
         task.apply(kwargs=kwargs)
     except Exception:  # a background job reports, it cannot fail its caller
         log.exception("background task %s failed", task.name)
     finally:
         close_old_connections()
+        if timer is not None:
+            _running.discard(timer)
+
+
+# Background work not started yet (embedded mode): timer -> (task, kwargs). A short-lived
+# process, such as `manage.py import_tools` beside `make run`, used to exit before its
+# debounced rebuild ran (the timer thread is a daemon), and the imported tools were never
+# served; manage.py now calls `background_work_finish` after every command.
+_pending: dict[threading.Timer, tuple[Task, dict[str, Any]]] = {}
+_running: set[threading.Timer] = set()
+_pending_lock = threading.Lock()
+
+
+def background_work_finish() -> None:
+    """Run the background work still waiting for its countdown now, in this thread, and wait
+    for what already started, until none is left (work may schedule more: a rebuild asks
+    for the counts to be published). Not from an atexit hook: by then Python refuses new
+    threads in thread pools, which loading the embedding model uses."""
+    while True:
+        with _pending_lock:
+            pending, running = list(_pending.items()), list(_running)
+            _pending.clear()
+        if not pending and not running:
+            return
+        for timer, (task, kwargs) in pending:
+            timer.cancel()
+            log.info("running %s before exiting", task.name)
+            _run_inline(task, kwargs)
+        for timer in running:
+            timer.join(timeout=600)
+            if timer.is_alive():
+                log.error("background work still running after 600 s; exiting without it")
+                return
+
+
+class BrokerUnavailable(Exception):
+    """The broker failed a publish a moment ago; this one was not attempted."""
+
+
+# time.monotonic() until which publishes are skipped after one failed (per process).
+_broker_down_until = 0.0
+
+
+def _publish(task: Task, kwargs: dict[str, Any], countdown: float) -> None:
+    """Queue the task once, or raise at once: no retry loop (Celery's default retries a
+    failed publish for 0.6 s, and feedback requests waited that long on a dead broker),
+    the transport's short timeouts, and a backoff after a failure."""
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        raise BrokerUnavailable(f"broker failed less than {settings.BROKER_BACKOFF_SECONDS} s ago")
+    try:
+        task.apply_async(kwargs=kwargs, countdown=countdown, retry=False)
+    except Exception:
+        _broker_down_until = time.monotonic() + settings.BROKER_BACKOFF_SECONDS
+        raise
+    _broker_down_until = 0.0
 
 
 def run_task(name: str, *, countdown: float = 0, **kwargs: Any) -> None:
     """Run the named task soon: queued with a broker, else in a thread (or inline in tests)."""
     task = task_named(name)
     if not settings.CELERY_TASK_ALWAYS_EAGER:
-        task.apply_async(kwargs=kwargs, countdown=countdown)
+        _publish(task, kwargs, countdown)
     elif settings.BACKGROUND_THREADS:
         timer = threading.Timer(countdown, _run_inline, args=(task, kwargs))
+        timer.args = (task, kwargs, timer)
         timer.daemon = True
+        with _pending_lock:
+            _pending[timer] = (task, kwargs)
         timer.start()
     else:
         task.apply(kwargs=kwargs)

@@ -8,23 +8,51 @@ by its own variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from toolrec_site.env import env_bool, env_float, env_int, env_json, env_list, env_str
+from toolrec_site.env import env_bool, env_float, env_int, env_json, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TOOLREC_VAR_DIR") or BASE_DIR / "var")
 
 DEBUG = env_bool("DEBUG", False)
+
+
+def _local_secret_key(var_dir: Path) -> str:
+    """The embedded install's own random key, made on first use and kept in var/, so that the
+    README's commands (`manage.py import_tools ...`) work as printed without a key to set:
+    with no DATABASE_URL, everything the key protects lives in that folder anyway."""
+    path = var_dir / "secret_key"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(secrets.token_urlsafe(64))
+        except FileExistsError:
+            pass  # another process made it first
+    return path.read_text().strip()
+
+
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG"
+    if not env_str("DATABASE_URL"):
+        SECRET_KEY = _local_secret_key(VAR_DIR)
+    elif DEBUG:
+        SECRET_KEY = "insecure-development-key-only-used-with-DEBUG"
+    else:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off and DATABASE_URL is set")
+elif not DEBUG and len(SECRET_KEY) < 50:
+    # Sessions and password resets are signed with it: a short key can be brute-forced.
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be at least 50 characters when DEBUG is off; make one with "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -59,6 +87,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "access.middleware.AdminLoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -87,7 +116,30 @@ DATABASE_URL = env_str("DATABASE_URL")
 if not DATABASE_URL:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASE_URL = f"sqlite:///{VAR_DIR / 'toolrec.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        # A kept connection the database dropped (a restart, a failover) is noticed and replaced
+        # before a request uses it, instead of failing that request.
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Bounded waits on PostgreSQL (each a libpq option): connecting (refused or unanswered),
+    # a statement the server runs too long, and a connection whose packets are dropped (the
+    # kernel gives up on unacknowledged data after tcp_user_timeout; keepalives find a dead
+    # idle one). Workers running long statements can raise DB_STATEMENT_TIMEOUT_MS.
+    DATABASES["default"]["OPTIONS"] = {
+        "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 2, minimum=1),
+        "options": f"-c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 15_000, minimum=0)}",
+        "tcp_user_timeout": env_int("DB_TCP_USER_TIMEOUT_MS", 3_000, minimum=0),
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the dev server read while a rebuild writes; the timeout waits out short locks.
     DATABASES["default"]["OPTIONS"] = {
@@ -129,8 +181,27 @@ BACKGROUND_THREADS = env_bool("BACKGROUND_THREADS", True)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+# Publishing from a request is bounded (see scheduling.run_task: no retry, these timeouts);
+# the worker's consuming reads go through its event loop and do not hit the socket timeout.
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("BROKER_CONNECT_TIMEOUT", 0.5, minimum=0.05)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    "socket_timeout": env_float("BROKER_SOCKET_TIMEOUT", 2.0, minimum=0.1),
+    # Opening a connection to publish is tried once: kombu's default retries slept 2 s.
+    "max_retries": 0,
+}
+if CELERY_BROKER_URL.startswith("redis://"):
+    # kombu's Redis transport with the worker's crash after a broker restart fixed (see the module).
+    CELERY_BROKER_TRANSPORT = "toolrec_site.broker:Transport"
+# A worker that loses its broker keeps trying to reconnect, at start too, for as long as it
+# takes (the supervisor would only start it again); late-acked tasks running at the loss are
+# cancelled and redelivered (they cannot be acknowledged any more; every task is idempotent).
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# After a publish to the broker fails, requests skip publishing for this long (the periodic
+# tasks pick the work up): a dead broker costs one failed attempt, not one per request.
+BROKER_BACKOFF_SECONDS = env_float("BROKER_BACKOFF_SECONDS", 5.0, minimum=0.0)
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "toolrec")
 # Beat reads the schedule from the database (toolrec_site.scheduling.PERIODIC_TASKS, written
@@ -146,6 +217,9 @@ LOCAL_EMBEDDING_MODEL = "local/all-MiniLM-L6-v2"
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", LOCAL_EMBEDDING_MODEL)
 # Texts per call to a hosted model or the torch backend (ONNX runs one text at a time).
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1)
+# Seconds a hosted (LiteLLM) embedding call may take, no retries; a request whose query
+# cannot be embedded is answered from keyword retrieval.
+EMBEDDING_TIMEOUT_SECONDS = env_float("EMBEDDING_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 # CPU threads per process for the local embedder and the engine's numpy/faiss. One each is
 # fastest with several web processes per machine (threads beyond the free cores only contend).
 # The local model's runtime: "onnx-int8" (default: quantised, the fastest, with the same
@@ -192,12 +266,25 @@ LEARN_BATCH_SIZE = env_int("LEARN_BATCH_SIZE", 1000, minimum=1)
 LEARN_DEBOUNCE_SECONDS = env_int("LEARN_DEBOUNCE_SECONDS", 2, minimum=0)
 LEARNING_CHECK_SECONDS = env_float("LEARNING_CHECK_SECONDS", 1.0, minimum=0.0)
 LEARNING_AUTO_SCHEDULE = env_bool("LEARNING_AUTO_SCHEDULE", True)  # learn soon after feedback
+# /healthz says "degraded" when the oldest unlearned work came due longer ago than this.
+LEARNER_LAG_DEGRADED_SECONDS = env_float("LEARNER_LAG_DEGRADED_SECONDS", 120.0, minimum=1.0)
 MEMORY_MAX_CONTEXTS = env_int("MEMORY_MAX_CONTEXTS", 50_000, minimum=1)
 # Tools that similar past requests used join retrieval's candidates (learning policies only;
 # see ContextMemory.similar_tools); 0 turns it off.
 MEMORY_CANDIDATES = env_int("MEMORY_CANDIDATES", 10, minimum=0)
 
 # --- API ----------------------------------------------------------------------------
+# How long a process trusts a key it read (revocation, scope and policy edits reach every
+# process within this; see access/selectors.py).
+API_KEY_CACHE_SECONDS = env_float("API_KEY_CACHE_SECONDS", 1.0, minimum=0.0)
+# Requests per API key (429 with Retry-After beyond), counted in the cache (Redis in production).
+RATE_LIMITS = {
+    "recommend": env_rate("RATE_LIMIT_RECOMMEND", "1200/min"),
+    "feedback": env_rate("RATE_LIMIT_FEEDBACK", "2400/min"),
+    "catalog_write": env_rate("RATE_LIMIT_CATALOG_WRITE", "120/min"),
+}
+# Failed admin logins per client address and per user name before the login answers 429.
+ADMIN_LOGIN_FAILURES = env_rate("ADMIN_LOGIN_FAILURES", "10/hour")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "access.authentication.ApiKeyAuthentication",
@@ -208,6 +295,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "toolrec_site.errors.api_exception_handler",
+    # Per-key limits of the views that name a throttle_scope (access/limits.py).
+    "DEFAULT_THROTTLE_CLASSES": ["access.throttling.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -236,8 +325,26 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+# Production (DEBUG off) answers over HTTPS only: plain HTTP is redirected, browsers are told
+# to use HTTPS for a year (HSTS) and cookies never travel unencrypted. Behind a TLS proxy set
+# BEHIND_TLS_PROXY=true so that Django trusts its X-Forwarded-Proto (else every request looks
+# like HTTP and is redirected forever). SECURE_SSL_REDIRECT=false where the proxy redirects
+# itself, or to serve plain HTTP on a private network (benchmarks, `make serve` on localhost).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("BEHIND_TLS_PROXY")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+# /metrics: answered to a Bearer METRICS_TOKEN, or to a client in METRICS_ALLOWED_NETWORKS
+# (CIDRs); by default only to this machine.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+try:
+    for _network in METRICS_ALLOWED_NETWORKS:
+        ipaddress.ip_network(_network, strict=False)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS must be CIDRs: {exc}") from exc
 
 LOGGING = {
     "version": 1,

@@ -6,7 +6,8 @@ import os
 import tempfile
 import uuid
 
-os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)  # 50+ characters with DEBUG off
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")  # the test client speaks plain HTTP
 os.environ.setdefault("TOOLREC_VAR_DIR", tempfile.mkdtemp(prefix="toolrec-test-"))
 os.environ.setdefault("CACHE_KEY_PREFIX", f"toolrec-test-{uuid.uuid4().hex[:8]}")
 os.environ.setdefault("CELERY_QUEUE", f"toolrec-test-{uuid.uuid4().hex[:8]}")

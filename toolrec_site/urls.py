@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path, register_converter
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from catalog.api import ToolDetailApi, ToolListCreateApi
 from feedback.api import FeedbackCreateApi
 from recommender.serving.api import RecommendationCreateApi
 from toolrec_site.health import healthz
+from toolrec_site.metrics_access import metrics
 
 
 class IdConverter:
@@ -43,7 +45,9 @@ api_v1 = [
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("healthz", healthz, name="healthz"),
+    # A new user's first page: what the API does, callable from the browser with a key.
+    path("", RedirectView.as_view(pattern_name="docs", permanent=False), name="home"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics, name="prometheus-django-metrics"),
 ]

@@ -43,7 +43,8 @@ def bench_env(args: argparse.Namespace, work_dir: pathlib.Path, run_id: str) -> 
     database_url = args.database_url or os.environ.get("DATABASE_URL", "")
     env.update(
         TOOLREC_VAR_DIR=str(work_dir),
-        SECRET_KEY="bench",
+        SECRET_KEY="bench-only-secret-key-" + "x" * 40,  # DEBUG off needs 50+ characters
+        SECURE_SSL_REDIRECT="false",  # plain HTTP on 127.0.0.1
         DEBUG="false",
         ALLOWED_HOSTS="127.0.0.1",
         HF_HUB_OFFLINE="1",

@@ -136,6 +136,11 @@ class RetrievalIndex:
         return len(self.keys)
 
     @property
+    def dim(self) -> int:
+        """Dimension of the tool vectors (and of the query vectors `search` takes)."""
+        return self._dense.dim
+
+    @property
     def ann_kind(self) -> str:
         return self._dense.kind
 
@@ -148,9 +153,6 @@ class RetrievalIndex:
     ) -> RetrievalIndex:
         if vectors.ndim != 2 or vectors.shape[0] != len(docs):
             raise ValueError(f"vectors shape {vectors.shape} does not match {len(docs)} docs")
-        keys = [d.key for d in docs]
-        if len(set(keys)) != len(keys):
-            raise ValueError("ToolDoc keys must be unique within an index")
         sparse = SparseIndex.build(
             [sparse_tokens(d, config.field_weights) for d in docs],
             k1=config.bm25_k1,

@@ -74,7 +74,12 @@ class RowLookup:
 
     def __init__(self, meta: RowMeta) -> None:
         self.n = len(meta.keys)
-        self.row_by_key = {key: i for i, key in enumerate(meta.keys)}
+        # A key may repeat across tenants: filters match every row of it (a tenant mask then
+        # keeps the one the caller sees); row_by_key keeps the first, for lookups by key.
+        self._rows_by_key: dict[str, list[int]] = {}
+        for i, key in enumerate(meta.keys):
+            self._rows_by_key.setdefault(key, []).append(i)
+        self.row_by_key = {key: rows[0] for key, rows in self._rows_by_key.items()}
         self._rows_by_name: dict[str, list[int]] = {}
         for i, name in enumerate(meta.names):
             self._rows_by_name.setdefault(name, []).append(i)
@@ -111,8 +116,7 @@ class RowLookup:
     def _rows_matching(self, identifiers: Iterable[str]) -> IntArray:
         rows: list[int] = []
         for ident in identifiers:
-            if ident in self.row_by_key:
-                rows.append(self.row_by_key[ident])
+            rows.extend(self._rows_by_key.get(ident, ()))
             rows.extend(self._rows_by_name.get(ident, ()))
         return np.asarray(rows, dtype=np.int64)
 

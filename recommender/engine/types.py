@@ -28,7 +28,9 @@ def find_sorted(sorted_ids: npt.NDArray[np.integer], ids: npt.ArrayLike) -> tupl
 class ToolDoc:
     """One tool as the engine sees it: everything retrieval may read."""
 
-    key: str  # stable, unique within a snapshot: "<namespace>/<name>"
+    # "<namespace>/<name>": unique among the tools one request may see, not within a snapshot
+    # (two tenants may each own "ns/name"; the caller's mask keeps one of them).
+    key: str
     name: str
     description: str
     parameters: Mapping[str, Any] | None = None  # JSON schema object

@@ -96,7 +96,12 @@ class LiteLLMEmbedder:
         rows: list[list[float]] = []
         size = settings.EMBEDDING_BATCH_SIZE
         for start in range(0, len(texts), size):
-            response = litellm.embedding(model=self.model_name, input=texts[start : start + size])
+            response = litellm.embedding(
+                model=self.model_name,
+                input=texts[start : start + size],
+                timeout=settings.EMBEDDING_TIMEOUT_SECONDS,
+                num_retries=0,
+            )
             rows.extend(item["embedding"] for item in response.data)
         return _normalise(np.asarray(rows, dtype=np.float32))
 

@@ -14,7 +14,6 @@ import json
 import logging
 import shutil
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,6 +177,7 @@ def _tool_rows(tools: list[Tool]) -> list[dict[str, Any]]:
     return [
         {
             "id": t.pk,
+            "tenant_id": t.tenant_id,  # None: shared
             "key": t.key,
             "name": t.name,
             "function_name": t.function_name,
@@ -206,8 +206,13 @@ class LoadedSnapshot:
     definitions: list[dict[str, Any]]  # row -> OpenAI function definition
     keys: list[str]
     function_names: list[str]  # row -> the unique name a model calls the tool by
-    row_by_name: dict[str, int]  # function name, and a tool name no other tool has -> row
+    row_by_function_name: dict[str, int]  # function names are unique: exactly one row each
     embedding_model: str  # queries are embedded with the model of the tool vectors
+    # row -> owning tenant's id, 0 for a shared tool (the serving stage masks rows by it)
+    tenant_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # a tool's own name -> every row of that name (clients may call a tool by it; names repeat
+    # across namespaces and tenants, so serving takes it only when the key sees one such tool)
+    rows_by_tool_name: dict[str, list[int]] = field(default_factory=dict, repr=False)
     sorted_tool_ids: np.ndarray = field(init=False, repr=False)  # for rows_of
     rows_by_tool_id: np.ndarray = field(init=False, repr=False)
 
@@ -246,20 +251,18 @@ class LoadedSnapshot:
             definitions=[r["definition"] for r in rows],
             keys=[r["key"] for r in rows],
             function_names=[r["function_name"] for r in rows],
-            row_by_name=_row_by_name(rows),
+            row_by_function_name={row["function_name"]: i for i, row in enumerate(rows)},
             embedding_model=embedding_model,
+            # snapshots written before tenants have no tenant_id: every tool was shared then
+            tenant_ids=np.asarray([r.get("tenant_id") or 0 for r in rows], dtype=np.int64),
+            rows_by_tool_name=_rows_by_tool_name(rows),
         )
 
 
-def _row_by_name(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Called names -> rows. Function names are unique, so they map exactly; a tool's own
-    name also maps (clients may call a tool by it) unless another tool shares it or it is
-    some other tool's function name: a guess there would credit the wrong tool."""
-    by_name = {row["function_name"]: i for i, row in enumerate(rows)}
-    owners = Counter(row["name"] for row in rows)
+def _rows_by_tool_name(rows: list[dict[str, Any]]) -> dict[str, list[int]]:
+    by_name: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
-        if owners[row["name"]] == 1:
-            by_name.setdefault(row["name"], i)
+        by_name.setdefault(row["name"], []).append(i)
     return by_name
 
 

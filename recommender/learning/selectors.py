@@ -16,7 +16,7 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Count, Max
 
-from feedback.models import Impression, UsageEvent
+from feedback.models import Impression, Recommendation, UsageEvent
 from recommender.learning.models import CoUse, UserToolStats
 
 
@@ -73,3 +73,30 @@ def tool_counts_from_log(*, tool_ids: Sequence[int]) -> dict[int, tuple[int, int
     ):
         counts[tool_id] = (uses, counts.get(tool_id, (0, 0, None))[1], last)
     return counts
+
+
+def learner_lag_seconds(*, now: datetime, delay_seconds: float) -> float:
+    """How far the learner is behind: seconds since the oldest unlearned work came due.
+
+    A recommendation comes due `delay_seconds` after it was served (the learner waits that
+    long on purpose, for uses to arrive); a use reported after its recommendation was
+    learned comes due at once. Both reads walk a partial index of the unlearned rows
+    (rec_unlearned, usage_unlearned) from its oldest end."""
+    oldest_rec = (
+        Recommendation.objects.filter(learned_at__isnull=True)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    oldest_late_use = (
+        UsageEvent.objects.filter(learned_at__isnull=True, used=True, recommendation__learned_at__isnull=False)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    lags = [0.0]
+    if oldest_rec is not None:
+        lags.append((now - oldest_rec).total_seconds() - delay_seconds)
+    if oldest_late_use is not None:
+        lags.append((now - oldest_late_use).total_seconds())
+    return max(lags)

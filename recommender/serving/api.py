@@ -29,6 +29,7 @@ def _tool_filter(data: dict[str, Any]) -> ToolFilter | None:
 
 class RecommendationCreateApi(APIView):
     authentication_classes = [ApiKeyAuthentication]
+    throttle_scope = "recommend"
 
     @extend_schema(
         request=RecommendationRequestSerializer,

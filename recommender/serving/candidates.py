@@ -15,7 +15,7 @@ from recommender.engine.conversation import previous_user_texts
 from recommender.engine.memory import ContextMemory
 from recommender.engine.policy import PolicyConfig
 from recommender.engine.retrieval import query_roles
-from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray, ToolFilter
+from recommender.engine.types import BoolArray, Candidates, ConversationContext, FloatArray, IntArray, ToolFilter
 from recommender.indexing.embedders import embed_cached
 from recommender.indexing.snapshots import LoadedSnapshot
 from recommender.learning.state import LearnedState
@@ -54,13 +54,24 @@ def retrieve(
     k: int,
     tool_filter: ToolFilter | None = None,
     learned_tool_ids: IntArray | None = None,
+    visible: BoolArray | None = None,
+    pinned_rows: IntArray | None = None,
 ) -> Candidates:
     """Candidates for a read conversation whose query texts are embedded.
 
-    `learned_tool_ids` (tools similar past requests used) join the candidates even when
-    retrieval ranks them below the cut; the filter still applies to them."""
+    `visible` (the rows the key may see, `recommender.serving.visibility`) applies before
+    anything is scored. `learned_tool_ids` (tools similar past requests used) join the
+    candidates even when retrieval ranks them below the cut; the filters still apply to
+    them. `pinned_rows` (visible by construction) join whatever the request's filter says."""
     allowed = snapshot.index.mask(tool_filter) if tool_filter is not None else None
+    if visible is not None:
+        allowed = visible if allowed is None else allowed & visible
     keep = snapshot.rows_of(learned_tool_ids) if learned_tool_ids is not None else None
+    if pinned_rows is not None and pinned_rows.size:
+        keep = pinned_rows if keep is None else np.union1d(keep, pinned_rows)
+        if allowed is not None:
+            allowed = allowed.copy()
+            allowed[pinned_rows] = True
     return snapshot.index.search(
         context, vectors, n_candidates=max(settings.RECOMMEND_CANDIDATES, k), allowed=allowed, keep_rows=keep
     )

@@ -5,6 +5,7 @@ into arrays)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from concurrent.futures import Future
@@ -23,6 +24,7 @@ from recommender.engine.types import Candidates, ConversationContext, FloatArray
 from recommender.learning.selectors import tool_counts_from_log
 from recommender.learning.state import LearnedState
 from recommender.serving.request_signals import RequestSignals, request_signals_finish
+from toolrec_site import metrics
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,32 @@ class Ranked:
     features: FloatArray  # (n candidates, d)
     tool_ids: IntArray  # (n,) catalog ids of the candidates
     signals_ms: float  # time spent reading the learning signals (database, memory)
+    pinned: int = 0  # the slate's first `pinned` items are the key's pinned tools
+
+
+def pin(ranked: Ranked, candidates: Candidates, pinned_rows: IntArray, k: int) -> Ranked:
+    """The slate with the key's pinned tools first, counted in k: the policy's own choices
+    fill what is left, in its order. A pinned tool is shown with certainty (propensity 1)
+    and scored by retrieval (the policy did not choose it)."""
+    position = {int(row): i for i, row in enumerate(candidates.rows)}
+    first = [position[int(r)] for r in pinned_rows if int(r) in position][:k]
+    if not first:
+        return ranked
+    slate, taken = ranked.slate, set(first)
+    certain = np.ones(len(first), dtype=slate.propensities.dtype)
+    rest = [p for p, i in enumerate(slate.order) if int(i) not in taken][: k - len(first)]
+    head = np.asarray(first, dtype=slate.order.dtype)
+    return dataclasses.replace(
+        ranked,
+        slate=dataclasses.replace(
+            slate,
+            order=np.concatenate([head, slate.order[rest]]),
+            scores=np.concatenate([candidates.fused[head].astype(slate.scores.dtype), slate.scores[rest]]),
+            propensities=np.concatenate([certain, slate.propensities[rest]]),
+            explored=np.concatenate([np.zeros(len(first), dtype=np.bool_), slate.explored[rest]]),
+        ),
+        pinned=len(first),
+    )
 
 
 def _tool_signals(tool_ids: list[int], learned: LearnedState | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,6 +84,11 @@ def _tool_signals(tool_ids: list[int], learned: LearnedState | None) -> tuple[np
         if last_used is not None:
             age[i] = (now - last_used).total_seconds()
     return uses, shows, age
+
+
+def _no_signals(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Tool uses, shows, seconds since the last use and neighbour votes when nothing learned can be read."""
+    return np.zeros(n), np.zeros(n), np.full(n, np.inf), np.zeros(n)
 
 
 def rank(
@@ -78,11 +111,17 @@ def rank(
     their background read (`request_signals_start`); None reads them here."""
     started = time.perf_counter()
     ids = [int(t) for t in tool_ids]
-    uses, shows, age = _tool_signals(ids, learned)
-    votes = memory.votes(query_vector, tool_ids) if memory is not None else np.zeros(len(ids))
+    try:
+        uses, shows, age = _tool_signals(ids, learned)
+        votes = memory.votes(query_vector, tool_ids) if memory is not None else np.zeros(len(ids))
+        if not isinstance(signals, RequestSignals):
+            signals = request_signals_finish(signals, user_id=user_id, called_ids=called_ids)
+    except Exception:  # the database or the memory failed: rank on retrieval alone
+        log.warning("learned signals unreadable; serving the semantic policy", exc_info=True)
+        metrics.FALLBACKS.labels(reason="signals").inc()
+        uses, shows, age, votes = _no_signals(len(ids))
+        signals, config, learned = RequestSignals(user={}, co_use={}), PolicyConfig(), None
     called = set(called_ids)
-    if not isinstance(signals, RequestSignals):
-        signals = request_signals_finish(signals, user_id=user_id, called_ids=called_ids)
     user_uses, user_shows = np.array([signals.user.get(t, (0, 0)) for t in ids], dtype=np.float64).reshape(-1, 2).T
     co_use = np.array([signals.co_use.get(t, 0) for t in ids], dtype=np.float64)
     signals_ms = (time.perf_counter() - started) * 1000

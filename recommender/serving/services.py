@@ -8,15 +8,18 @@ cache hits.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 
-from access.models import ApiKey
+from access.models import ApiKey, Scope
+from access.policy import scope_require
 from experiments.selectors import Assignment, assignment_for
 from feedback.services import ShownTool, implicit_feedback_record, recommendation_record
 from recommender.engine.candidate_log import candidate_log
@@ -26,12 +29,16 @@ from recommender.engine.memory import ContextMemory
 from recommender.engine.policy import PolicyConfig
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray, ToolFilter
 from recommender.indexing.snapshots import LoadedSnapshot
+from recommender.learning.state import LearnedState
 from recommender.serving.candidates import embed_queries, learned_candidates, retrieve, serving_memory
 from recommender.serving.holders import learned, snapshots
-from recommender.serving.ranking import Ranked, policy_config, rank
-from recommender.serving.request_signals import request_signals_start
+from recommender.serving.ranking import Ranked, pin, policy_config, rank
+from recommender.serving.request_signals import RequestSignals, request_signals_start
+from recommender.serving.visibility import Visibility, visibility_for
 from toolrec_site import metrics
 from toolrec_site.errors import ToolrecError, Unavailable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -120,37 +127,41 @@ def recommendation_create(
     `policy` overrides the assigned variant's policy and `record=False` logs nothing (both for
     offline replays such as `simulate`); `rng` makes exploration reproducible.
     """
+    scope_require(api_key, Scope.RECOMMEND)
     clock = _Clock()
     asker = Asker(api_key, user_id, conversation_id, k or settings.RECOMMEND_DEFAULT_K)
     snapshot = snapshots.get()
     if snapshot is None:
         raise Unavailable("No index has been built yet: import tools, then run `manage.py rebuild_index`.")
-    read = conversation_read(messages, snapshot)
+    visibility = visibility_for(snapshot, api_key)  # the key's tenant and tool policy, before anything else
+    read = conversation_read(messages, snapshot, visibility)
     if record and conversation_id and read.called_ids and settings.IMPLICIT_FEEDBACK:
         implicit_feedback_record(api_key=api_key, conversation_id=conversation_id, calls=read.calls)
     chosen = policy_choose(user_id=user_id, conversation_id=conversation_id, override=policy)
     signals = request_signals_start(user_id=user_id, called_ids=read.called_ids)  # read while embedding
     clock.mark("prepared")
-    vectors = embed_queries(read.context, messages, snapshot.embedding_model)
+    vectors, embedded = queries_embed(read, messages, snapshot)
+    if not embedded:  # keyword retrieval: the learned policies' features would be meaningless
+        chosen = ChosenPolicy(chosen.assignment, PolicyConfig())
     clock.mark("embedded")
     state = learned.get()
-    memory = serving_memory(state, vectors[0], snapshot.embedding_model)
-    retrieved = candidates_find(snapshot, read, vectors, chosen, memory=memory, k=asker.k, tool_filter=tool_filter)
+    memory = serving_memory(state, vectors[0], snapshot.embedding_model) if embedded else None
+    retrieved = candidates_find(
+        snapshot, read, vectors, chosen, memory=memory, k=asker.k, tool_filter=tool_filter, visibility=visibility
+    )
     clock.mark("retrieved")
-    ranked = rank(
-        candidates=retrieved.candidates,
-        tool_ids=retrieved.tool_ids,
-        context=read.context,
-        query_vector=vectors[0],
+    ranked = slate_rank(
+        retrieved,
+        read,
+        chosen.config,
         memory=memory,
-        called_ids=read.called_ids,
         user_id=user_id,
         k=asker.k,
-        config=chosen.config,
-        learned=state,
+        learned_state=state,
         rng=rng or np.random.default_rng(),
         signals=signals,
     )
+    ranked = pin(ranked, retrieved.candidates, visibility.pinned_rows, asker.k)
     shown = shown_tools(ranked, retrieved.tool_ids)
     clock.mark("ranked")
     logged = Logged(snapshot, read, chosen, retrieved, ranked, shown)
@@ -160,15 +171,72 @@ def recommendation_create(
     return _result(recommendation_id, snapshot, chosen, ranked, tools, clock)
 
 
-def conversation_read(messages: list[dict[str, Any]], snapshot: LoadedSnapshot) -> ReadConversation:
+def conversation_read(
+    messages: list[dict[str, Any]], snapshot: LoadedSnapshot, visibility: Visibility | None = None
+) -> ReadConversation:
+    """The conversation read; its called tools resolved to the catalog tools the key sees
+    (a name the key cannot see is no tool of its, as if unknown)."""
     context = read_conversation(messages)
     if not context.queries():
         raise ToolrecError("The messages hold no text to recommend tools for.")
-    calls = [
-        int(snapshot.tool_ids[snapshot.row_by_name[name]]) if name in snapshot.row_by_name else None
-        for name in context.called_tools
-    ]
+    calls = [_visible_tool_id(snapshot, name, visibility) for name in context.called_tools]
     return ReadConversation(context, [c for c in dict.fromkeys(calls) if c is not None], calls)
+
+
+def _visible_tool_id(snapshot: LoadedSnapshot, name: str, visibility: Visibility | None) -> int | None:
+    """The catalog id of the tool a called name means, among the tools the key sees: its
+    function name exactly, else a tool's own name when the key sees only one tool of that
+    name (a guess between two would credit the wrong one)."""
+    row = snapshot.row_by_function_name.get(name)
+    if row is not None and (visibility is None or visibility.allows(row)):
+        return int(snapshot.tool_ids[row])
+    rows = [r for r in snapshot.rows_by_tool_name.get(name, ()) if visibility is None or visibility.allows(r)]
+    return int(snapshot.tool_ids[rows[0]]) if len(rows) == 1 else None
+
+
+def queries_embed(
+    read: ReadConversation, messages: list[dict[str, Any]], snapshot: LoadedSnapshot
+) -> tuple[FloatArray, bool]:
+    """The query vectors, and whether they are real: when the embedder fails (a hosted model
+    down or timing out), zero vectors, with which retrieval ranks by keywords (BM25) alone."""
+    try:
+        return embed_queries(read.context, messages, snapshot.embedding_model), True
+    except Exception:
+        log.warning("embedding failed; answering from keyword retrieval", exc_info=True)
+        metrics.FALLBACKS.labels(reason="embedding").inc()
+        return np.zeros((len(read.context.queries()), snapshot.index.dim), dtype=np.float32), False
+
+
+def slate_rank(
+    retrieved: Retrieved,
+    read: ReadConversation,
+    config: PolicyConfig,
+    *,
+    memory: ContextMemory | None,
+    user_id: str,
+    k: int,
+    learned_state: LearnedState | None,
+    rng: np.random.Generator,
+    signals: Future[RequestSignals] | None,
+) -> Ranked:
+    """The policy's slate; if ranking fails, the semantic policy's on retrieval alone."""
+    common = {
+        "candidates": retrieved.candidates,
+        "tool_ids": retrieved.tool_ids,
+        "context": read.context,
+        "query_vector": retrieved.vectors[0],
+        "called_ids": read.called_ids,
+        "user_id": user_id,
+        "k": k,
+        "rng": rng,
+    }
+    try:
+        return rank(**common, memory=memory, config=config, learned=learned_state, signals=signals)
+    except Exception:
+        log.exception("ranking failed; serving the semantic policy")
+        metrics.FALLBACKS.labels(reason="ranking").inc()
+        empty = RequestSignals(user={}, co_use={})
+        return rank(**common, memory=None, config=PolicyConfig(), learned=None, signals=empty)
 
 
 def policy_choose(*, user_id: str, conversation_id: str, override: dict[str, Any] | None) -> ChosenPolicy:
@@ -187,6 +255,7 @@ def candidates_find(
     memory: ContextMemory | None,
     k: int,
     tool_filter: ToolFilter | None,
+    visibility: Visibility | None = None,
 ) -> Retrieved:
     candidates = retrieve(
         snapshot,
@@ -195,6 +264,8 @@ def candidates_find(
         k=k,
         tool_filter=tool_filter,
         learned_tool_ids=learned_candidates(memory, chosen.config, vectors[0]),
+        visible=visibility.mask if visibility is not None else None,
+        pinned_rows=visibility.pinned_rows if visibility is not None else None,
     )
     return Retrieved(vectors, candidates, snapshot.tool_ids[candidates.rows])
 
@@ -250,8 +321,9 @@ def impression_log(asker: Asker, logged: Logged, *, latency_ms: float) -> uuid.U
     ).pk
 
 
-def _reason(candidates: Candidates, i: int, features: FloatArray, explored: bool) -> str:
-    parts = [f"semantic similarity {float(candidates.dense[i]):.2f}"]
+def _reason(candidates: Candidates, i: int, features: FloatArray, explored: bool, pinned: bool = False) -> str:
+    parts = ["pinned by this key's tool policy"] if pinned else []
+    parts += [f"semantic similarity {float(candidates.dense[i]):.2f}"]
     if float(candidates.sparse[i]) > 0:
         parts.append(f"keyword score {float(candidates.sparse[i]):.1f}")
     if float(features[FEATURE_INDEX["votes_log"]]) > 0:
@@ -275,7 +347,9 @@ def answer_tools(
             rank=s.rank,
             score=s.score,
             function=snapshot.definitions[candidates.rows[i]],
-            reason=_reason(candidates, i, ranked.features[i], bool(slate.explored[p])) if explain else None,
+            reason=_reason(candidates, i, ranked.features[i], bool(slate.explored[p]), p < ranked.pinned)
+            if explain
+            else None,
         )
         for p, (i, s) in enumerate(zip(slate.order, shown))
     ]

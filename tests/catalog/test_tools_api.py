@@ -55,22 +55,22 @@ def test_a_nul_character_in_the_schema_is_a_400_not_a_server_error(api: APIClien
     assert Tool.objects.count() == 0
 
 
-def test_it_updates_and_disables_a_tool(api: APIClient, catalog: Callable[..., None]) -> None:
+def test_it_updates_and_disables_a_tool(admin_api: APIClient, catalog: Callable[..., None]) -> None:
     catalog()
     tool = Tool.objects.get(name="mail_send")
     old_hash = tool.content_hash
-    response = api.patch(f"/api/v1/tools/{tool.pk}", {"description": "Send an email."}, format="json")
+    response = admin_api.patch(f"/api/v1/tools/{tool.pk}", {"description": "Send an email."}, format="json")
     assert response.status_code == 200
     tool.refresh_from_db()
     assert tool.description == "Send an email." and tool.content_hash != old_hash
-    assert api.delete(f"/api/v1/tools/{tool.pk}").json()["enabled"] is False
-    assert api.get("/api/v1/tools", {"enabled": "false"}).json()["count"] == 1
+    assert admin_api.delete(f"/api/v1/tools/{tool.pk}").json()["enabled"] is False
+    assert admin_api.get("/api/v1/tools", {"enabled": "false"}).json()["count"] == 1
 
 
-def test_a_bad_update_keeps_the_stored_tool(api: APIClient, catalog: Callable[..., None]) -> None:
+def test_a_bad_update_keeps_the_stored_tool(admin_api: APIClient, catalog: Callable[..., None]) -> None:
     catalog()
     tool = Tool.objects.get(name="mail_send")
-    response = api.patch(f"/api/v1/tools/{tool.pk}", {"parameters": {"type": "string"}}, format="json")
+    response = admin_api.patch(f"/api/v1/tools/{tool.pk}", {"parameters": {"type": "string"}}, format="json")
     assert response.status_code == 400
     tool.refresh_from_db()
     assert tool.parameters["type"] == "object"

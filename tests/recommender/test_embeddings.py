@@ -71,8 +71,9 @@ def test_a_hosted_model_goes_through_litellm(monkeypatch: pytest.MonkeyPatch) ->
         def __init__(self, texts: list[str]) -> None:
             self.data = [{"embedding": [float(len(t)), 1.0, 0.0]} for t in texts]
 
-    def fake_embedding(*, model: str, input: list[str]) -> Response:
+    def fake_embedding(*, model: str, input: list[str], timeout: float, num_retries: int) -> Response:
         assert model == "text-embedding-3-small"
+        assert timeout == settings.EMBEDDING_TIMEOUT_SECONDS and num_retries == 0
         calls.append(input)
         return Response(input)
 

@@ -13,6 +13,9 @@ BEFORE_MOVE = [
     ("catalog", "0001_initial"),
     ("feedback", "0002_couse_usertoolstats_recommendation_called_tool_ids_and_more"),
     ("recommender", "0004_memoryentry_embedding_model"),
+    # the schema of keys and tools of that time (before tenants)
+    ("access", "0001_initial"),
+    ("catalog", "0001_initial"),
 ]
 
 
@@ -106,3 +109,33 @@ def test_migrate_writes_the_periodic_tasks_to_the_beat_schedule_once() -> None:
     paused.save(update_fields=["enabled"])
     assert periodic_tasks_sync() == []  # a second migrate creates nothing and keeps the pause
     assert not PeriodicTask.objects.get(name="train-ranker").enabled
+
+
+BEFORE_TENANTS = [("access", "0001_initial"), ("catalog", "0001_initial")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tenants_arrive_with_every_key_in_a_default_tenant_and_every_tool_shared() -> None:
+    """Existing keys keep working as before (default tenant, the scopes they had in effect),
+    existing tools become shared (every key still sees them), and no row is lost."""
+    executor = _migrate(BEFORE_TENANTS)
+    old = executor.loader.project_state(BEFORE_TENANTS).apps
+    tool_model, key_model = old.get_model("catalog", "Tool"), old.get_model("access", "ApiKey")
+    tools = [tool_model.objects.create(namespace=f"ns{i % 2}", name=f"t{i}", content_hash=str(i)) for i in range(5)]
+    keys = [key_model.objects.create(name=f"k{i}", prefix="trk_x", key_hash=f"h{i}") for i in range(3)]
+    key_model.objects.filter(pk=keys[2].pk).update(is_active=False)
+
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    from access.models import ApiKey, Tenant
+    from catalog.models import Tool
+
+    assert list(Tenant.objects.values_list("name", flat=True)) == ["default"]
+    migrated = ApiKey.objects.order_by("pk")
+    assert [k.pk for k in migrated] == [k.pk for k in keys]
+    assert {k.tenant.name for k in migrated} == {"default"}
+    assert all(k.scopes == ["recommend", "feedback", "catalog:write"] for k in migrated)
+    assert [k.is_active for k in migrated] == [True, True, False]
+    assert sorted(Tool.objects.values_list("pk", "namespace", "name", "tenant_id")) == [
+        (t.pk, t.namespace, t.name, None) for t in tools
+    ]

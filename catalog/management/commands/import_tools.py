@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
+from access.models import Tenant
 from catalog.importers import FORMATS, parse_tools
 from catalog.models import Tool
 from catalog.services import tool_import
@@ -18,6 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("path", type=Path)
         parser.add_argument("--format", default="auto", choices=FORMATS)
         parser.add_argument("--namespace", default="default")
+        parser.add_argument(
+            "--tenant", default="", help="Import as this tenant's own tools (by name); default: shared tools."
+        )
         parser.add_argument("--no-rebuild", action="store_true", help="Do not schedule an index rebuild afterwards.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -26,10 +30,17 @@ class Command(BaseCommand):
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"cannot read {path}: {exc}") from exc
+        tenant_id = None
+        if options["tenant"]:
+            tenant = Tenant.objects.filter(name=options["tenant"]).first()
+            if tenant is None:
+                raise CommandError(f"no tenant named {options['tenant']!r} (create it with create_api_key --tenant)")
+            tenant_id = tenant.pk
         report = tool_import(
             records=parse_tools(text, options["format"], source=path.name),
             namespace=options["namespace"],
             schedule_rebuild=not options["no_rebuild"],
+            tenant_id=tenant_id,
         )
         if report.created and connection.vendor == "postgresql":
             # Fresh planner statistics for the grown catalog: with stale ones (autovacuum off
