@@ -50,7 +50,7 @@ def test_an_uncaught_error_is_a_json_500_with_a_logged_request_id(
     def broken(**kwargs: Any) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("recommender.serving.api.recommendation_create", broken)
+    monkeypatch.setattr("recommender.serving.api.recommendation_answer", broken)
     with caplog.at_level(logging.ERROR, logger="toolrec.api"):
         response = api.post(REC, {"messages": [{"role": "user", "content": "hi"}]}, format="json")
     error = _error(response, 500)
