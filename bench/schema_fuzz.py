@@ -2,7 +2,7 @@
 
 Usage:
 
-    .venv/bin/python bench/schema_fuzz.py [--cases-per-operation 250] [--port 8121] [--workers 2]
+    .venv/bin/python bench/schema_fuzz.py [--cases-per-operation 500] [--max-time 1200] [--port 8121] [--workers 2]
     make fuzz
 
 It makes a scratch service of its own (a temporary var dir: its SQLite database, snapshot
@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results" / "schema_fuzz.json"
+GUNICORN = ["--workers", "1", "--threads", "8", "--log-level", "warning"]
+CHECKS = ["--checks", "all", "--exclude-checks", "use_after_free"]
 
 
 def _environment(var_dir: Path) -> dict[str, str]:
@@ -81,19 +83,21 @@ def _counts(stdout: str) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases-per-operation", type=int, default=250)
+    parser.add_argument("--cases-per-operation", type=int, default=500)
     parser.add_argument("--port", type=int, default=8121)
     parser.add_argument("--workers", type=int, default=2, help="schemathesis workers")
     parser.add_argument("--seed", type=int, default=20261206)
+    parser.add_argument(
+        "--max-time", type=int, default=1200, help="seconds; fuzzing and stateful phases repeat until spent"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="toolrec-fuzz-") as tmp:
         env = _environment(Path(tmp))
         key = _setup(env, args.port)
         server = subprocess.Popen(
-            [
-                *(str(VENV_BIN / "gunicorn"), "toolrec_site.wsgi", "--bind", f"127.0.0.1:{args.port}"),
-                *("--workers", "2", "--threads", "4", "--log-level", "warning"),
-            ],
+            # One process: the embedded local Qdrant admits one process (a rebuild in a
+            # second worker fails to open it); threads serve the concurrent requests.
+            [str(VENV_BIN / "gunicorn"), "toolrec_site.wsgi", "--bind", f"127.0.0.1:{args.port}", *GUNICORN],
             cwd=ROOT,
             env=env,
         )
@@ -101,13 +105,13 @@ def main() -> None:
             base = f"http://127.0.0.1:{args.port}"
             _wait_for(f"{base}/healthz")
             started = time.perf_counter()
+            command = [str(VENV_BIN / "st"), "--config-file", str(ROOT / "schemathesis.toml"), "run"]
+            command += [f"{base}/api/v1/schema", *CHECKS, "--max-examples", str(args.cases_per_operation)]
+            command += ["--seed", str(args.seed), "--workers", str(args.workers), "--no-color"]
+            command += ["--max-time", str(args.max_time)]
+            command += ["--header", f"Authorization: Bearer {key}"]
             run = subprocess.run(
-                [
-                    *(str(VENV_BIN / "st"), "--config-file", str(ROOT / "schemathesis.toml"), "run"),
-                    *(f"{base}/api/v1/schema", "--checks", "all", "--exclude-checks", "use_after_free"),
-                    *("--max-examples", str(args.cases_per_operation), "--seed", str(args.seed)),
-                    *("--workers", str(args.workers), "--no-color", "--header", f"Authorization: Bearer {key}"),
-                ],
+                command,
                 cwd=tmp,
                 capture_output=True,
                 text=True,
@@ -116,7 +120,9 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    print(run.stdout[-8000:])
+    # the run's findings (failures, errors, warnings and summary), not every passing line
+    findings = min((i for i in (run.stdout.find(" FAILURES "), run.stdout.find(" ERRORS ")) if i >= 0), default=-1)
+    print(run.stdout[findings:] if findings >= 0 else run.stdout[-3000:], run.stderr[-3000:])
     counts = _counts(run.stdout)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     result = {
@@ -127,7 +133,8 @@ def main() -> None:
             "cases_per_operation": args.cases_per_operation,
             "seed": args.seed,
             "st_workers": args.workers,
-            "server": "gunicorn 2x4, SQLite, example catalog",
+            "max_time_seconds": args.max_time,
+            "server": "gunicorn 1x8, SQLite, example catalog",
         },
         "exit_code": run.returncode,
         "seconds": round(seconds, 1),

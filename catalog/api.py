@@ -37,13 +37,14 @@ class ToolListCreateApi(APIView):
 
     @extend_schema(operation_id="tools_list", parameters=[ToolListQuerySerializer], responses=ToolPageSerializer)
     def get(self, request: Request) -> Response:
-        query = ToolListQuerySerializer(data=request.query_params)
+        # a plain dict: DRF reads a flag missing from a QueryDict as an unchecked checkbox
+        query = ToolListQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         tools = tool_list(
             policy=caller_of(request).policy,
             namespace=query.validated_data.get("namespace"),
             category=query.validated_data.get("category"),
-            enabled=query.validated_data["enabled"],
+            enabled=query.validated_data.get("enabled"),
             search=query.validated_data.get("search"),
         )
         paginator = ToolPagination()

@@ -102,7 +102,7 @@ class ToolListQuerySerializer(serializers.Serializer):
 
     namespace = serializers.CharField(max_length=100, required=False, allow_blank=True)
     category = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    enabled = StrictBooleanQueryField(required=False, allow_null=True, default=None)
+    enabled = StrictBooleanQueryField(required=False)
     search = serializers.CharField(max_length=200, required=False, allow_blank=True)
     limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, required=False)
     offset = serializers.IntegerField(min_value=0, max_value=MAX_OFFSET, required=False)

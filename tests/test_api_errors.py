@@ -115,6 +115,7 @@ def test_hostile_bodies_are_a_400_with_a_reason(
         ({"limit": "0"}, "limit"),
         ({"limit": "many"}, "limit"),
         ({"enabled": "perhaps"}, "enabled"),
+        ({"enabled": ""}, "enabled"),  # not a boolean, as the schema says
         ({"search": "x" * 201}, "search"),
     ],
 )

@@ -49,9 +49,7 @@ class StrictFloatField(serializers.FloatField):
 class StrictBooleanQueryField(serializers.BooleanField):
     """A query flag: ``true`` or ``false`` as the schema says, not DRF's yes/on/1."""
 
-    def to_internal_value(self, data: Any) -> bool | None:  # type: ignore[override]
-        if data == "" and self.allow_null:
-            return None
+    def to_internal_value(self, data: Any) -> bool:
         if data not in ("true", "false"):
             self.fail("invalid", input=data)
         return data == "true"
