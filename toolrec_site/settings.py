@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "feedback",
     "experiments",
     "dashboard",
+    "agents",
 ]
 
 MIDDLEWARE = [
@@ -281,6 +282,22 @@ MEMORY_MAX_CONTEXTS = env_int("MEMORY_MAX_CONTEXTS", 50_000, minimum=1)
 # Tools that similar past requests used join retrieval's candidates (learning policies only;
 # see ContextMemory.similar_tools); 0 turns it off.
 MEMORY_CANDIDATES = env_int("MEMORY_CANDIDATES", 10, minimum=0)
+
+# --- metrics (/metrics) ----------------------------------------------------------------
+# The success metrics (usage rate, hit rate, exploration rate) cover the recommendations of
+# this window, computed at most once per refresh interval whoever scrapes. The queries cost
+# 15-25 µs per recommendation in the window on PostgreSQL (bench/metrics_scrape.py: 0.9-1.5 s
+# for 60,000), hence a quarter of an hour and a minute.
+METRICS_WINDOW_SECONDS = env_float("METRICS_WINDOW_SECONDS", 900.0, minimum=60.0)
+METRICS_REFRESH_SECONDS = env_int("METRICS_REFRESH_SECONDS", 60, minimum=0)
+# MCP servers whose tools the catalog follows (catalog.McpServer): their headers and env are
+# encrypted with a key derived from this (default: SECRET_KEY); the schedule re-syncs servers
+# that are not kept connected by `manage.py mcp_listen`.
+MCP_SECRETS_KEY = env_str("MCP_SECRETS_KEY")
+MCP_SYNC_TIMEOUT_SECONDS = env_float("MCP_SYNC_TIMEOUT_SECONDS", 60.0, minimum=1.0)
+MCP_SYNC_MAX_PAGES = env_int("MCP_SYNC_MAX_PAGES", 1000, minimum=1)
+MCP_LISTEN_PING_SECONDS = env_float("MCP_LISTEN_PING_SECONDS", 15.0, minimum=0.5)
+MCP_LISTEN_RELOAD_SECONDS = env_float("MCP_LISTEN_RELOAD_SECONDS", 30.0, minimum=0.5)
 
 # --- API ----------------------------------------------------------------------------
 # How long a process trusts a key it read (revocation, scope and policy edits reach every

@@ -20,7 +20,7 @@ from django.conf import settings
 
 from access.models import ApiKey, Scope
 from access.policy import scope_require
-from experiments.selectors import Assignment, assignment_for
+from experiments.selectors import Assignment, assignment_for, default_policy
 from feedback.services import ShownTool, implicit_feedback_record, recommendation_record
 from recommender.engine.candidate_log import candidate_log
 from recommender.engine.conversation import read_conversation
@@ -35,6 +35,7 @@ from recommender.serving.candidates import embed_queries, learned_candidates, re
 from recommender.serving.holders import learned, snapshots
 from recommender.serving.ranking import Ranked, match_signal, pin, policy_config, rank
 from recommender.serving.request_signals import RequestSignals, request_signals_start
+from recommender.serving.shadow import ShadowJob, shadow_schedule
 from recommender.serving.token_budget import definition_tokens, fit_in_budget
 from recommender.serving.tool_formats import OutputShape, tool_entry
 from recommender.serving.visibility import Visibility, visibility_for
@@ -173,6 +174,8 @@ def recommendation_create(
     clock.mark("ranked")
     logged = Logged(snapshot, read, chosen, retrieved, ranked, fitted.shown)
     recommendation_id = impression_log(asker, logged, latency_ms=clock.ms("start", "ranked")) if record else None
+    if recommendation_id is not None and chosen.assignment.shadows:
+        shadow_schedule(shadow_job(recommendation_id, logged, asker.k, state))
     tools = answer_tools(snapshot, retrieved.candidates, ranked, fitted.shown, fitted.positions, explain=explain)
     clock.mark("finished")
     return _result(recommendation_id, snapshot, chosen, ranked, tools, clock, asker.output, fitted)
@@ -249,7 +252,7 @@ def slate_rank(
 def policy_choose(*, user_id: str, conversation_id: str, override: dict[str, Any] | None) -> ChosenPolicy:
     """The experiment's variant for this unit (or the default), and the policy it serves."""
     assignment = assignment_for(user_id=user_id, conversation_id=conversation_id)
-    raw = override if override is not None else assignment.policy or settings.RECOMMEND_POLICY
+    raw = override if override is not None else assignment.policy or default_policy()
     return ChosenPolicy(assignment, policy_config(raw))
 
 
@@ -364,6 +367,21 @@ def impression_log(asker: Asker, logged: Logged, *, latency_ms: float) -> uuid.U
         latency_ms=latency_ms,
         shown=logged.shown,
     ).pk
+
+
+def shadow_job(recommendation_id: uuid.UUID, logged: Logged, k: int, state: LearnedState | None) -> ShadowJob:
+    """The shadows rank the same candidates and features as the served policy."""
+    return ShadowJob(
+        recommendation_id=recommendation_id,
+        experiment_key=logged.chosen.assignment.experiment_key,
+        shadows=logged.chosen.assignment.shadows,
+        features=logged.ranked.features,
+        retrieval_scores=logged.retrieved.candidates.fused,
+        tool_ids=logged.retrieved.tool_ids,
+        served_order=logged.ranked.slate.order,
+        k=k,
+        learned=state,
+    )
 
 
 def _reason(candidates: Candidates, i: int, features: FloatArray, explored: bool, pinned: bool = False) -> str:
