@@ -53,8 +53,8 @@ def test_the_schema_documents_the_page_real_statuses_and_errors() -> None:
     assert limit["schema"] == {"type": "integer", "maximum": 500, "minimum": 1}
 
 
-def test_delete_answers_the_documented_200(api: APIClient, indexed: None) -> None:
-    response = api.delete(f"/api/v1/tools/{_any_tool_id()}")
+def test_delete_answers_the_documented_200(admin_api: APIClient, indexed: None) -> None:
+    response = admin_api.delete(f"/api/v1/tools/{_any_tool_id()}")
     assert response.status_code == 200 and response.json()["enabled"] is False
 
 
@@ -65,11 +65,15 @@ def _any_tool_id() -> int:
 
 
 def test_schemathesis_finds_no_failure_with_all_checks(live_server: Any, indexed: None, tmp_path: Path) -> None:
-    """On a key of its own: the fuzzer creates, edits and disables tools of this test's
-    database only."""
-    from access.services import api_key_create
+    """On a key and a tenant of its own: the fuzzer creates, edits and disables only its own
+    tenant's tools (the shared ones answer 403) in this test's database."""
+    from access.services import api_key_create, tenant_create
 
-    raw_key = api_key_create(name="schemathesis")[1]
+    raw_key = api_key_create(
+        name="schemathesis",
+        tenant=tenant_create(name="schemathesis"),
+        scopes=["recommend", "feedback", "catalog:write"],
+    )[1]
     command = [
         str(Path(sys.executable).parent / "st"),
         "--config-file",
