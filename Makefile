@@ -29,7 +29,7 @@ run: install
 serve: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
-	$(VENV)/bin/gunicorn toolrec_site.wsgi --bind $${BIND:-127.0.0.1:8000} --workers $${WEB_WORKERS:-2} --threads $${WEB_THREADS:-4}
+	$(VENV)/bin/gunicorn -c python:toolrec_site.gunicorn_config toolrec_site.wsgi
 
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import authentication, exceptions
@@ -30,14 +31,22 @@ def api_key_of(request: Request) -> ApiKey:
     return request.auth
 
 
+def raw_key_from_headers(headers: Mapping[str, str]) -> str:
+    """The key a request carries: ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``
+    (REST and the MCP server's HTTP transport read the same headers); "" when none."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    raw = lowered.get("x-api-key", "")
+    auth = lowered.get("authorization", "")
+    if not raw and auth.lower().startswith("bearer "):
+        raw = auth[7:].strip()
+    return raw
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
 
     def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
-        raw = request.headers.get("X-API-Key", "")
-        auth = request.headers.get("Authorization", "")
-        if not raw and auth.lower().startswith("bearer "):
-            raw = auth[7:].strip()
+        raw = raw_key_from_headers(request.headers)
         if not raw:
             return None
         api_key = api_key_active(hash_key(raw))

@@ -20,8 +20,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft4Validator, Draft6Validator, Draft7Validator, Draft201909Validator, Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
 
 FORMATS = ("auto", "openai", "mcp", "jsonl")
 MAX_NAME = 200
@@ -66,18 +67,41 @@ class Rejection:
     reason: str
 
 
-def validate_parameters(parameters: Any) -> dict[str, Any]:
-    """A tool's parameters must be a JSON schema object describing an object."""
+# Drafts a schema without "$schema" is tried against, newest first: real servers publish
+# draft-04 schemas (boolean "exclusiveMinimum") without saying so.
+_DRAFTS = (Draft202012Validator, Draft201909Validator, Draft7Validator, Draft6Validator, Draft4Validator)
+
+
+def _schema_error(parameters: dict[str, Any]) -> str | None:
+    """None when the schema is valid under the draft it declares ("$schema"), or under some
+    draft when it declares none or one jsonschema does not know; else the declared (or
+    newest) draft's complaint."""
+    declared = validator_for(parameters, default=None) if isinstance(parameters.get("$schema"), str) else None
+    first_error: str | None = None
+    for draft in (declared,) if declared is not None else _DRAFTS:
+        try:
+            draft.check_schema(parameters)
+            return None
+        except SchemaError as exc:
+            first_error = first_error or exc.message
+    return first_error
+
+
+def validate_parameters(parameters: Any, *, lenient: bool = False) -> dict[str, Any]:
+    """A tool's parameters must be a JSON schema object describing an object.
+
+    `lenient` (tools read from MCP servers) keeps a schema that no draft accepts: the server
+    serves the tool whatever we think of its schema, so dropping it would only hide a real
+    tool; a person writing a tool (REST, admin) is told instead."""
     if parameters is None:
         return {"type": "object", "properties": {}}
     if not isinstance(parameters, dict):
         raise InvalidTool("parameters must be a JSON schema object")
     if parameters.get("type", "object") != "object":
         raise InvalidTool('parameters must describe an object ("type": "object")')
-    try:
-        Draft202012Validator.check_schema(parameters)
-    except SchemaError as exc:
-        raise InvalidTool(f"parameters is not a valid JSON schema: {exc.message}") from exc
+    error = _schema_error(parameters)
+    if error is not None and not lenient:
+        raise InvalidTool(f"parameters is not a valid JSON schema: {error}")
     return {"type": "object", **parameters} if "type" not in parameters else dict(parameters)
 
 
@@ -123,6 +147,7 @@ def make_spec(
     family: Any = "",
     source: Any = "",
     extra: Mapping[str, Any] | None = None,
+    lenient_schema: bool = False,
 ) -> ToolSpec:
     """Validate one tool's fields; raise :class:`InvalidTool` with the reason."""
     fields = {"name": name, "description": description, "parameters": parameters, "category": category}
@@ -139,7 +164,7 @@ def make_spec(
     return ToolSpec(
         name=clean_name,
         description=_text(description, "description", limit=MAX_DESCRIPTION),
-        parameters=validate_parameters(parameters),
+        parameters=validate_parameters(parameters, lenient=lenient_schema),
         category=_text(category, "category", limit=100),
         tags=_tags(tags),
         family=_text(family, "family", limit=200),
@@ -180,7 +205,7 @@ def parse_tools(text: str, fmt: str = "auto", *, source: str = "") -> Iterator[T
         yield Rejection(f"line {exc.lineno}", f"not valid JSON: {exc.msg}")
         return
     if fmt == "mcp":
-        yield from _parse_mcp(document, source)
+        yield from parse_mcp_result(document, source)
     else:
         yield from _parse_openai(document, source)
 
@@ -255,7 +280,7 @@ def _parse_openai(document: Any, source: str) -> Iterator[ToolSpec | Rejection]:
             yield Rejection(position, str(exc))
 
 
-def _parse_mcp(document: Any, source: str) -> Iterator[ToolSpec | Rejection]:
+def parse_mcp_result(document: Any, source: str) -> Iterator[ToolSpec | Rejection]:
     records = _records(document, "mcp")
     if records is None:
         yield Rejection("record 0", 'expected an MCP tools/list result: {"tools": [...]}')
@@ -275,6 +300,7 @@ def _parse_mcp(document: Any, source: str) -> Iterator[ToolSpec | Rejection]:
                 family=server if isinstance(server, str) else "",
                 source=source or "mcp",
                 extra={"title": record["title"]} if isinstance(record.get("title"), str) else annotations,
+                lenient_schema=True,
             )
         except InvalidTool as exc:
             yield Rejection(position, str(exc))

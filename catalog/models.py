@@ -83,3 +83,48 @@ class Tool(models.Model):
                 "parameters": self.parameters or {"type": "object", "properties": {}},
             },
         }
+
+
+class McpServer(models.Model):
+    """An MCP server whose tools the catalog follows (tools/list, paged), into one namespace.
+
+    Its tools carry `source = "mcp:<name>"`; a tool the server stops listing is disabled,
+    never deleted (the feedback log points at it). Headers and environment variables are
+    secrets: stored encrypted (`catalog.sealed`), never shown back."""
+
+    name = models.SlugField(max_length=100, unique=True, help_text="Used in `manage.py sync_mcp NAME`.")
+    namespace = models.CharField(max_length=100, help_text="The catalog namespace its tools go into.")
+    url = models.URLField(max_length=500, blank=True, help_text="A streamable HTTP server: its endpoint URL.")
+    command = models.CharField(
+        max_length=1000, blank=True, help_text="A stdio server: the command line that starts it (shell quoting)."
+    )
+    secrets_sealed = models.TextField(blank=True, editable=False, help_text="Encrypted headers and environment.")
+    stay_connected = models.BooleanField(
+        default=False,
+        help_text="Keep a connection open (manage.py mcp_listen) and re-sync within seconds of "
+        "notifications/tools/list_changed; otherwise the schedule re-syncs it.",
+    )
+    enabled = models.BooleanField(default=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True, help_text="The last sync that succeeded.")
+    last_error = models.TextField(blank=True, help_text="Why the last attempt failed (empty once one succeeds).")
+    last_report = models.JSONField(default=dict, blank=True, help_text="What the last successful sync changed.")
+    tool_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "MCP server"
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(url="") & ~models.Q(command="")) | (~models.Q(url="") & models.Q(command="")),
+                name="mcp_server_url_or_command",
+                violation_error_message="Give either a URL or a command, not both.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tool_source(self) -> str:
+        return f"mcp:{self.name}"

@@ -23,3 +23,22 @@ def assign_variant(experiment_key: str, unit_id: str, weights: Sequence[tuple[st
             return name
         point -= weight
     return weights[-1][0]
+
+
+# The salt of the hash that splits all units between experiments. It is not any experiment's
+# key, so the slices of two experiments never share a unit, and the variant hash inside an
+# experiment (keyed by the experiment) is independent of which slice a unit fell in.
+TRAFFIC_SALT = "toolrec:traffic"
+
+
+def traffic_bucket(unit_id: str) -> float:
+    """Where the unit falls among all units, in [0, 1), the same for every experiment."""
+    return bucket(TRAFFIC_SALT, unit_id)
+
+
+def in_traffic(unit_id: str, start: float, end: float) -> bool:
+    return start <= traffic_bucket(unit_id) < end
+
+
+def ranges_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]

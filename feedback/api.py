@@ -7,8 +7,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.authentication import ApiKeyAuthentication, api_key_of
-from feedback.serializers import FEEDBACK_REQUEST_SCHEMA, FeedbackRequestSerializer, FeedbackResponseSerializer
-from feedback.services import FeedbackItem, feedback_record
+from feedback.answers import feedback_answer
+from feedback.serializers import FEEDBACK_REQUEST_SCHEMA, FeedbackResponseSerializer
 
 
 class FeedbackCreateApi(APIView):
@@ -17,17 +17,5 @@ class FeedbackCreateApi(APIView):
 
     @extend_schema(request=FEEDBACK_REQUEST_SCHEMA, responses={201: FeedbackResponseSerializer})
     def post(self, request: Request) -> Response:
-        serializer = FeedbackRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        outcome = feedback_record(
-            api_key=api_key_of(request),
-            recommendation_id=data["recommendation_id"],
-            items=[
-                FeedbackItem(tool=e["tool"], used=e["used"], reward=e.get("reward"), event_id=e.get("event_id"))
-                for e in data["events"]
-            ],
-        )
-        return Response(
-            {"recorded": outcome.recorded, "duplicates": outcome.duplicates}, status=status.HTTP_201_CREATED
-        )
+        body = feedback_answer(api_key=api_key_of(request), payload=request.data)
+        return Response(body, status=status.HTTP_201_CREATED)

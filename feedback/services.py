@@ -157,8 +157,7 @@ def _record_events(events: list[UsageEvent], *, durable: bool = True) -> Feedbac
             _skip_wal_flush()
         inserted = _insert_new(events)
     for event in inserted:
-        if event.used:
-            metrics.TOOL_USES.labels(source=event.source).inc()
+        metrics.TOOL_USES.labels(tool=metrics.tool_label(event.tool_id), used="true" if event.used else "false").inc()
     if inserted:
         transaction.on_commit(learning_schedule)
     metrics.FEEDBACK_EVENTS.labels(outcome="recorded").inc(len(inserted))

@@ -35,7 +35,7 @@ def test_health_says_degraded_without_an_index(db: None) -> None:
 
 def test_metrics_and_schema_are_served(indexed: None) -> None:
     client = Client()
-    assert b"toolrec_recommendation_latency_seconds" in client.get("/metrics").content
+    assert b"tool_recommendation_latency_seconds" in client.get("/metrics").content
     schema = client.get("/api/v1/schema")
     assert schema.status_code == 200 and b"/api/v1/recommendations" in schema.content
     assert client.get("/api/v1/docs").status_code == 200

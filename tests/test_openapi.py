@@ -54,6 +54,7 @@ def test_the_schema_documents_the_page_real_statuses_and_errors() -> None:
 
 
 def test_delete_answers_the_documented_200(admin_api: APIClient, indexed: None) -> None:
+    # the small catalog's tools are shared: only a key with the admin scope may write them
     response = admin_api.delete(f"/api/v1/tools/{_any_tool_id()}")
     assert response.status_code == 200 and response.json()["enabled"] is False
 

@@ -14,4 +14,4 @@ app = Celery("toolrec")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # The stages' task modules: a worker imports them at start, `scheduling.task_named` before
 # it looks a task up by name.
-app.conf.imports = ["recommender.indexing.tasks", "recommender.learning.tasks"]
+app.conf.imports = ["recommender.indexing.tasks", "recommender.learning.tasks", "experiments.tasks", "catalog.tasks"]

@@ -4,9 +4,7 @@ learner-lag gauge of /metrics, read from the database when Prometheus scrapes.""
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Iterator
 
 from django.conf import settings
 from django.core.cache import cache
@@ -14,9 +12,6 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
-from prometheus_client import REGISTRY
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from recommender.indexing.models import IndexSnapshot
 from recommender.indexing.vector_store import vector_store_health
@@ -106,27 +101,3 @@ def healthz(request: HttpRequest) -> JsonResponse:
         },
         status=503 if status == "down" else 200,
     )
-
-
-class LearnerLagCollector(Collector):
-    """`toolrec_learner_lag_seconds`, computed when scraped: the lag is a fact of the
-    database, not of this process (the learner runs in the Celery worker), so a gauge set
-    by the worker could not be scraped from the web processes. Not exported in Prometheus'
-    multiprocess mode (it reads only the processes' files); /healthz has the same figure."""
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        gauge = GaugeMetricFamily(
-            "toolrec_learner_lag_seconds", "Seconds since the oldest unlearned recommendation or use came due."
-        )
-        try:
-            gauge.add_metric([], _learner_lag())
-        except Exception:  # a scrape must not fail because the database did
-            logging.getLogger(__name__).warning("learner lag not read", exc_info=True)
-            return
-        yield gauge
-
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        return iter(())  # no read at registration time
-
-
-REGISTRY.register(LearnerLagCollector())

@@ -10,7 +10,8 @@ from functools import cache
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
-from django_prometheus.exports import ExportToDjangoView
+
+from toolrec_site.scrape import metrics_view
 
 
 @cache
@@ -33,5 +34,5 @@ def metrics_allowed(request: HttpRequest) -> bool:
 def metrics(request: HttpRequest) -> HttpResponse:
     if not metrics_allowed(request):
         raise Http404("Not found.")
-    response: HttpResponse = ExportToDjangoView(request)
+    response: HttpResponse = metrics_view(request)
     return response

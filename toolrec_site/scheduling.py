@@ -32,6 +32,8 @@ REBUILD_INDEX = "recommender.indexing.rebuild_index"
 LEARN_FROM_FEEDBACK = "recommender.learning.learn_from_feedback"
 PUBLISH_TOOL_STATS = "recommender.learning.publish_tool_stats"
 TRAIN_RANKER = "recommender.learning.train_ranker"
+WATCH_EXPERIMENTS = "experiments.watch"
+SYNC_MCP_SERVERS = "catalog.sync_mcp_servers"
 
 REBUILD_PENDING_KEY = "toolrec:rebuild-pending"
 LEARN_PENDING_KEY = "toolrec:learn-pending"
@@ -44,6 +46,10 @@ PERIODIC_TASKS: dict[str, tuple[str, int]] = {
     "rebuild-index-if-stale": (REBUILD_INDEX, 15 * 60),
     "learn-from-feedback": (LEARN_FROM_FEEDBACK, 5),
     "train-ranker": (TRAIN_RANKER, 6 * 3600),
+    # Looks, guardrails and ramps of running experiments: a guardrail acts within a minute.
+    "watch-experiments": (WATCH_EXPERIMENTS, 60),
+    # MCP servers not kept connected by `manage.py mcp_listen` (those re-sync on list_changed)
+    "sync-mcp-servers": (SYNC_MCP_SERVERS, 5 * 60),
 }
 
 

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "feedback",
     "experiments",
     "dashboard",
+    "agents",
 ]
 
 MIDDLEWARE = [
@@ -257,6 +258,15 @@ RECOMMEND_POLICY = env_json(
 )
 LOG_CANDIDATES = env_int("LOG_CANDIDATES", 50, minimum=0)  # candidates logged per recommendation
 NEW_TOOL_SHOWS = env_int("NEW_TOOL_SHOWS", 20, minimum=0)  # a tool shown fewer times is "new"
+# The answer's `match` (recommender.engine.match): labels from the probability that the top
+# tool is used, and the retrieval-score prior served before there is feedback to fit on.
+MATCH_GOOD = env_float("MATCH_GOOD", 0.5, minimum=0.0)
+MATCH_WEAK = env_float("MATCH_WEAK", 0.2, minimum=0.0)
+MATCH_PRIOR_MIDPOINT = env_float("MATCH_PRIOR_MIDPOINT", 0.45)
+MATCH_PRIOR_SLOPE = env_float("MATCH_PRIOR_SLOPE", 10.0, minimum=0.0)
+MATCH_MIN_SAMPLES = env_int("MATCH_MIN_SAMPLES", 200, minimum=2)  # judged answers before fitting
+MATCH_REFIT_EVERY = env_int("MATCH_REFIT_EVERY", 500, minimum=1)  # recommendations learned between refits
+MATCH_TRAIN_MAX = env_int("MATCH_TRAIN_MAX", 20_000, minimum=100)  # the newest judged answers fitted on
 
 # --- learning -----------------------------------------------------------------------
 # A recommendation is learned (its unused tools as misses) this long after it was served,
@@ -272,6 +282,22 @@ MEMORY_MAX_CONTEXTS = env_int("MEMORY_MAX_CONTEXTS", 50_000, minimum=1)
 # Tools that similar past requests used join retrieval's candidates (learning policies only;
 # see ContextMemory.similar_tools); 0 turns it off.
 MEMORY_CANDIDATES = env_int("MEMORY_CANDIDATES", 10, minimum=0)
+
+# --- metrics (/metrics) ----------------------------------------------------------------
+# The success metrics (usage rate, hit rate, exploration rate) cover the recommendations of
+# this window, computed at most once per refresh interval whoever scrapes. The queries cost
+# 15-25 µs per recommendation in the window on PostgreSQL (bench/metrics_scrape.py: 0.9-1.5 s
+# for 60,000), hence a quarter of an hour and a minute.
+METRICS_WINDOW_SECONDS = env_float("METRICS_WINDOW_SECONDS", 900.0, minimum=60.0)
+METRICS_REFRESH_SECONDS = env_int("METRICS_REFRESH_SECONDS", 60, minimum=0)
+# MCP servers whose tools the catalog follows (catalog.McpServer): their headers and env are
+# encrypted with a key derived from this (default: SECRET_KEY); the schedule re-syncs servers
+# that are not kept connected by `manage.py mcp_listen`.
+MCP_SECRETS_KEY = env_str("MCP_SECRETS_KEY")
+MCP_SYNC_TIMEOUT_SECONDS = env_float("MCP_SYNC_TIMEOUT_SECONDS", 60.0, minimum=1.0)
+MCP_SYNC_MAX_PAGES = env_int("MCP_SYNC_MAX_PAGES", 1000, minimum=1)
+MCP_LISTEN_PING_SECONDS = env_float("MCP_LISTEN_PING_SECONDS", 15.0, minimum=0.5)
+MCP_LISTEN_RELOAD_SECONDS = env_float("MCP_LISTEN_RELOAD_SECONDS", 30.0, minimum=0.5)
 
 # --- API ----------------------------------------------------------------------------
 # How long a process trusts a key it read (revocation, scope and policy edits reach every

@@ -49,5 +49,5 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="docs", permanent=False), name="home"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
-    path("metrics", metrics, name="prometheus-django-metrics"),
+    path("metrics", metrics, name="metrics"),
 ]

@@ -52,6 +52,11 @@ def parse_args(description: str, argv: list[str] | None = None) -> argparse.Name
     p.add_argument("--seed-feedback", type=int, default=2000, help="--learning: recommendations with feedback first")
     p.add_argument("--learn-delay", type=float, default=2.0, help="--learning: the server's LEARN_DELAY_SECONDS")
     p.add_argument("--broker-url", default="", help="CELERY_BROKER_URL; starts a Celery worker with beat for the run")
+    p.add_argument(
+        "--shadow",
+        default="",
+        help="a policy (preset or JSON) ranked as a shadow variant on every request (issue 12); default none",
+    )
     p.add_argument("--json", type=pathlib.Path, default=ROOT / "bench" / "results" / "recommend_latency.json")
     return p.parse_args(argv)
 
@@ -94,9 +99,12 @@ def main(description: str, argv: list[str] | None = None) -> None:
     _print_header(args, info, db_kind)
     setup_report = prepare(args, env, db_kind, work_dir)
     key = api_key(env, work_dir)
+    shadow = django_probe({**env, "BENCH_SHADOW_POLICY": args.shadow}, "shadow-set")
+    print(f"shadow variant: {shadow}")
     source, seed_source = _sources(args, work_dir)
     feedback = FeedbackPoster() if args.learning else None
     results = _results_header(args, run_id, info, db_kind, setup_report)
+    results["shadow"] = shadow
     bench = Bench(args, env, work_dir, run_id, key, source, seed_source, feedback, results)
     logs = {name: (work_dir / name, _size(work_dir / name)) for name in LOGS}
     processes = Processes(start_server(args, env, work_dir))

@@ -3,6 +3,7 @@ environment (the server's database and settings), so the client process never se
 
     python -m bench.latency.django_probe status         # the newest learned state, the log's size
     python -m bench.latency.django_probe learn-pending  # learn everything pending now
+    BENCH_SHADOW_POLICY=thompson python -m bench.latency.django_probe shadow-set  # (no policy: none)
 
 Run from the project root. Each prints one JSON object, on the last line of its output.
 """
@@ -57,7 +58,36 @@ def learn_pending() -> dict[str, Any]:
     return {"batches": batches, "seconds": time.perf_counter() - started}
 
 
-COMMANDS: dict[str, Callable[[], dict[str, Any]]] = {"status": status, "learn-pending": learn_pending}
+SHADOW_KEY = "bench-shadow"
+
+
+def shadow_set() -> dict[str, Any]:
+    """Stop any running experiment; with BENCH_SHADOW_POLICY set, start one on all traffic whose
+    only live variant serves the default policy and whose shadow ranks every request."""
+    from experiments.models import Experiment
+    from experiments.selectors import default_policy
+    from experiments.services import VariantSpec, experiment_create, experiment_start, experiment_stop
+
+    for running in Experiment.objects.filter(status=Experiment.Status.RUNNING):
+        experiment_stop(experiment=running, actor="bench", reason="latency bench")
+    policy = os.environ.get("BENCH_SHADOW_POLICY", "")
+    if not policy:
+        return {"shadow": None}
+    key = f"{SHADOW_KEY}-{int(time.time())}"
+    variants = [
+        VariantSpec("served", default_policy(), is_control=True),
+        VariantSpec("shadow", json.loads(policy) if policy.startswith("{") else policy, role="shadow"),
+    ]
+    experiment = experiment_create(key=key, unit="conversation", variants=variants, actor="bench")
+    experiment_start(experiment=experiment, actor="bench")
+    return {"shadow": policy, "experiment": key}
+
+
+COMMANDS: dict[str, Callable[[], dict[str, Any]]] = {
+    "status": status,
+    "learn-pending": learn_pending,
+    "shadow-set": shadow_set,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,6 +39,7 @@ from recommender.learning.counts import (
     tool_counts_add,
     user_counts_add,
 )
+from recommender.learning.match_training import match_model_refit
 from recommender.learning.models import LearningState, MemoryEntry, ToolStats
 from recommender.learning.state import ToolStatsTable, bandit_of
 
@@ -169,10 +170,12 @@ def _mark_learned(claimed: Claimed, now: datetime) -> None:
 
 
 def _publish(state: LearningState, bandit: LinearBanditState, claimed: Claimed, *, seconds: float) -> LearningState:
+    learned = state.recommendations_learned + len(claimed.recs)
     published = LearningState.objects.create(
         bandit=bandit.to_bytes(),
         tool_stats=ToolStatsTable.current().to_bytes(),
-        recommendations_learned=state.recommendations_learned + len(claimed.recs),
+        match_model=match_model_refit(state.match_model, recommendations_learned=learned),
+        recommendations_learned=learned,
         events_learned=state.events_learned + len(claimed.events) + len(claimed.late),
         learn_seconds=seconds,
     )
@@ -274,6 +277,7 @@ def learning_publish_stats() -> int:
         published = LearningState.objects.create(
             bandit=bytes(state.bandit),
             tool_stats=ToolStatsTable.current().to_bytes(),
+            match_model=state.match_model,
             recommendations_learned=state.recommendations_learned,
             events_learned=state.events_learned,
         )

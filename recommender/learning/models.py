@@ -19,6 +19,9 @@ class LearningState(models.Model):
     # Per-tool uses, shows and last use (npz) as of publishing: features read these from
     # memory instead of querying ToolStats on every request.
     tool_stats = models.BinaryField(null=True, blank=True)
+    # The calibrated match model (recommender.engine.match.MatchModel.to_json), refitted by
+    # the learner every MATCH_REFIT_EVERY recommendations and carried over in between.
+    match_model = models.JSONField(null=True, blank=True)
     recommendations_learned = models.PositiveIntegerField(default=0)
     events_learned = models.PositiveIntegerField(default=0)
     learn_seconds = models.FloatField(default=0.0)

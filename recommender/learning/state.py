@@ -14,10 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
+from catalog.models import Tool
 from recommender.engine.bandit import LinearBanditState
 from recommender.engine.features import N_FEATURES
+from recommender.engine.match import MatchModel
 from recommender.engine.memory import ContextMemory
 from recommender.engine.types import find_sorted
+from recommender.learning.match_training import match_model_of
 from recommender.learning.models import LearningState, MemoryEntry, RankerModel, ToolStats
 from toolrec_site import metrics
 
@@ -81,6 +84,7 @@ class LearnedState:
     ranker_id: int | None
     ranker_text: str | None
     tool_stats: ToolStatsTable | None
+    match_model: MatchModel | None = None  # None: the retrieval-score prior serves `match`
 
 
 def _new_memory(dim: int, model: str = "") -> ContextMemory:
@@ -139,7 +143,29 @@ def learned_state_load(current: LearnedState | None) -> LearnedState | None:
         return current
     loaded = _load(latest, ranker, current)
     metrics.LEARNED_STATE_VERSION.set(loaded.version)
+    _label_most_used(loaded.tool_stats, current.tool_stats if current else None)
     return loaded
+
+
+def _most_used(stats: ToolStatsTable | None) -> list[int]:
+    if stats is None or not len(stats.uses):
+        return []
+    n = min(metrics.TOOL_LABELS_MAX, len(stats.uses))
+    top = np.argpartition(-stats.uses, n - 1)[:n]  # linear, not a sort of up to 1M tools per state
+    order = top[np.lexsort((stats.tool_ids[top], -stats.uses[top]))]
+    return [int(t) for t in stats.tool_ids[order[stats.uses[order] > 0]]]
+
+
+def _label_most_used(stats: ToolStatsTable | None, previous: ToolStatsTable | None) -> None:
+    """Give the most used tools their own label in the tool-use metric (bounded cardinality);
+    one small query, only when the most used tools changed."""
+    top = _most_used(stats)
+    if not top or (previous is not None and _most_used(previous) == top):
+        return
+    names = {
+        pk: f"{ns}/{name}" for pk, ns, name in Tool.objects.filter(pk__in=top).values_list("pk", "namespace", "name")
+    }
+    metrics.tool_labels_set({t: names[t] for t in top if t in names})
 
 
 def _load(version: int, ranker_id: int | None, current: LearnedState | None) -> LearnedState:
@@ -160,4 +186,5 @@ def _load(version: int, ranker_id: int | None, current: LearnedState | None) -> 
         ranker_id=ranker_id,
         ranker_text=ranker_text,
         tool_stats=ToolStatsTable.from_bytes(bytes(state.tool_stats)) if state.tool_stats else None,
+        match_model=match_model_of(state.match_model),
     )

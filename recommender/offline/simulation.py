@@ -127,7 +127,7 @@ class Scenario:
     progress: Callable[[str], None] = lambda line: None
 
 
-def _reset(scenario: Scenario) -> None:
+def replay_reset(scenario: Scenario) -> None:
     """An empty log and the initial catalog, as if the service had just started."""
     Recommendation.objects.all().delete()  # impressions and usage events cascade
     for model in (UserToolStats, CoUse, LearningState, MemoryEntry, RankerModel, ToolStats):
@@ -150,7 +150,7 @@ def _index_build() -> None:
         learning_publish_stats()
 
 
-def _learn(run: PolicyRun) -> None:
+def learn_pending(run: PolicyRun) -> None:
     while (outcome := learning_batch(delay_seconds=0)) is not None:
         run.learn_batch_seconds.append(outcome.seconds)
 
@@ -175,7 +175,7 @@ def _evaluate(
 
 
 def simulate_policy(scenario: Scenario, name: str, config: dict[str, Any]) -> PolicyRun:
-    _reset(scenario)
+    replay_reset(scenario)
     api_key, _ = api_key_create(name=f"simulate {name}")
     run = PolicyRun(policy=name, config=config)
     agent_rng, policy_rng = random.Random(scenario.seed), np.random.default_rng(scenario.seed)
@@ -217,13 +217,13 @@ def simulate_policy(scenario: Scenario, name: str, config: dict[str, Any]) -> Po
         uses, shown_count, hits = uses + len(used), shown_count + len(names), hits + bool(used)
         shown_tools.update(names)
         if step % scenario.batch == 0:
-            _learn(run)
+            learn_pending(run)
         if config.get("name") in ("ltr", "hybrid") and step % scenario.train_every == 0:
             ranker = ranker_train(seed=scenario.seed)
             if ranker is not None:
                 ranker_activate(ranker_id=ranker.pk)
         if step % scenario.eval_every == 0 or step == len(scenario.stream):
-            _learn(run)
+            learn_pending(run)
             recall, ndcg = _evaluate(scenario, api_key, config, eval_rng)
             checkpoint = Checkpoint(
                 step=step,

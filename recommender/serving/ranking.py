@@ -18,9 +18,11 @@ from django.utils import timezone
 
 from recommender.engine.features import FeatureInputs, build_features
 from recommender.engine.ltr import predict as ltr_predict
+from recommender.engine.match import Match, match_score
 from recommender.engine.memory import ContextMemory
 from recommender.engine.policy import PolicyConfig, Slate, choose_slate, policy_from_json
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray
+from recommender.learning.match_training import match_config
 from recommender.learning.selectors import tool_counts_from_log
 from recommender.learning.state import LearnedState
 from recommender.serving.request_signals import RequestSignals, request_signals_finish
@@ -153,3 +155,16 @@ def rank(
         features, retrieval_scores=candidates.fused, k=k, config=config, bandit=bandit, ltr_scores=ltr_scores, rng=rng
     )
     return Ranked(slate=slate, features=features, tool_ids=tool_ids, signals_ms=signals_ms)
+
+
+def match_signal(ranked: Ranked, positions: list[int], learned: LearnedState | None) -> Match:
+    """How likely the answer's top tool is to be used (the calibrated no-match signal). The
+    inputs are the feature rows of the answer's first two tools, as the impression logs them
+    and the learner fits them."""
+    config = match_config()
+    if not positions:
+        return Match("none", 0.0, "retrieval")
+    order = ranked.slate.order
+    top = ranked.features[order[positions[0]]]
+    second = ranked.features[order[positions[1]]] if len(positions) > 1 else None
+    return match_score(top, second, learned.match_model if learned is not None else None, config)

@@ -6,6 +6,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from recommender.serving.tool_formats import FORMATS, OutputShape, answer_extras, called_name, tool_entry
 from toolrec_site.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
@@ -81,6 +82,23 @@ class RecommendationRequestSerializer(serializers.Serializer):
     category = StrictCharField(max_length=100, required=False, help_text="Shorthand for filters.categories.")
     filters = FilterSerializer(required=False)
     explain = StrictBooleanField(required=False, default=False)
+    format = serializers.ChoiceField(
+        choices=FORMATS,
+        required=False,
+        default="openai",
+        help_text="The shape of each tool's `definition`: OpenAI Chat, OpenAI Responses, Anthropic or MCP.",
+    )
+    defer_loading = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="anthropic and openai_responses: definitions carry defer_loading (for a client-side tool search).",
+    )
+    max_tool_tokens = StrictIntegerField(
+        min_value=1,
+        max_value=1_000_000,
+        required=False,
+        help_text="The definitions (in `format`, o200k_base tokens) must fit in this many tokens.",
+    )
 
 
 class RecommendedToolSerializer(serializers.Serializer):
@@ -92,8 +110,14 @@ class RecommendedToolSerializer(serializers.Serializer):
     key = serializers.CharField(help_text='The tool in the catalog, as "namespace/name".')
     rank = serializers.IntegerField()
     score = serializers.FloatField()
-    function = serializers.DictField(help_text="The OpenAI tools entry, ready to hand to the model.")
+    function = serializers.DictField(help_text="The OpenAI Chat tools entry, whatever the format.")
+    definition = serializers.SerializerMethodField(help_text="The tools entry in the requested format.")
     reason = serializers.CharField(required=False, help_text="Why it was recommended; only with explain.")
+
+    def get_definition(self, instance: Any) -> dict[str, Any]:
+        # The format is the whole answer's (RecommendationResult.output), read from the root.
+        output = getattr(self.root.instance, "output", None) or OutputShape()
+        return tool_entry(instance.function, output.format, defer_loading=output.defer_loading)
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         data: dict[str, Any] = super().to_representation(instance)
@@ -112,4 +136,27 @@ class RecommendationResponseSerializer(serializers.Serializer):
     policy = serializers.CharField()
     snapshot_version = serializers.IntegerField()
     tools = RecommendedToolSerializer(many=True)
+    match = serializers.SerializerMethodField(
+        help_text="How likely the top tool is to be used: {label: good, weak or none, probability, basis: "
+        "retrieval (a prior on the top tool's similarity, before feedback) or feedback (fitted on the log)}."
+    )
+    format = serializers.CharField(source="output.format")
+    tool_tokens = serializers.IntegerField(help_text="What the definitions cost, in o200k_base tokens.")
+    tool_choice = serializers.DictField(
+        required=False, help_text="openai_responses: a tool_choice of type allowed_tools naming the tools."
+    )
+    tool_references = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="anthropic: tool_reference blocks, what a client-side tool search returns in its tool_result.",
+    )
     latency_ms = serializers.FloatField()
+
+    def get_match(self, instance: Any) -> dict[str, Any]:
+        match = instance.match
+        return {"label": match.label, "probability": match.probability, "basis": match.basis}
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        data.update(answer_extras([called_name(t.function) for t in instance.tools], instance.output.format))
+        return data

@@ -20,11 +20,12 @@ from django.conf import settings
 
 from access.models import ApiKey, Scope
 from access.policy import scope_require
-from experiments.selectors import Assignment, assignment_for
+from experiments.selectors import Assignment, assignment_for, default_policy
 from feedback.services import ShownTool, implicit_feedback_record, recommendation_record
 from recommender.engine.candidate_log import candidate_log
 from recommender.engine.conversation import read_conversation
 from recommender.engine.features import FEATURE_INDEX
+from recommender.engine.match import Match
 from recommender.engine.memory import ContextMemory
 from recommender.engine.policy import PolicyConfig
 from recommender.engine.types import Candidates, ConversationContext, FloatArray, IntArray, ToolFilter
@@ -32,8 +33,11 @@ from recommender.indexing.snapshots import LoadedSnapshot
 from recommender.learning.state import LearnedState
 from recommender.serving.candidates import embed_queries, learned_candidates, retrieve, serving_memory
 from recommender.serving.holders import learned, snapshots
-from recommender.serving.ranking import Ranked, pin, policy_config, rank
+from recommender.serving.ranking import Ranked, match_signal, pin, policy_config, rank
 from recommender.serving.request_signals import RequestSignals, request_signals_start
+from recommender.serving.shadow import ShadowJob, shadow_schedule
+from recommender.serving.token_budget import definition_tokens, fit_in_budget
+from recommender.serving.tool_formats import OutputShape, tool_entry
 from recommender.serving.visibility import Visibility, visibility_for
 from toolrec_site import metrics
 from toolrec_site.errors import ToolrecError, Unavailable
@@ -62,6 +66,9 @@ class RecommendationResult:
     tools: list[RecommendedTool]
     latency_ms: float
     timings_ms: dict[str, float]  # where the time went: embed, engine, store (see Server-Timing)
+    output: OutputShape = field(default_factory=OutputShape)
+    tool_tokens: int = 0  # what the tools' definitions cost in `output.format` (o200k_base)
+    match: Match = field(default_factory=lambda: Match("none", 0.0, "retrieval"))
 
 
 @dataclass
@@ -81,12 +88,14 @@ class _Clock:
 
 @dataclass(frozen=True)
 class Asker:
-    """Who asks: the key, the user and conversation it names, and how many tools it wants."""
+    """Who asks: the key, the user and conversation it names, how many tools it wants and in
+    which shape."""
 
     api_key: ApiKey
     user_id: str
     conversation_id: str
     k: int
+    output: OutputShape
 
 
 @dataclass(frozen=True)
@@ -118,18 +127,17 @@ def recommendation_create(
     k: int | None = None,
     tool_filter: ToolFilter | None = None,
     explain: bool = False,
+    output: OutputShape | None = None,
     policy: dict[str, Any] | None = None,
     record: bool = True,
     rng: np.random.Generator | None = None,
 ) -> RecommendationResult:
-    """Recommend k tools for the conversation and log the impression.
-
-    `policy` overrides the assigned variant's policy and `record=False` logs nothing (both for
-    offline replays such as `simulate`); `rng` makes exploration reproducible.
-    """
+    """Recommend k tools for the conversation, in `output`'s format and token budget, and log
+    the impression. `policy` overrides the variant's policy and `record=False` logs nothing
+    (offline replays such as `simulate`); `rng` makes exploration reproducible."""
     scope_require(api_key, Scope.RECOMMEND)
     clock = _Clock()
-    asker = Asker(api_key, user_id, conversation_id, k or settings.RECOMMEND_DEFAULT_K)
+    asker = Asker(api_key, user_id, conversation_id, k or settings.RECOMMEND_DEFAULT_K, output or OutputShape())
     snapshot = snapshots.get()
     if snapshot is None:
         raise Unavailable("No index has been built yet: import tools, then run `manage.py rebuild_index`.")
@@ -162,13 +170,15 @@ def recommendation_create(
         signals=signals,
     )
     ranked = pin(ranked, retrieved.candidates, visibility.pinned_rows, asker.k)
-    shown = shown_tools(ranked, retrieved.tool_ids)
+    fitted = slate_fit(snapshot, retrieved, ranked, asker.output, match_of=state)
     clock.mark("ranked")
-    logged = Logged(snapshot, read, chosen, retrieved, ranked, shown)
+    logged = Logged(snapshot, read, chosen, retrieved, ranked, fitted.shown)
     recommendation_id = impression_log(asker, logged, latency_ms=clock.ms("start", "ranked")) if record else None
-    tools = answer_tools(snapshot, retrieved.candidates, ranked, shown, explain=explain)
+    if recommendation_id is not None and chosen.assignment.shadows:
+        shadow_schedule(shadow_job(recommendation_id, logged, asker.k, state))
+    tools = answer_tools(snapshot, retrieved.candidates, ranked, fitted.shown, fitted.positions, explain=explain)
     clock.mark("finished")
-    return _result(recommendation_id, snapshot, chosen, ranked, tools, clock)
+    return _result(recommendation_id, snapshot, chosen, ranked, tools, clock, asker.output, fitted)
 
 
 def conversation_read(
@@ -242,7 +252,7 @@ def slate_rank(
 def policy_choose(*, user_id: str, conversation_id: str, override: dict[str, Any] | None) -> ChosenPolicy:
     """The experiment's variant for this unit (or the default), and the policy it serves."""
     assignment = assignment_for(user_id=user_id, conversation_id=conversation_id)
-    raw = override if override is not None else assignment.policy or settings.RECOMMEND_POLICY
+    raw = override if override is not None else assignment.policy or default_policy()
     return ChosenPolicy(assignment, policy_config(raw))
 
 
@@ -270,17 +280,55 @@ def candidates_find(
     return Retrieved(vectors, candidates, snapshot.tool_ids[candidates.rows])
 
 
-def shown_tools(ranked: Ranked, tool_ids: IntArray) -> list[ShownTool]:
+@dataclass(frozen=True)
+class FittedSlate:
+    positions: list[int]  # positions in the policy's slate that the answer keeps
+    shown: list[ShownTool]  # what the impression logs of them
+    tokens: int  # what their definitions cost
+    match: Match  # how likely the first of them is to be used
+
+
+def slate_fit(
+    snapshot: LoadedSnapshot,
+    retrieved: Retrieved,
+    ranked: Ranked,
+    output: OutputShape,
+    *,
+    match_of: LearnedState | None,
+) -> FittedSlate:
+    """The slate within the token budget, counted in the answer's format, and the match signal
+    of what is kept. Applied before the impression is logged: only what the agent is shown
+    counts as shown. The key's pinned tools (the slate's first `ranked.pinned`) are in every
+    answer: their cost comes off the budget first. `match_of`: the learned state whose match
+    model serves (None: the prior)."""
+    rows = retrieved.candidates.rows
+    costs = [
+        definition_tokens(tool_entry(snapshot.definitions[rows[i]], output.format, defer_loading=output.defer_loading))
+        for i in ranked.slate.order
+    ]
+    pinned = list(range(ranked.pinned))
+    budget = output.max_tool_tokens
+    if budget is not None:
+        budget -= sum(costs[p] for p in pinned)
+    rest = [
+        ranked.pinned + p for p in fit_in_budget(costs[ranked.pinned :], max(budget, 0) if budget is not None else None)
+    ]
+    positions = pinned + rest
+    shown = shown_tools(ranked, retrieved.tool_ids, positions)
+    return FittedSlate(positions, shown, sum(costs[p] for p in positions), match_signal(ranked, positions, match_of))
+
+
+def shown_tools(ranked: Ranked, tool_ids: IntArray, positions: list[int]) -> list[ShownTool]:
     slate = ranked.slate
     return [
         ShownTool(
-            tool_id=int(tool_ids[i]),
-            rank=position + 1,
-            score=float(slate.scores[position]),
-            propensity=float(slate.propensities[position]),
-            features=tuple(float(x) for x in ranked.features[i]),
+            tool_id=int(tool_ids[slate.order[p]]),
+            rank=rank,
+            score=float(slate.scores[p]),
+            propensity=float(slate.propensities[p]),
+            features=tuple(float(x) for x in ranked.features[slate.order[p]]),
         )
-        for position, i in enumerate(slate.order)
+        for rank, p in enumerate(positions, start=1)
     ]
 
 
@@ -321,6 +369,21 @@ def impression_log(asker: Asker, logged: Logged, *, latency_ms: float) -> uuid.U
     ).pk
 
 
+def shadow_job(recommendation_id: uuid.UUID, logged: Logged, k: int, state: LearnedState | None) -> ShadowJob:
+    """The shadows rank the same candidates and features as the served policy."""
+    return ShadowJob(
+        recommendation_id=recommendation_id,
+        experiment_key=logged.chosen.assignment.experiment_key,
+        shadows=logged.chosen.assignment.shadows,
+        features=logged.ranked.features,
+        retrieval_scores=logged.retrieved.candidates.fused,
+        tool_ids=logged.retrieved.tool_ids,
+        served_order=logged.ranked.slate.order,
+        k=k,
+        learned=state,
+    )
+
+
 def _reason(candidates: Candidates, i: int, features: FloatArray, explored: bool, pinned: bool = False) -> str:
     parts = ["pinned by this key's tool policy"] if pinned else []
     parts += [f"semantic similarity {float(candidates.dense[i]):.2f}"]
@@ -336,7 +399,13 @@ def _reason(candidates: Candidates, i: int, features: FloatArray, explored: bool
 
 
 def answer_tools(
-    snapshot: LoadedSnapshot, candidates: Candidates, ranked: Ranked, shown: list[ShownTool], *, explain: bool
+    snapshot: LoadedSnapshot,
+    candidates: Candidates,
+    ranked: Ranked,
+    shown: list[ShownTool],
+    positions: list[int],
+    *,
+    explain: bool,
 ) -> list[RecommendedTool]:
     slate = ranked.slate
     return [
@@ -351,7 +420,7 @@ def answer_tools(
             if explain
             else None,
         )
-        for p, (i, s) in enumerate(zip(slate.order, shown))
+        for p, i, s in ((p, slate.order[p], s) for p, s in zip(positions, shown))
     ]
 
 
@@ -362,6 +431,8 @@ def _result(
     ranked: Ranked,
     tools: list[RecommendedTool],
     clock: _Clock,
+    output: OutputShape,
+    fitted: FittedSlate,
 ) -> RecommendationResult:
     variant = chosen.assignment.variant
     latency = clock.ms("start", "finished") / 1000
@@ -375,6 +446,9 @@ def _result(
         snapshot_version=snapshot.version,
         tools=tools,
         latency_ms=latency * 1000,
+        output=output,
+        tool_tokens=fitted.tokens,
+        match=fitted.match,
         timings_ms={
             "prepare": clock.ms("start", "prepared"),
             "embed": clock.ms("prepared", "embedded"),

@@ -141,3 +141,35 @@ def test_names_are_kept_exactly_so_dataset_ids_still_match() -> None:
     assert isinstance(spec, ToolSpec) and spec.name == " Quotes API::get_random_quote"
     rejected = next(parse_tools(json.dumps({"id": "   "}), "jsonl"))
     assert isinstance(rejected, Rejection) and "name is required" in rejected.reason
+
+
+DRAFT4_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-04/schema#",
+    "type": "object",
+    "properties": {"limit": {"type": "integer", "minimum": 0, "exclusiveMinimum": True}},
+}
+
+
+def test_a_schema_is_checked_against_the_draft_it_declares() -> None:
+    undeclared = {k: v for k, v in DRAFT4_SCHEMA.items() if k != "$schema"}
+    for schema in (DRAFT4_SCHEMA, undeclared):  # draft-04 syntax, declared or not
+        specs, rejected = _split(
+            list(parse_tools(json.dumps({"tools": [{"name": "t", "inputSchema": schema}]}), "mcp"))
+        )
+        assert rejected == [] and specs[0].parameters == schema
+    # the same boolean under a draft that declares otherwise is an error, for a person writing it
+    declared_2020 = {**undeclared, "$schema": "https://json-schema.org/draft/2020-12/schema"}
+    specs, rejected = _split(
+        list(
+            parse_tools(
+                json.dumps([{"type": "function", "function": {"name": "t", "parameters": declared_2020}}]), "openai"
+            )
+        )
+    )
+    assert specs == [] and "not a valid JSON schema" in rejected[0].reason
+
+
+def test_an_mcp_tool_is_never_dropped_only_for_its_schema() -> None:
+    broken = {"type": "object", "properties": {"a": {"type": "nope"}}}
+    specs, rejected = _split(list(parse_tools(json.dumps({"tools": [{"name": "t", "inputSchema": broken}]}), "mcp")))
+    assert rejected == [] and specs[0].parameters == broken

@@ -142,3 +142,64 @@ def test_a_second_replay_keeps_its_tool_vectors_apart_while_the_first_runs(tmp_p
         assert "in use by another replay" in out.getvalue()
     with tool_vector_folder(shared, tmp_path / "run3", out) as third:
         assert third == shared  # released when the first run ended
+
+
+RANDOM = '{"name": "hybrid", "exploration": "epsilon", "epsilon": 1.0, "explore_pool": 200}'
+
+
+def _experiment_replay(tmp_path: Path, *extra: str) -> dict:
+    tools = tmp_path / "tools.jsonl"
+    tools.write_text(small_catalog_jsonl())
+    report_path = tmp_path / "exp.json"
+    call_command(
+        "simulate",
+        "--tools",
+        str(tools),
+        "--queries",
+        str(_queries(tmp_path / "q.jsonl", CITIES)),
+        "--k",
+        "1",
+        "--batch",
+        "20",
+        "--seed",
+        "3",
+        "--false-use",
+        "0",
+        "--in-current-database",
+        "--json",
+        str(report_path),
+        *extra,
+        stdout=StringIO(),
+    )
+    return dict(json.loads(report_path.read_text()))
+
+
+@pytest.mark.django_db
+def test_an_experiment_replay_measures_the_lift_and_a_lost_log_is_an_srm(tmp_path: Path) -> None:
+    report = _experiment_replay(
+        tmp_path,
+        *("--steps", "800", "--users", "800", "--policies", "semantic,hybrid", "--experiment", "semantic,hybrid"),
+        *("--watch-every", "400", "--drop", "hybrid:0.4"),
+    )
+    results = report["results"]
+    assert {v["name"] for v in results["variants"]} == {"semantic", "hybrid"}
+    hit = next(c for c in results["comparisons"] if c["metric"] == "hit_rate")
+    assert hit["ci"][0] > 0  # the learner's lift, at the unit level
+    assert results["srm"]["mismatch"] is False and report["status"] == "running"
+    (drop,) = report["drops"]
+    assert drop["share"] == 0.4 and drop["results"]["srm"]["mismatch"] is True
+    assert drop["results"]["verdict"] == "stop"
+
+
+@pytest.mark.django_db
+def test_a_ramp_with_a_random_variant_is_stopped_by_its_guardrail(tmp_path: Path) -> None:
+    report = _experiment_replay(
+        tmp_path,
+        *("--steps", "600", "--users", "300", "--policies", "semantic", "--policy", f"random={RANDOM}"),
+        *("--experiment", "semantic,random", "--ramp", "0.2,0.5,1", "--ramp-min-units", "20"),
+        *("--guardrails", '{"min_units": 20}', "--watch-every", "100"),
+    )
+    assert report["status"] == "stopped"
+    assert report["stop_reason"].startswith("guardrail: random: hit rate worse beyond doubt")
+    assert [e["action"] for e in report["events"]][-1] == "guardrail"
+    assert report["events"][-1]["actor"] == "automatic"

@@ -18,6 +18,7 @@ from django.db import connections
 from django.test.utils import override_settings, setup_databases, teardown_databases
 
 from recommender.engine.policy import POLICY_PRESETS
+from recommender.offline.experiment_replay import ExperimentPlan, print_experiment_report, replay_experiment
 from recommender.offline.simulation import (
     AgentModel,
     Scenario,
@@ -110,6 +111,23 @@ class Command(BaseCommand):
         parser.add_argument("--false-use", type=float, default=0.02)
         parser.add_argument("--json", type=Path, default=None)
         parser.add_argument(
+            "--experiment",
+            default="",
+            metavar="CONTROL,TREATMENT",
+            help="instead of one replay per policy, one replay through a running A/B experiment of these policies",
+        )
+        parser.add_argument("--users", type=int, default=2000, help="--experiment: distinct users in the stream")
+        parser.add_argument("--ramp", default="", metavar="SHARES", help="--experiment: ramp shares, e.g. 0.1,0.5,1")
+        parser.add_argument("--ramp-min-units", type=int, default=100, help="--experiment: units before a ramp step")
+        parser.add_argument("--guardrails", default="{}", help='--experiment: JSON, e.g. {"min_units": 50}')
+        parser.add_argument("--watch-every", type=int, default=500, help="--experiment: steps between watches")
+        parser.add_argument(
+            "--drop",
+            default="",
+            metavar="VARIANT:SHARE",
+            help="--experiment: then lose the log of a share of its users",
+        )
+        parser.add_argument(
             "--in-current-database",
             action="store_true",
             help="use the configured database as is (it is WIPED: for tests only)",
@@ -159,7 +177,14 @@ class Command(BaseCommand):
                 f"{len(scenario.specs)} tools, {len(scenario.stream)} steps, "
                 f"{len(scenario.test)} test queries; {embedded} texts embedded up front"
             )
-            runs = [simulate_policy(scenario, name, config) for name, config in policies.items()]
+            if options["experiment"]:
+                report = replay_experiment(scenario, self._plan(options, policies))
+                print_experiment_report(self.stdout.write, report)
+                self._write(options, report)  # before the throwaway database is dropped
+            else:
+                runs = [simulate_policy(scenario, name, config) for name, config in policies.items()]
+        if options["experiment"]:
+            return
         report = {
             "tools": len(scenario.specs),
             "steps": len(scenario.stream),
@@ -173,10 +198,36 @@ class Command(BaseCommand):
             "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         }
         self._print(report)
+        self._write(options, report)
+
+    def _write(self, options: dict[str, Any], report: dict[str, Any]) -> None:
         if options["json"]:
             options["json"].parent.mkdir(parents=True, exist_ok=True)
             options["json"].write_text(json.dumps(report, indent=2, default=str))
             self.stdout.write(f"wrote {options['json']}")
+
+    def _plan(self, options: dict[str, Any], policies: dict[str, dict[str, Any]]) -> ExperimentPlan:
+        names = [n.strip() for n in options["experiment"].split(",") if n.strip()]
+        if len(names) != 2 or any(n not in policies for n in names):
+            raise CommandError("--experiment takes two policies named in --policies or --policy: CONTROL,TREATMENT")
+        try:
+            shares = [float(x) for x in options["ramp"].split(",") if x.strip()]
+            guardrails = json.loads(options["guardrails"])
+            drop = None
+            if options["drop"]:
+                variant, dropped = options["drop"].split(":")
+                drop = (variant, [float(x) for x in dropped.split(",")])
+        except ValueError as exc:
+            raise CommandError(f"--ramp, --guardrails or --drop: {exc}") from exc
+        ramp = [{"share": x, "min_minutes": 0, "min_units": options["ramp_min_units"]} for x in shares]
+        return ExperimentPlan(
+            variants=[(n, policies[n]) for n in names],
+            users=options["users"],
+            ramp=ramp,
+            guardrails=guardrails,
+            watch_every=options["watch_every"],
+            drop=drop,
+        )
 
     def _scenario(self, options: dict[str, Any]) -> Scenario:
         specs = load_specs(options["tools"])
