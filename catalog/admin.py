@@ -31,8 +31,8 @@ class ToolForm(forms.ModelForm):
 @admin.register(Tool)
 class ToolAdmin(admin.ModelAdmin):
     form = ToolForm
-    list_display = ("name", "namespace", "tenant", "category", "family", "enabled", "updated_at")
-    list_filter = ("enabled", "tenant", "namespace", "category")
+    list_display = ("name", "namespace", "category", "family", "enabled", "updated_at")
+    list_filter = ("enabled", "namespace", "category")
     search_fields = ("name", "description", "family", "category")
     readonly_fields = ("content_hash", "source", "created_at", "updated_at")
     list_per_page = 50

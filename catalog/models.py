@@ -11,9 +11,10 @@ class Tool(models.Model):
     tenant = models.ForeignKey("access.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="tools")
     namespace = models.CharField(max_length=100, default="default")
     name = models.CharField(max_length=200)
-    # The name handed to models (catalog/naming.py): valid for every provider, unique, and
-    # never changed once given, so a called name maps back to exactly this tool.
-    function_name = models.CharField(max_length=64, unique=True, editable=False)
+    # The name handed to models (catalog/naming.py): valid for every provider, unique among
+    # the tools one key can see (the shared ones and its tenant's), and never changed once
+    # given, so a called name maps back to exactly this tool.
+    function_name = models.CharField(max_length=64, editable=False)
     description = models.TextField(blank=True)
     parameters = models.JSONField(default=dict, blank=True, help_text="A JSON schema object.")
     category = models.CharField(max_length=100, blank=True)
@@ -43,11 +44,25 @@ class Tool(models.Model):
                 condition=models.Q(tenant__isnull=False),
                 name="tool_unique_tenant_name",
             ),
+            # Function names are unique per view, not globally: were they global, a tenant's
+            # new tool would get a hash suffix whenever another tenant held the name, and the
+            # suffix would tell it that tool exists. (catalog.services keeps a tenant's names
+            # apart from the shared ones.)
+            models.UniqueConstraint(
+                fields=["function_name"], condition=models.Q(tenant__isnull=True), name="tool_unique_shared_function"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "function_name"],
+                condition=models.Q(tenant__isnull=False),
+                name="tool_unique_tenant_function",
+            ),
         ]
         indexes = [
             # The snapshot build reads enabled tools; the admin filters by category.
             models.Index(fields=["enabled", "namespace"], name="tool_enabled_namespace"),
             models.Index(fields=["category"], name="tool_category"),
+            # Naming new tools reads which candidate function names are taken, in any tenant.
+            models.Index(fields=["function_name"], name="tool_function_name"),
         ]
         ordering = ["namespace", "name"]
 

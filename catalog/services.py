@@ -56,12 +56,20 @@ def _name_functions(tools: list[Tool]) -> None:
     """Give new tools their function names (catalog/naming.py), reading in one query which
     of the names they could take are already held. Two imports racing for one name meet
     the unique index: the later transaction fails and is retried or answered 409."""
-    # a tenant's tool may repeat another tenant's namespace/name: its tenant salts the hash
-    wanted = [(t.key if t.tenant_id is None else f"{t.tenant_id}@{t.key}", t.name) for t in tools]
-    tried = {c for key, name in wanted for c in itertools.islice(naming.candidates(key, name), 2)}
-    taken = set(Tool.objects.filter(function_name__in=tried).values_list("function_name", flat=True))
-    for tool, function_name in zip(tools, naming.assign(wanted, taken)):
-        tool.function_name = function_name
+    by_owner: dict[int | None, list[Tool]] = {}
+    for tool in tools:
+        by_owner.setdefault(tool.tenant_id, []).append(tool)
+    for tenant_id, owned in by_owner.items():
+        # a tenant's tool may repeat another tenant's namespace/name: its tenant salts the hash
+        wanted = [(t.key if tenant_id is None else f"{tenant_id}@{t.key}", t.name) for t in owned]
+        tried = {c for key, name in wanted for c in itertools.islice(naming.candidates(key, name), 2)}
+        held = Tool.objects.filter(function_name__in=tried)
+        if tenant_id is not None:
+            # only the names this tenant's keys see: another tenant's must not shape this name
+            held = held.filter(Q(tenant__isnull=True) | Q(tenant_id=tenant_id))
+        taken = set(held.values_list("function_name", flat=True))
+        for tool, function_name in zip(owned, naming.assign(wanted, taken)):
+            tool.function_name = function_name
 
 
 def tool_import(

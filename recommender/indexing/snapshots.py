@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,8 +206,10 @@ class LoadedSnapshot:
     tool_ids: np.ndarray  # row -> Tool.pk
     definitions: list[dict[str, Any]]  # row -> OpenAI function definition
     keys: list[str]
-    function_names: list[str]  # row -> the unique name a model calls the tool by
-    row_by_function_name: dict[str, int]  # function names are unique: exactly one row each
+    function_names: list[str]  # row -> the name a model calls the tool by
+    # function name -> its rows: one among the tools any key sees (shared and its tenant's),
+    # but two tenants' tools may share one (the caller's visibility picks)
+    rows_by_function_name: dict[str, list[int]]
     embedding_model: str  # queries are embedded with the model of the tool vectors
     # row -> owning tenant's id, 0 for a shared tool (the serving stage masks rows by it)
     tenant_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -251,18 +254,18 @@ class LoadedSnapshot:
             definitions=[r["definition"] for r in rows],
             keys=[r["key"] for r in rows],
             function_names=[r["function_name"] for r in rows],
-            row_by_function_name={row["function_name"]: i for i, row in enumerate(rows)},
+            rows_by_function_name=_rows_by(r["function_name"] for r in rows),
             embedding_model=embedding_model,
             # snapshots written before tenants have no tenant_id: every tool was shared then
             tenant_ids=np.asarray([r.get("tenant_id") or 0 for r in rows], dtype=np.int64),
-            rows_by_tool_name=_rows_by_tool_name(rows),
+            rows_by_tool_name=_rows_by(r["name"] for r in rows),
         )
 
 
-def _rows_by_tool_name(rows: list[dict[str, Any]]) -> dict[str, list[int]]:
+def _rows_by(names: Iterable[str]) -> dict[str, list[int]]:
     by_name: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        by_name.setdefault(row["name"], []).append(i)
+    for i, name in enumerate(names):
+        by_name.setdefault(name, []).append(i)
     return by_name
 
 

@@ -204,9 +204,9 @@ def _visible_tool_id(snapshot: LoadedSnapshot, name: str, visibility: Visibility
     """The catalog id of the tool a called name means, among the tools the key sees: its
     function name exactly, else a tool's own name when the key sees only one tool of that
     name (a guess between two would credit the wrong one)."""
-    row = snapshot.row_by_function_name.get(name)
-    if row is not None and (visibility is None or visibility.allows(row)):
-        return int(snapshot.tool_ids[row])
+    for row in snapshot.rows_by_function_name.get(name, ()):  # unique among the rows the key sees
+        if visibility is None or visibility.allows(row):
+            return int(snapshot.tool_ids[row])
     rows = [r for r in snapshot.rows_by_tool_name.get(name, ()) if visibility is None or visibility.allows(r)]
     return int(snapshot.tool_ids[rows[0]]) if len(rows) == 1 else None
 

@@ -124,3 +124,34 @@ def test_tenant_tools_are_written_only_by_their_tenant_and_shared_ones_only_by_a
     made = admin_api.post(TOOLS, {"name": "x_shared", "shared": True}, format="json")
     assert made.status_code == 201 and made.json()["shared"] is True
     assert admin_api.patch(f"{TOOLS}/{shared.pk}", {"description": "Send mail."}, format="json").status_code == 200
+
+
+def test_a_tenants_function_names_do_not_depend_on_another_tenants_tools(two_tenants: TwoTenants) -> None:
+    """B holds the function name "mail_send_secure". A's tool of that name gets it too:
+    a hash suffix would tell A that some tool it cannot see is called so. Calls by that name
+    in A's conversation mean A's tool."""
+    from recommender.indexing.snapshots import snapshot_build
+    from recommender.serving.holders import snapshots
+
+    t = two_tenants
+    made = t.client_a.post(
+        TOOLS, {"namespace": "acme", "name": "mail_send_secure", "description": "Mail."}, format="json"
+    )
+    assert made.status_code == 201, made.json()
+    assert made.json()["function"]["function"]["name"] == "mail_send_secure"
+    shared_name = t.client_a.post(TOOLS, {"namespace": "acme", "name": "mail_send"}, format="json").json()
+    assert shared_name["function"]["function"]["name"] != "mail_send"  # the shared one, which A sees, has it
+    snapshot_build()
+    snapshots.reset()
+    messages = [
+        {"role": "user", "content": "mail Bob"},
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": "1", "type": "function", "function": {"name": "mail_send_secure"}}],
+        },
+        {"role": "user", "content": "and Alice"},
+    ]
+    for client, owner in ((t.client_a, t.a), (t.client_b, t.b)):
+        body = client.post(RECOMMEND, {"messages": messages}, format="json").json()
+        called = Recommendation.objects.get(pk=body["recommendation_id"]).called_tool_ids
+        assert [Tool.objects.get(pk=i).tenant_id for i in called] == [owner.pk]

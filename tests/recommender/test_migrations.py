@@ -111,9 +111,15 @@ def test_migrate_writes_the_periodic_tasks_to_the_beat_schedule_once() -> None:
     assert not PeriodicTask.objects.get(name="train-ranker").enabled
 
 
-BEFORE_TENANTS = [("access", "0001_initial"), ("catalog", "0001_initial")]
+# The catalog just before tenants (stored function names came first).
+BEFORE_TENANTS = [("access", "0001_initial"), ("catalog", "0002_tool_function_name")]
 
 
+@pytest.mark.skipif(
+    connection.vendor == "sqlite",
+    reason="needs PostgreSQL: SQLite rebuilds a table to drop a column, and migrating back across "
+    "catalog's two 0002 leaves (merged by 0003) rebuilds catalog_tool from the wrong state",
+)
 @pytest.mark.django_db(transaction=True)
 def test_tenants_arrive_with_every_key_in_a_default_tenant_and_every_tool_shared() -> None:
     """Existing keys keep working as before (default tenant, the scopes they had in effect),
@@ -124,7 +130,10 @@ def test_tenants_arrive_with_every_key_in_a_default_tenant_and_every_tool_shared
     executor = _migrate(BEFORE_TENANTS)
     old = executor.loader.project_state(BEFORE_TENANTS).apps
     tool_model, key_model = old.get_model("catalog", "Tool"), old.get_model("access", "ApiKey")
-    tools = [tool_model.objects.create(namespace=f"ns{i % 2}", name=f"t{i}", content_hash=str(i)) for i in range(5)]
+    tools = [
+        tool_model.objects.create(namespace=f"ns{i % 2}", name=f"t{i}", function_name=f"t{i}", content_hash=str(i))
+        for i in range(5)
+    ]
     keys = [key_model.objects.create(name=f"k{i}", prefix="trk_x", key_hash=f"h{i}") for i in range(3)]
     key_model.objects.filter(pk=keys[2].pk).update(is_active=False)
 
