@@ -90,8 +90,10 @@ def main() -> None:
         env = _environment(Path(tmp))
         key = _setup(env, args.port)
         server = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "toolrec_site.wsgi", "--bind", f"127.0.0.1:{args.port}"]
-            + ["--workers", "2", "--threads", "4", "--log-level", "warning"],
+            [
+                *(str(VENV_BIN / "gunicorn"), "toolrec_site.wsgi", "--bind", f"127.0.0.1:{args.port}"),
+                *("--workers", "2", "--threads", "4", "--log-level", "warning"),
+            ],
             cwd=ROOT,
             env=env,
         )
@@ -100,10 +102,12 @@ def main() -> None:
             _wait_for(f"{base}/healthz")
             started = time.perf_counter()
             run = subprocess.run(
-                [str(VENV_BIN / "st"), "--config-file", str(ROOT / "schemathesis.toml"), "run"]
-                + [f"{base}/api/v1/schema", "--checks", "all", "--exclude-checks", "use_after_free"]
-                + ["--max-examples", str(args.cases_per_operation), "--seed", str(args.seed)]
-                + ["--workers", str(args.workers), "--no-color", "--header", f"Authorization: Bearer {key}"],
+                [
+                    *(str(VENV_BIN / "st"), "--config-file", str(ROOT / "schemathesis.toml"), "run"),
+                    *(f"{base}/api/v1/schema", "--checks", "all", "--exclude-checks", "use_after_free"),
+                    *("--max-examples", str(args.cases_per_operation), "--seed", str(args.seed)),
+                    *("--workers", str(args.workers), "--no-color", "--header", f"Authorization: Bearer {key}"),
+                ],
                 cwd=tmp,
                 capture_output=True,
                 text=True,

@@ -101,4 +101,3 @@ def healthz(request: HttpRequest) -> JsonResponse:
         },
         status=503 if status == "down" else 200,
     )
-
