@@ -115,7 +115,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     port = _free_port()
     env.update(
         DJANGO_SETTINGS_MODULE="toolrec_site.settings",
-        SECRET_KEY="gunicorn-test",
+        SECRET_KEY="gunicorn-test-" + "k" * 50,
         DEBUG="false",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         TOOLREC_VAR_DIR=str(tmp_path / "var"),
