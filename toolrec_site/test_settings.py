@@ -27,6 +27,7 @@ DATABASES["default"].setdefault("TEST", {})["NAME"] = (  # noqa: F405
 )
 
 SNAPSHOT_CHECK_SECONDS = 0.0  # tests see a new snapshot at once
+METRICS_REFRESH_SECONDS = 0  # each scrape recomputes the success gauges (no figures cached from an earlier test)
 LEARNING_CHECK_SECONDS = 0.0
 BACKGROUND_THREADS = False  # run background work inline, where the test can see it
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
