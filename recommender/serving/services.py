@@ -24,7 +24,6 @@ from experiments.selectors import Assignment, assignment_for, default_policy
 from feedback.services import RequestFacts, ShownTool, implicit_feedback_record, recommendation_record
 from recommender.engine.candidate_log import candidate_log
 from recommender.engine.conversation import read_conversation
-from recommender.engine.features import FEATURE_INDEX
 from recommender.engine.match import Match
 from recommender.engine.memory import ContextMemory
 from recommender.engine.policy import PolicyConfig
@@ -39,27 +38,16 @@ from recommender.serving.candidates import (
     serving_memory,
 )
 from recommender.serving.holders import learned, snapshots
-from recommender.serving.ranking import Ranked, match_signal, pin, policy_config, rank
+from recommender.serving.ranking import Ranked, pin, policy_config, rank
 from recommender.serving.request_signals import RequestSignals, request_signals_start
 from recommender.serving.shadow import ShadowJob, shadow_schedule
-from recommender.serving.token_budget import definition_tokens, fit_in_budget
-from recommender.serving.tool_formats import OutputShape, tool_entry
+from recommender.serving.slate_answer import FittedSlate, RecommendedTool, answer_tools, slate_fit
+from recommender.serving.tool_formats import OutputShape
 from recommender.serving.visibility import Visibility, visibility_for
 from toolrec_site import metrics
 from toolrec_site.errors import ToolrecError, Unavailable
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RecommendedTool:
-    tool_id: int
-    name: str  # the function name: unique in the catalog, what the model calls and feedback names
-    key: str  # "namespace/name", for people
-    rank: int
-    score: float
-    function: dict[str, Any]
-    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -177,7 +165,7 @@ def recommendation_create(
         signals=signals,
     )
     ranked = pin(ranked, retrieved.candidates, visibility.pinned_rows, asker.k)
-    fitted = slate_fit(snapshot, retrieved, ranked, asker.output, match_of=state)
+    fitted = slate_fit(snapshot, retrieved.candidates, retrieved.tool_ids, ranked, asker.output, match_of=state)
     clock.mark("ranked")
     logged = Logged(snapshot, read, chosen, retrieved, ranked, fitted.shown, embedded)
     recommendation_id = impression_log(asker, logged, latency_ms=clock.ms("start", "ranked")) if record else None
@@ -288,59 +276,6 @@ def candidates_find(
 
 
 @dataclass(frozen=True)
-class FittedSlate:
-    positions: list[int]  # positions in the policy's slate that the answer keeps
-    shown: list[ShownTool]  # what the impression logs of them
-    tokens: int  # what their definitions cost
-    match: Match  # how likely the first of them is to be used
-
-
-def slate_fit(
-    snapshot: LoadedSnapshot,
-    retrieved: Retrieved,
-    ranked: Ranked,
-    output: OutputShape,
-    *,
-    match_of: LearnedState | None,
-) -> FittedSlate:
-    """The slate within the token budget, counted in the answer's format, and the match signal
-    of what is kept. Applied before the impression is logged: only what the agent is shown
-    counts as shown. The key's pinned tools (the slate's first `ranked.pinned`) are in every
-    answer: their cost comes off the budget first. `match_of`: the learned state whose match
-    model serves (None: the prior)."""
-    rows = retrieved.candidates.rows
-    costs = [
-        definition_tokens(tool_entry(snapshot.definitions[rows[i]], output.format, defer_loading=output.defer_loading))
-        for i in ranked.slate.order
-    ]
-    pinned = list(range(ranked.pinned))
-    budget = output.max_tool_tokens
-    if budget is not None:
-        budget -= sum(costs[p] for p in pinned)
-    rest = [
-        ranked.pinned + p for p in fit_in_budget(costs[ranked.pinned :], max(budget, 0) if budget is not None else None)
-    ]
-    positions = pinned + rest
-    shown = shown_tools(ranked, retrieved.tool_ids, positions)
-    return FittedSlate(positions, shown, sum(costs[p] for p in positions), match_signal(ranked, positions, match_of))
-
-
-def shown_tools(ranked: Ranked, tool_ids: IntArray, positions: list[int]) -> list[ShownTool]:
-    slate = ranked.slate
-    return [
-        ShownTool(
-            tool_id=int(tool_ids[slate.order[p]]),
-            rank=rank,
-            score=float(slate.scores[p]),
-            propensity=float(slate.propensities[p]),
-            features=tuple(float(x) for x in ranked.features[slate.order[p]]),
-            explored=bool(slate.explored[p]),
-        )
-        for rank, p in enumerate(positions, start=1)
-    ]
-
-
-@dataclass(frozen=True)
 class Logged:
     """What the impression log keeps of one answer."""
 
@@ -401,46 +336,6 @@ def shadow_job(recommendation_id: uuid.UUID, logged: Logged, k: int, state: Lear
         k=k,
         learned=state,
     )
-
-
-def _reason(candidates: Candidates, i: int, features: FloatArray, explored: bool, pinned: bool = False) -> str:
-    parts = ["pinned by this key's tool policy"] if pinned else []
-    parts += [f"semantic similarity {float(candidates.dense[i]):.2f}"]
-    if float(candidates.sparse[i]) > 0:
-        parts.append(f"keyword score {float(candidates.sparse[i]):.1f}")
-    if float(features[FEATURE_INDEX["votes_log"]]) > 0:
-        parts.append("used after similar requests")
-    if float(features[FEATURE_INDEX["co_use"]]) > 0:
-        parts.append("often used with the tools already called")
-    if explored:
-        parts.append("shown to explore")
-    return ", ".join(parts)
-
-
-def answer_tools(
-    snapshot: LoadedSnapshot,
-    candidates: Candidates,
-    ranked: Ranked,
-    shown: list[ShownTool],
-    positions: list[int],
-    *,
-    explain: bool,
-) -> list[RecommendedTool]:
-    slate = ranked.slate
-    return [
-        RecommendedTool(
-            tool_id=s.tool_id,
-            name=snapshot.function_names[candidates.rows[i]],
-            key=snapshot.keys[candidates.rows[i]],
-            rank=s.rank,
-            score=s.score,
-            function=snapshot.definitions[candidates.rows[i]],
-            reason=_reason(candidates, i, ranked.features[i], bool(slate.explored[p]), p < ranked.pinned)
-            if explain
-            else None,
-        )
-        for p, i, s in ((p, slate.order[p], s) for p, s in zip(positions, shown))
-    ]
 
 
 def _result(
