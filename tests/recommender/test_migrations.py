@@ -128,9 +128,8 @@ BEFORE_TENANTS = [("access", "0001_initial"), ("catalog", "0002_tool_function_na
 def test_tenants_arrive_with_every_key_in_a_default_tenant_and_every_tool_shared() -> None:
     """Existing keys keep working as before (default tenant, the scopes they had in effect),
     existing tools become shared (every key still sees them), and no row is lost."""
-    # The catalog first: unapplied together, SQLite rebuilt catalog_tool for the function-name
-    # migration with the state that still held the tenant key, after access_tenant was gone.
-    _migrate([("catalog", "0001_initial")])
+    # Back to before both (a plan is only backwards or only forwards), then forwards to it.
+    _migrate([("access", "0001_initial"), ("catalog", "0001_initial")])
     executor = _migrate(BEFORE_TENANTS)
     old = executor.loader.project_state(BEFORE_TENANTS).apps
     tool_model, key_model = old.get_model("catalog", "Tool"), old.get_model("access", "ApiKey")
