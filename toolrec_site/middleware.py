@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
 from toolrec_site.errors import error_body
 
@@ -53,9 +53,13 @@ class ApiErrorMiddleware:
         request_id = incoming if _CLIENT_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
         under_api = request.path.startswith(API_PREFIX)
-        problem = _query_problem(request) if under_api else None
+        # Every page, not only the API: PostgreSQL refuses NUL in a string, so a NUL reaching
+        # a filter (the dashboard's, the admin's search) would be a 500.
+        problem = _query_problem(request)
         if problem:
-            response: HttpResponse = _json_error(400, "invalid", problem)
+            response: HttpResponse = (
+                _json_error(400, "invalid", problem) if under_api else HttpResponseBadRequest(problem)
+            )
         else:
             response = self.get_response(request)
         if under_api and response.status_code >= 400 and not _is_json(response):

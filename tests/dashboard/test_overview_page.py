@@ -83,3 +83,9 @@ def test_the_pages_are_for_staff_only(db: Any, url: str) -> None:
 def test_the_admin_links_to_the_dashboard(staff: Client) -> None:
     page = staff.get("/admin/")
     assert page.status_code == 200 and b'href="/dashboard/">Dashboard</a>' in page.content
+
+
+def test_a_nul_in_a_filter_is_a_400_not_a_database_error(staff: Client) -> None:
+    # PostgreSQL refuses NUL in a string: before, the namespace filter reached the query
+    response = staff.get("/dashboard/", {"namespace": "a\x00b"})
+    assert response.status_code == 400 and b"NUL" in response.content
