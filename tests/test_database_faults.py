@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from django.db import close_old_connections, connection
+from django.db import OperationalError, close_old_connections, connection, connections
 from django.test import Client
 from rest_framework.test import APIClient
+
+from bench.fault_proxy import FaultProxy
+from toolrec_site.db_deadline import watchdog
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL (DATABASE_URL)")
 
@@ -99,3 +103,95 @@ def test_health_says_down_when_the_database_is_unreachable(fault: str, unansweri
     response = answer["response"]
     assert response.status_code == 503
     assert response.json()["status"] == "down" and response.json()["checks"]["database"].startswith("error")
+
+
+@pytest.fixture
+def proxied_database() -> Iterator[FaultProxy]:
+    """The test database reached through a switchable proxy, the connection kept between
+    requests as in production."""
+    saved = connection.settings_dict["HOST"], connection.settings_dict["PORT"], connection.settings_dict["CONN_MAX_AGE"]
+    proxy = FaultProxy(_closed_port(), str(saved[0] or "127.0.0.1"), int(saved[1] or 5432))
+    proxy.start()
+    connection.close()
+    connection.settings_dict.update(HOST="127.0.0.1", PORT=proxy.listen_port, CONN_MAX_AGE=60)
+    try:
+        yield proxy
+    finally:
+        proxy.set_mode("pass")
+        connection.close()
+        connection.settings_dict.update(HOST=saved[0], PORT=saved[1], CONN_MAX_AGE=saved[2])
+        proxy.stop()
+
+
+def _in_a_thread(steps: Any) -> dict[str, Any]:
+    """Runs `steps(record)` in a thread of its own, as a server's worker thread would (Django's
+    connections belong to a thread), with hang detection; closes that thread's connection."""
+    record: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            steps(record)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=30)  # hang detection only: without the deadline it waits for ever
+    assert not worker.is_alive(), "the request hung on a database that stopped answering"
+    return record
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/healthz", "/api/v1/tools"])
+def test_a_query_in_flight_when_the_database_stops_answering_is_cut_at_the_deadline(
+    path: str, proxied_database: FaultProxy, api: APIClient, settings: Any
+) -> None:
+    """The kept connection is open and healthy; then the database (a proxy in front of it)
+    takes the bytes and never answers. No libpq timeout ends that wait: the request's
+    deadline does, with a JSON 503, and the next request after recovery is served."""
+
+    def steps(record: dict[str, Any]) -> None:
+        record["before"] = api.get(path).status_code  # opens this thread's kept connection
+        record["pid"] = connection.connection.info.backend_pid
+        proxied_database.set_mode("blackhole")
+        started = time.monotonic()
+        record["during"] = api.get(path)
+        record["seconds"] = time.monotonic() - started
+        proxied_database.set_mode("pass")
+        close_old_connections()  # what the request handler does at the start of each request
+        record["after"] = api.get(path).status_code
+        record["new_pid"] = connection.connection.info.backend_pid
+
+    record = _in_a_thread(steps)
+    assert record["before"] == 200 and record["after"] == 200
+    response = record["during"]
+    assert response.status_code == 503, response.content
+    assert response["Content-Type"].startswith("application/json")
+    deadline = settings.DB_REQUEST_DEADLINE_SECONDS
+    # the deadline, then at most one connect attempt bounded by connect_timeout (2 s), with slack
+    assert deadline <= record["seconds"] < deadline + 2 + 1.5, record["seconds"]
+    assert record["new_pid"] != record["pid"]  # the cut connection was replaced
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_watchdog_cuts_only_a_connection_waiting_in_a_command() -> None:
+    # A statement still running at the deadline is cut...
+    connection.ensure_connection()
+    token = watchdog.watch(connections["default"], 0.2, "test")  # this thread's wrapper
+    try:
+        with pytest.raises(OperationalError), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(3)")
+    finally:
+        watchdog.release(token)
+    connection.close()
+    # ...while time spent outside the database is not: the connection stays usable.
+    token = watchdog.watch(connections["default"], 0.1, "test")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        time.sleep(0.4)  # past the deadline, not in a command
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 2")
+            assert cursor.fetchone() == (2,)
+    finally:
+        watchdog.release(token)

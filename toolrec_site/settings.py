@@ -82,6 +82,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # outside every other middleware, so their error pages under /api/ become JSON too
     "toolrec_site.middleware.ApiErrorMiddleware",
+    # inside it, so a query the deadline cut is answered as the API's JSON 503
+    "toolrec_site.db_deadline.DatabaseDeadlineMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -141,11 +143,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "options": f"-c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={idle_ms}",
         "tcp_user_timeout": env_int("DB_TCP_USER_TIMEOUT_MS", 3_000, minimum=0),
         "keepalives": 1,
-        "keepalives_idle": 10,
-        "keepalives_interval": 2,
+        # Probing after 2 s idle (one small packet per connection) finds a dropped connection
+        # within about 5 s even while a query waits for its answer; tcp_user_timeout caps it.
+        "keepalives_idle": 2,
+        "keepalives_interval": 1,
         "keepalives_count": 2,
         **DATABASES["default"].get("OPTIONS", {}),
     }
+# A request under these paths still waiting on PostgreSQL this long after it began has its
+# connection cut and answers 503 (toolrec_site/db_deadline.py: the case no libpq timeout
+# covers, a server or proxy that takes the bytes and never answers). 0 turns it off.
+DB_REQUEST_DEADLINE_SECONDS = env_float("DB_REQUEST_DEADLINE_SECONDS", 3.0, minimum=0.0)
+DB_REQUEST_DEADLINE_PATHS = env_list("DB_REQUEST_DEADLINE_PATHS", ["/api/", "/healthz"])
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the dev server read while a rebuild writes; the timeout waits out short locks.
     DATABASES["default"]["OPTIONS"] = {
