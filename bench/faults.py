@@ -45,6 +45,7 @@ HttpResponse = requests.Response  # the class body below has a field named `requ
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python")
+DATASETS = ROOT.parent / "shared" / "datasets"
 EVENTS_JOIN = "feedback_usageevent e JOIN feedback_recommendation r ON r.id = e.recommendation_id"
 QUERIES = [
     "what is the weather in Paris tomorrow?",
@@ -99,6 +100,18 @@ class Traffic:
                 self.non_json_failures.append(f"{key} during {phase}: {response.text[:120]!r}")
 
 
+def _dataset_queries(path: str, limit: int) -> list[str]:
+    """Real agents' requests, so the learner sees varied slates over the whole catalog."""
+    if not path:
+        return []
+    with open(path) as lines:
+        return [json.loads(line)["query"] for line, _ in zip(lines, range(limit), strict=False)]
+
+
+def _catalog_size(paths: list[str]) -> int:
+    return sum(1 for path in paths for line in Path(path).read_text().splitlines() if line.strip())
+
+
 class Run:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -127,6 +140,7 @@ class Run:
         self.traffic = Traffic()
         self.stop = threading.Event()
         self.phases: list[dict[str, Any]] = []
+        self.queries = QUERIES + _dataset_queries(args.queries, 500)
 
     # --- the services ------------------------------------------------------------------
     def start_redis(self) -> None:
@@ -160,8 +174,8 @@ class Run:
         self.start_redis()
         self.proxy.start()
         self.manage("migrate", "-v0")
-        catalog = ROOT / "catalog" / "data" / "example_tools.jsonl"
-        print(self.manage("import_tools", str(catalog), "--no-rebuild").strip())
+        for catalog in self.args.catalog:
+            print(self.manage("import_tools", str(catalog), "--no-rebuild").strip())
         print(self.manage("rebuild_index").strip())
         key = self.manage("create_api_key", "fault-bench").strip().splitlines()[-1]
         bind = f"127.0.0.1:{self.args.web_port}"
@@ -199,7 +213,7 @@ class Run:
         rng, n = random.Random(number), 0
         while not self.stop.is_set():
             n += 1
-            question = {"messages": [{"role": "user", "content": rng.choice(QUERIES)}], "k": 3}
+            question = {"messages": [{"role": "user", "content": rng.choice(self.queries)}], "k": 3}
             body = self.timed(session, "recommend", "/api/v1/recommendations", question)
             if not body or "tools" not in body:
                 time.sleep(0.2)
@@ -336,6 +350,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--out", default="faults.json", help="file name under bench/results/")
     parser.add_argument(
+        "--catalog",
+        nargs="+",
+        default=[str(ROOT / "catalog" / "data" / "example_tools.jsonl"), str(DATASETS / "toolbench" / "tools.jsonl")],
+        help="tool files to import (default: the example catalog and ToolBench's, 2,724 tools as in the issue)",
+    )
+    parser.add_argument(
+        "--queries", default=str(DATASETS / "toolbench" / "queries.jsonl"), help="JSONL of {query: ...}; '' for none"
+    )
+    parser.add_argument(
         "--db-conn-max-age", type=int, default=60, help="DB_CONN_MAX_AGE of the services (0: a connection per request)"
     )
     parser.add_argument("--quick", action="store_true", help="halve the outages and the baseline")
@@ -368,7 +391,7 @@ def report(args: argparse.Namespace, run: Run, counts: dict[str, Any]) -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
         "config": {k: v for k, v in vars(args).items() if k not in {"var_dir", "out"}},
-        "catalog_tools": 245,
+        "catalog_tools": _catalog_size(args.catalog),
         "requests": t.requests,
         "statuses": dict(sorted(t.statuses.items())),
         "connection_errors": t.connection_errors,
