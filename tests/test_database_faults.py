@@ -174,6 +174,35 @@ def test_a_query_in_flight_when_the_database_stops_answering_is_cut_at_the_deadl
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_recommendation_whose_signals_are_read_in_the_pool_keeps_the_deadline(
+    proxied_database: FaultProxy, api: APIClient, indexed: None, settings: Any
+) -> None:
+    """With a user id, the user's history is read by a pool thread on its own connection:
+    the request's deadline holds for that connection too (it waited 5 s, then blocked the
+    pool thread for the whole outage)."""
+    question = {"messages": [{"role": "user", "content": "send an email to Bob"}], "user_id": "u-1"}
+    # As in production, the served snapshot and learned state are checked every few seconds,
+    # not on every request (tests check on every one), so the user's history is the first read.
+    settings.SNAPSHOT_CHECK_SECONDS = settings.LEARNING_CHECK_SECONDS = 600
+
+    def steps(record: dict[str, Any]) -> None:
+        for _ in range(2):  # the second finds the per-process caches (key, policy) warm, as in production
+            record["before"] = api.post("/api/v1/recommendations", question, format="json").status_code
+        proxied_database.set_mode("blackhole")
+        started = time.monotonic()
+        record["during"] = api.post("/api/v1/recommendations", question, format="json")
+        record["seconds"] = time.monotonic() - started
+        proxied_database.set_mode("pass")
+
+    record = _in_a_thread(steps)
+    assert record["before"] == 200
+    response = record["during"]
+    assert response.status_code == 503, response.content
+    assert response["Content-Type"].startswith("application/json")
+    assert record["seconds"] < settings.DB_REQUEST_DEADLINE_SECONDS + 1, record["seconds"]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_watchdog_cuts_only_a_connection_waiting_in_a_command() -> None:
     # A statement still running at the deadline is cut...
     connection.ensure_connection()

@@ -25,7 +25,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
@@ -73,12 +74,15 @@ class Watchdog:
         self.cuts = 0
 
     def watch(self, wrapper: Any, seconds: float, label: str) -> int:
+        return self.watch_until(wrapper, time.monotonic() + seconds, label)
+
+    def watch_until(self, wrapper: Any, due: float, label: str) -> int:
         with self._cond:
             if self._pid != os.getpid():  # first use in this process (gunicorn forks after import)
                 self._pid = os.getpid()
                 threading.Thread(target=self._run, name="db-deadline", daemon=True).start()
             token = next(self._tokens)
-            self._watched[token] = _Watched(time.monotonic() + seconds, wrapper, label)
+            self._watched[token] = _Watched(due, wrapper, label)
             self._cond.notify()
             return token
 
@@ -115,6 +119,27 @@ class Watchdog:
 
 
 watchdog = Watchdog()
+_request = threading.local()  # the deadline of the request this thread serves
+
+
+def request_deadline() -> float | None:
+    """The time.monotonic() by which this thread's request must be done with the database,
+    for work it hands to other threads (their connections are watched until then too)."""
+    return getattr(_request, "due", None)
+
+
+@contextmanager
+def watched_until(due: float | None, label: str) -> Iterator[None]:
+    """Watch this thread's connection until `due` (a request's deadline handed to a helper
+    thread); nothing when there is no deadline."""
+    if due is None or connections["default"].vendor != "postgresql":
+        yield
+        return
+    token = watchdog.watch_until(connections["default"], due, label)
+    try:
+        yield
+    finally:
+        watchdog.release(token)
 
 
 class DatabaseDeadlineMiddleware:
@@ -131,8 +156,10 @@ class DatabaseDeadlineMiddleware:
         wrapper = connections["default"]
         if wrapper.vendor != "postgresql":
             return self.get_response(request)
-        token = watchdog.watch(wrapper, self.seconds, f"{request.method} {request.path}")
+        _request.due = due = time.monotonic() + self.seconds
+        token = watchdog.watch_until(wrapper, due, f"{request.method} {request.path}")
         try:
             return self.get_response(request)
         finally:
             watchdog.release(token)
+            _request.due = None

@@ -7,15 +7,20 @@ application = get_wsgi_application()
 
 
 def _warm_up() -> None:
-    """Load the snapshot and the embedder before the first request needs them (seconds)."""
+    """Load what the first requests would otherwise wait seconds for: the snapshot, the
+    embedder, the learned state, and the task modules that feedback publishes to (importing
+    them took 3 s, paid by each process's first feedback)."""
     import logging
 
     try:
         from recommender.indexing.embedders import embed_cached
-        from recommender.serving.holders import snapshots
+        from recommender.serving.holders import learned, snapshots
+        from toolrec_site.scheduling import LEARN_FROM_FEEDBACK, task_named
 
         snapshots.get()
         embed_cached(["warm up"])
+        learned.get()
+        task_named(LEARN_FROM_FEEDBACK)
     except Exception:  # a cold first request is the only cost of failing here
         logging.getLogger(__name__).warning("warm-up failed", exc_info=True)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from recommender.learning.selectors import co_use_counts_all, user_tool_counts_all
+from toolrec_site.db_deadline import request_deadline, watched_until
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,13 @@ _pool_pid = 0
 _pool_lock = threading.Lock()
 
 
-def _read_in_pool(user_id: str, called_ids: list[int]) -> RequestSignals:
+def _read_in_pool(user_id: str, called_ids: list[int], due: float | None) -> RequestSignals:
     close_old_connections()  # this thread's connection outlives requests: replace a dead one
     try:
-        return request_signals_read(user_id=user_id, called_ids=called_ids)
+        # The request's database deadline holds here too: a read stuck on an unanswering
+        # database is cut with the request's, not left holding this thread for good.
+        with watched_until(due, "request signals"):
+            return request_signals_read(user_id=user_id, called_ids=called_ids)
     except Exception:
         connection.close()
         raise
@@ -67,15 +72,16 @@ def request_signals_start(*, user_id: str, called_ids: list[int]) -> Future[Requ
         if _pool is None or _pool_pid != os.getpid():  # pools do not survive a fork
             _pool, _pool_pid = ThreadPoolExecutor(_POOL_THREADS, thread_name_prefix="toolrec-signals"), os.getpid()
         pool = _pool
-    return pool.submit(_read_in_pool, user_id, called_ids)
+    return pool.submit(_read_in_pool, user_id, called_ids, request_deadline())
 
 
 def request_signals_finish(
     started: Future[RequestSignals] | None, *, user_id: str, called_ids: list[int]
 ) -> RequestSignals:
     if started is not None:
+        due = request_deadline()
         try:
-            return started.result(timeout=5)
+            return started.result(timeout=5 if due is None else max(due - time.monotonic(), 0.05))
         except Exception:
             log.warning("background read of the request signals failed; reading them in place", exc_info=True)
     if not (user_id or called_ids):
