@@ -24,8 +24,8 @@ Mode = Literal["pass", "refuse", "blackhole"]
 
 
 class FaultProxy:
-    def __init__(self, listen_port: int, target_host: str, target_port: int) -> None:
-        self.listen_port, self.target = listen_port, (target_host, target_port)
+    def __init__(self, listen_port: int, target_host: str, target_port: int, listen_host: str = "127.0.0.1") -> None:
+        self.listen_host, self.listen_port, self.target = listen_host, listen_port, (target_host, target_port)
         self.mode: Mode = "pass"
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
@@ -55,7 +55,7 @@ class FaultProxy:
             self._flowing.clear()
 
     async def _open(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.listen_port, reuse_address=True)
+        self._server = await asyncio.start_server(self._accept, self.listen_host, self.listen_port, reuse_address=True)
 
     async def _switch(self, mode: Mode) -> None:
         self.mode = mode
@@ -98,3 +98,40 @@ class FaultProxy:
                 await writer.drain()
         finally:
             writer.transport.abort()
+
+
+SIGNALLED_MODES: dict[int, Mode] = {}  # filled below: the signal that switches a proxy run as a command
+
+
+def main() -> None:
+    """Run as a process of its own (bench/fault_net.py starts one inside a network namespace):
+    SIGUSR1 refuses, SIGUSR2 blackholes, SIGHUP passes again; SIGTERM ends it."""
+    import argparse
+    import signal
+
+    SIGNALLED_MODES.update({signal.SIGUSR1: "refuse", signal.SIGUSR2: "blackhole", signal.SIGHUP: "pass"})
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--listen", required=True, help="HOST:PORT")
+    parser.add_argument("--target", required=True, help="HOST:PORT")
+    args = parser.parse_args()
+    (listen_host, listen_port), (target_host, target_port) = (
+        (hp.rsplit(":", 1)[0], int(hp.rsplit(":", 1)[1])) for hp in (args.listen, args.target)
+    )
+    proxy = FaultProxy(listen_port, target_host, target_port, listen_host=listen_host)
+    proxy.start()
+
+    def switch(number: int, _frame: object) -> None:
+        proxy.set_mode(SIGNALLED_MODES[number])
+
+    for number in SIGNALLED_MODES:
+        signal.signal(number, switch)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _n, _f: stopped.set())
+    print("ready", flush=True)
+    while not stopped.wait(0.5):
+        pass
+    proxy.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -2,9 +2,11 @@
 beat, on a redis-server and a PostgreSQL database of the benchmark's own, through these
 faults in turn: Redis killed (-9) for --redis-down seconds, the Celery worker killed (-9,
 restarted at once as a supervisor would), one gunicorn worker killed (-9; gunicorn starts
-another), PostgreSQL refusing connections and then blackholed for --pg-down seconds each
-(a proxy in front of the shared PostgreSQL, bench/fault_proxy.py; the server itself is
-never touched).
+another), then PostgreSQL refusing connections, blackholed (a proxy that takes the bytes and
+never answers) and unreachable (its packets dropped), for --pg-down seconds each, between the
+services and the shared PostgreSQL, which itself is never touched (bench/fault_net.py: the
+services reach it through a network namespace of the run's own; --no-netns skips the packet
+drop and needs no root).
 
 Counts: feedback events acknowledged (201) against events stored (0 lost), the learned
 state's event count against the learned rows (0 learned twice), the learner's catch-up
@@ -14,8 +16,8 @@ bench/results/faults.json.
 
     .venv/bin/python bench/faults.py            # ~6 minutes; --quick halves the outages
 
-Ports (this machine's convention for the run): redis 6412, the PostgreSQL proxy 6413,
-gunicorn 8112. The database `toolrec_faults` is dropped and made again on each run.
+Ports (this machine's convention for the run): redis 6412, the PostgreSQL proxy 6413 (and
+its relay 6414), gunicorn 8112. The database `toolrec_faults` is dropped and made again on each run.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import psycopg
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.fault_proxy import FaultProxy
+from bench.fault_net import database_path
 
 HttpResponse = requests.Response  # the class body below has a field named `requests`
 
@@ -73,11 +75,23 @@ class Traffic:
     max_wait: float = 0.0
     max_wait_at: str = ""
     requests: int = 0
+    slow: list[dict[str, Any]] = field(default_factory=list)  # every request over 2 s, for the why
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def saw(self, what: str, response: HttpResponse | None, seconds: float, phase: str) -> None:
         with self.lock:
             self.requests += 1
+            if seconds > 2:
+                self.slow.append(
+                    {
+                        "what": what,
+                        "phase": phase,
+                        "seconds": round(seconds, 2),
+                        "ended_at": round(time.time(), 2),
+                        "status": None if response is None else response.status_code,
+                        "body": None if response is None or response.status_code < 400 else response.text[:160],
+                    }
+                )
             if seconds > self.max_wait:
                 self.max_wait, self.max_wait_at = seconds, f"{what} started during {phase}"
             during = self.by_phase.setdefault(phase, {"longest_seconds": 0.0})
@@ -120,7 +134,7 @@ class Run:
         self.direct_db = f"postgres://postgres@127.0.0.1:5432/{args.database}"
         self.env = {
             **{k: v for k, v in os.environ.items() if k not in {"DEBUG", "DJANGO_SETTINGS_MODULE"}},
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{args.proxy_port}/{args.database}",
+            "DATABASE_URL": f"postgres://postgres@{{db_host}}:{args.proxy_port}/{args.database}",
             "REDIS_URL": f"redis://127.0.0.1:{args.redis_port}/1",
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{args.redis_port}/0",
             "CELERY_QUEUE": "toolrec-faults",
@@ -133,13 +147,14 @@ class Run:
             "HF_HUB_OFFLINE": "1",
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         }
-        self.proxy = FaultProxy(args.proxy_port, "127.0.0.1", 5432)
+        self.db_path = database_path(args.proxy_port, netns=not args.no_netns)
         self.redis: subprocess.Popen[bytes] | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.phase = "baseline"
         self.traffic = Traffic()
         self.stop = threading.Event()
         self.phases: list[dict[str, Any]] = []
+        self.marks: list[dict[str, Any]] = []  # wall-clock times of each fault, to place slow requests
         self.queries = QUERIES + _dataset_queries(args.queries, 500)
 
     # --- the services ------------------------------------------------------------------
@@ -172,7 +187,8 @@ class Run:
             admin.execute(f"DROP DATABASE IF EXISTS {self.args.database} WITH (FORCE)")
             admin.execute(f"CREATE DATABASE {self.args.database}")
         self.start_redis()
-        self.proxy.start()
+        self.db_path.start()
+        self.env["DATABASE_URL"] = self.env["DATABASE_URL"].replace("{db_host}", self.db_path.host)
         self.manage("migrate", "-v0")
         for catalog in self.args.catalog:
             print(self.manage("import_tools", str(catalog), "--no-rebuild").strip())
@@ -204,7 +220,7 @@ class Run:
                 os.killpg(process.pid, signal.SIGKILL)
         if self.redis is not None and self.redis.poll() is None:
             self.redis.terminate()
-        self.proxy.stop()
+        self.db_path.stop()
 
     # --- the clients -------------------------------------------------------------------
     def client(self, number: int, key: str) -> None:
@@ -284,6 +300,8 @@ class Run:
         act()
         time.sleep(seconds)
         recover()
+        self.marks.append({"fault": name, "began": round(time.time() - (time.monotonic() - started), 2),
+                           "recovered": round(time.time(), 2)})  # fmt: skip
         self.phase = f"after {name}"
         self.catch_up(name, time.monotonic() - started)
 
@@ -305,10 +323,9 @@ class Run:
         self.fault("redis killed", self.kill_redis, self.start_redis, down)
         self.fault("worker killed", self.kill_worker, self.start_worker, 2)
         self.fault("gunicorn worker killed", self.kill_web_worker, lambda: None, 5)
-        self.fault("postgres refused", lambda: self.proxy.set_mode("refuse"), lambda: self.proxy.set_mode("pass"), pg)
-        self.fault(
-            "postgres blackholed", lambda: self.proxy.set_mode("blackhole"), lambda: self.proxy.set_mode("pass"), pg
-        )
+        names = {"refuse": "postgres refused", "blackhole": "postgres blackholed", "drop": "postgres packets dropped"}
+        for kind in self.db_path.faults:
+            self.fault(names[kind], lambda kind=kind: self.db_path.set(kind), lambda: self.db_path.set("pass"), pg)
 
     # --- the count ---------------------------------------------------------------------
     def count(self) -> dict[str, Any]:
@@ -362,6 +379,9 @@ def main() -> None:
         "--db-conn-max-age", type=int, default=60, help="DB_CONN_MAX_AGE of the services (0: a connection per request)"
     )
     parser.add_argument("--quick", action="store_true", help="halve the outages and the baseline")
+    parser.add_argument(
+        "--no-netns", action="store_true", help="reach the database on 127.0.0.1 (no packet-drop fault; no root needed)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.redis_down, args.pg_down, args.baseline = args.redis_down / 2, args.pg_down / 2, args.baseline / 2
@@ -392,6 +412,7 @@ def report(args: argparse.Namespace, run: Run, counts: dict[str, Any]) -> None:
         "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
         "config": {k: v for k, v in vars(args).items() if k not in {"var_dir", "out"}},
         "catalog_tools": _catalog_size(args.catalog),
+        "database_path": type(run.db_path).__name__,
         "requests": t.requests,
         "statuses": dict(sorted(t.statuses.items())),
         "connection_errors": t.connection_errors,
@@ -400,7 +421,9 @@ def report(args: argparse.Namespace, run: Run, counts: dict[str, Any]) -> None:
         "max_request_seconds": round(t.max_wait, 2),
         "max_request_during": t.max_wait_at,
         "by_phase": t.by_phase,
+        "slow_requests": t.slow[:200],
         "phases": run.phases,
+        "fault_times": run.marks,
         **counts,
     }
     print(f"\n{'fault':28} {'lasted s':>9} {'catch-up s':>11} {'unlearned':>10}")
