@@ -136,10 +136,12 @@ def watched_until(due: float | None, label: str) -> Iterator[None]:
         yield
         return
     token = watchdog.watch_until(connections["default"], due, label)
+    _request.due = due  # and it does not start connecting late (toolrec_site/postgresql)
     try:
         yield
     finally:
         watchdog.release(token)
+        _request.due = None
 
 
 class DatabaseDeadlineMiddleware:
@@ -154,7 +156,7 @@ class DatabaseDeadlineMiddleware:
         if self.seconds <= 0 or not request.path.startswith(self.prefixes):
             return self.get_response(request)
         wrapper = connections["default"]
-        if wrapper.vendor != "postgresql":
+        if wrapper.vendor != "postgresql":  # SQLite has no network to wait on
             return self.get_response(request)
         _request.due = due = time.monotonic() + self.seconds
         token = watchdog.watch_until(wrapper, due, f"{request.method} {request.path}")

@@ -129,6 +129,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, which does not start connecting past a request's deadline.
+    DATABASES["default"]["ENGINE"] = "toolrec_site.postgresql"
     # Bounded waits on PostgreSQL (each a libpq option): connecting (refused or unanswered),
     # a statement the server runs too long, and a connection whose packets are dropped (the
     # kernel gives up on unacknowledged data after tcp_user_timeout; keepalives find a dead
