@@ -199,14 +199,17 @@ class Run:
         self.spawn("web", [*gunicorn, "--workers", "2", "--threads", "4", "--timeout", "60"])
         self.start_worker()
         self.spawn("beat", [PY, "-m", "celery", "-A", "toolrec_site", "beat", "-s", str(self.var / "beat-schedule")])
-        deadline = time.monotonic() + 120
+        deadline, ready = time.monotonic() + 120, 0
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{self.base}/healthz", timeout=5).json().get("snapshot"):
+                health = requests.get(f"{self.base}/healthz", timeout=5)
+                # 200 (not "starting") with a snapshot, several times over: both workers warm
+                ready = ready + 1 if health.status_code == 200 and health.json().get("snapshot") else 0
+                if ready >= 6:
                     return key
             except (requests.RequestException, ValueError):
-                pass
-            time.sleep(1)
+                ready = 0
+            time.sleep(0.5)
         raise SystemExit("the web server did not come up")
 
     def teardown(self) -> None:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.test import Client
 
+from toolrec_site.readiness import mark_warm, mark_warming
+
 
 def test_health_reports_each_dependency(indexed: None) -> None:
     from recommender.serving.holders import snapshots
@@ -39,3 +41,14 @@ def test_metrics_and_schema_are_served(indexed: None) -> None:
     schema = client.get("/api/v1/schema")
     assert schema.status_code == 200 and b"/api/v1/recommendations" in schema.content
     assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_health_says_starting_while_the_process_warms_up(db: None) -> None:
+    """A load balancer holds traffic back from a process still loading what requests need."""
+    mark_warming()
+    try:
+        response = Client().get("/healthz")
+        assert response.status_code == 503 and response.json()["status"] == "starting"
+    finally:
+        mark_warm()
+    assert Client().get("/healthz").json()["status"] != "starting"

@@ -16,6 +16,7 @@ from recommender.indexing.models import IndexSnapshot
 from recommender.indexing.vector_store import vector_store_health
 from recommender.learning.selectors import learner_lag_seconds
 from recommender.serving.holders import learned, snapshots
+from toolrec_site.readiness import is_warm
 
 
 def _check_database() -> str:
@@ -90,6 +91,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
     checks["learner"] = _check_learner(lag)
     degraded = [name for name, value in checks.items() if not value.startswith("ok")]
     status = "down" if checks["database"] != "ok" else ("degraded" if degraded or snapshot is None else "ok")
+    if status != "down" and not is_warm():
+        status = "starting"  # loading what requests need; a load balancer should wait
     return JsonResponse(
         {
             "status": status,
@@ -98,5 +101,5 @@ def healthz(request: HttpRequest) -> JsonResponse:
             "serving": serving,
             "learner_lag_seconds": None if lag is None else round(lag, 1),
         },
-        status=503 if status == "down" else 200,
+        status=503 if status in {"down", "starting"} else 200,
     )

@@ -2,6 +2,8 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from toolrec_site.readiness import mark_warm, mark_warming
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "toolrec_site.settings")
 application = get_wsgi_application()
 
@@ -23,9 +25,12 @@ def _warm_up() -> None:
         task_named(LEARN_FROM_FEEDBACK)
     except Exception:  # a cold first request is the only cost of failing here
         logging.getLogger(__name__).warning("warm-up failed", exc_info=True)
+    finally:
+        mark_warm()
 
 
 if os.environ.get("TOOLREC_WARMUP", "true").lower() in {"1", "true", "yes", "on"}:
     import threading
 
+    mark_warming()
     threading.Thread(target=_warm_up, name="toolrec-warmup", daemon=True).start()
