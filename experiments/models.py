@@ -58,12 +58,22 @@ class Variant(models.Model):
         LIVE = "live"  # serves its share of the units
         SHADOW = "shadow"  # ranks the same requests off the response's path, logged, never served
 
+    class Learning(models.TextChoices):
+        SHARED = "shared"  # served from the one learned state that learns from all traffic
+        ISOLATED = "isolated"  # its own state, learned only from what it served (recommender.learning.isolated)
+
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
     name = models.SlugField(max_length=100)
     policy = models.JSONField(default=dict, help_text='A policy configuration, e.g. {"name": "semantic"}.')
     weight = models.PositiveIntegerField(default=1, help_text="Relative share of traffic.")
     is_control = models.BooleanField(default=False)
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.LIVE)
+    learning = models.CharField(
+        max_length=10,
+        choices=Learning.choices,
+        default=Learning.SHARED,
+        help_text="isolated: learns in a state of its own from its own traffic (fair between two learners).",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["experiment", "name"], name="variant_unique_name")]

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 
 from experiments.hashing import assign_variant, in_traffic
 from experiments.models import Experiment, ExperimentUnit, PolicyVersion, Variant
+from toolrec_site.errors import NotFound
 
 EXCLUDED = "excluded"  # the variant of a request an experiment could not place (no unit id)
 DEFAULT = "default"
@@ -22,6 +24,7 @@ class RunningVariant:
     policy: dict[str, Any]
     is_control: bool
     shadow: bool = False
+    isolated: bool = False  # learns and is served from a state of its own
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Assignment:
     variant: str
     policy: dict[str, Any] | None  # None: the default policy (see `default_policy`)
     shadows: tuple[tuple[str, dict[str, Any]], ...] = ()  # (variant, policy) ranked beside, not served
+    isolated: bool = False  # served from the variant's own learned state (recommender.learning.isolated)
 
 
 _cache: tuple[float, ServingConfig | None] = (0.0, None)
@@ -63,7 +67,14 @@ def _read_serving_config() -> ServingConfig:
     running = []
     for experiment in rows:
         variants = tuple(
-            RunningVariant(v.name, v.weight, dict(v.policy), v.is_control, v.role == Variant.Role.SHADOW)
+            RunningVariant(
+                v.name,
+                v.weight,
+                dict(v.policy),
+                v.is_control,
+                v.role == Variant.Role.SHADOW,
+                v.learning == Variant.Learning.ISOLATED,
+            )
             for v in experiment.variants.all()
             if v.weight > 0 or v.role == Variant.Role.SHADOW
         )
@@ -119,7 +130,7 @@ def assignment_for(*, user_id: str, conversation_id: str) -> Assignment:
             else assign_variant(experiment.key, unit_id, live)
         )
         variant = next(v for v in experiment.variants if v.name == name)
-        return Assignment(experiment.key, name, variant.policy or None, _shadows(experiment))
+        return Assignment(experiment.key, name, variant.policy or None, _shadows(experiment), variant.isolated)
     if excluded_from:
         # Without a unit id there is nothing stable to hash: serve the default, and say so.
         # Shadows still rank it: they change nothing the unit sees.
@@ -171,3 +182,24 @@ def _shadows(experiment: RunningExperiment) -> tuple[tuple[str, dict[str, Any]],
 
 def policy_history(limit: int = 20) -> list[PolicyVersion]:
     return list(PolicyVersion.objects.select_related("replaces").order_by("-version")[:limit])
+
+
+def policy_current() -> tuple[dict[str, Any], int]:
+    """The default policy and its version as stored now (not this process's cached view);
+    version 0 while RECOMMEND_POLICY serves."""
+    current = PolicyVersion.objects.order_by("-version").first()
+    if current is None:
+        return dict(settings.RECOMMEND_POLICY), 0
+    return dict(current.policy), current.version
+
+
+def experiment_list(*, status: str | None = None) -> QuerySet[Experiment]:
+    experiments = Experiment.objects.prefetch_related("variants").order_by("-created_at", "-id")
+    return experiments.filter(status=status) if status else experiments
+
+
+def experiment_get(*, key: str) -> Experiment:
+    experiment = Experiment.objects.prefetch_related("variants").filter(key=key).first()
+    if experiment is None:
+        raise NotFound(f"No experiment {key!r}.")
+    return experiment

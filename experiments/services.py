@@ -17,6 +17,7 @@ from experiments import selectors
 from experiments.hashing import ranges_overlap
 from experiments.models import Experiment, ExperimentEvent, PolicyVersion, Variant
 from experiments.policies import policy_validate
+from recommender.learning.isolated import isolated_learners_close, isolated_learners_open
 from toolrec_site.errors import Conflict, ToolrecError
 
 
@@ -27,6 +28,7 @@ class VariantSpec:
     weight: int = 1
     is_control: bool = False
     role: str = Variant.Role.LIVE
+    learning: str = Variant.Learning.SHARED
     extra: dict[str, Any] = field(default_factory=dict)  # other Variant fields
 
 
@@ -62,6 +64,7 @@ def variants_check(variants: Sequence[VariantSpec]) -> list[VariantSpec]:
             raise ToolrecError(f"variants.{v.name}.role: must be one of {Variant.Role.values}, not {v.role!r}")
         if v.role == Variant.Role.SHADOW and v.is_control:
             raise ToolrecError(f"variants.{v.name}: a shadow is never served, so it cannot be the control")
+        _learning_check(v)
     live = [i for i, v in enumerate(checked) if v.role == Variant.Role.LIVE]
     controls = [checked[i].name for i in live if checked[i].is_control]
     if len(controls) > 1:
@@ -71,6 +74,23 @@ def variants_check(variants: Sequence[VariantSpec]) -> list[VariantSpec]:
     if not controls:
         checked[live[0]] = dataclasses.replace(checked[live[0]], is_control=True)
     return checked
+
+
+def _learning_check(v: VariantSpec) -> None:
+    where = f"variants.{v.name}.learning"
+    if v.learning not in Variant.Learning.values:
+        raise ToolrecError(f"{where}: must be one of {Variant.Learning.values}, not {v.learning!r}")
+    if v.learning != Variant.Learning.ISOLATED:
+        return
+    if v.role == Variant.Role.SHADOW:
+        # A shadow's slates are never shown, so no feedback is ever about them: alone it would learn nothing.
+        raise ToolrecError(f"{where}: a shadow is never served, so it has no feedback of its own to learn from")
+    if v.policy.get("name") == "semantic":
+        raise ToolrecError(f"{where}: the semantic policy reads nothing learned; isolate a bandit, ltr or hybrid")
+
+
+# The API's path for the default policy sits beside the experiments' keys (/api/v1/experiments/...).
+RESERVED_KEYS = frozenset({"default-policy"})
 
 
 @transaction.atomic
@@ -87,6 +107,8 @@ def experiment_create(
     if unit not in Experiment.Unit.values:
         raise ToolrecError(f"unit: must be one of {Experiment.Unit.values}, not {unit!r}")
     _check_traffic(*traffic)
+    if key in RESERVED_KEYS:
+        raise ToolrecError(f"key: {key!r} is reserved; choose another key")
     if Experiment.objects.filter(key=key).exists():
         raise Conflict(f"key: an experiment {key!r} exists already")
     checked = variants_check(variants)
@@ -106,6 +128,7 @@ def experiment_create(
             weight=v.weight,
             is_control=v.is_control,
             role=v.role,
+            learning=v.learning,
             **v.extra,
         )
         for v in checked
@@ -200,7 +223,7 @@ def experiment_start(*, experiment: Experiment, actor: str) -> Experiment:
         raise Conflict(f"{experiment.key} is {experiment.status}; only a draft can start (create a new experiment)")
     _check_traffic(experiment.traffic_start, experiment.traffic_end)
     stored = list(experiment.variants.all())
-    variants_check([VariantSpec(v.name, v.policy, v.weight, v.is_control, v.role) for v in stored])
+    variants_check([VariantSpec(v.name, v.policy, v.weight, v.is_control, v.role, v.learning) for v in stored])
     ramp_check(experiment.ramp)
     guardrails_check(experiment.guardrails)
     _allocation_check(
@@ -223,7 +246,10 @@ def experiment_start(*, experiment: Experiment, actor: str) -> Experiment:
     if experiment.ramp:
         variant_shares_set(experiment=experiment, share=float(experiment.ramp[0]["share"]))
     experiment.save(update_fields=["status", "started_at", "step_started_at", "ramp_step"])
-    experiment_event_record(experiment=experiment, action="started", actor=actor)
+    isolated = [v.name for v in stored if v.learning == Variant.Learning.ISOLATED]
+    isolated_learners_open(experiment_key=experiment.key, variants=isolated)
+    details = {"isolated": isolated} if isolated else None
+    experiment_event_record(experiment=experiment, action="started", actor=actor, details=details)
     transaction.on_commit(selectors.reset_cache)
     return experiment
 
@@ -237,6 +263,7 @@ def experiment_stop(*, experiment: Experiment, actor: str, reason: str = "", act
     experiment.refresh_from_db()
     if not updated:
         raise Conflict(f"{experiment.key} is not running ({experiment.status})")
+    isolated_learners_close(experiment_key=experiment.key)
     experiment_event_record(experiment=experiment, action=action, actor=actor, reason=reason)
     transaction.on_commit(selectors.reset_cache)
     return experiment
@@ -294,7 +321,11 @@ def policy_version_restore(*, version: PolicyVersion, actor: str) -> PolicyVersi
 
 @transaction.atomic
 def experiment_promote(*, experiment: Experiment, variant_name: str, actor: str) -> PolicyVersion:
-    """Make the variant's policy the default for all traffic and stop the experiment."""
+    """Make the variant's policy the default for all traffic and stop the experiment.
+
+    An isolated variant's own state is not adopted: the default is served from the shared
+    state, which learned from the variant's traffic as well as everyone else's (its own
+    state saw only its share, and would throw the rest away)."""
     variant = Variant.objects.filter(experiment=experiment, name=variant_name).first()
     if variant is None:
         raise ToolrecError(f"variant: {experiment.key} has no variant {variant_name!r}")

@@ -29,6 +29,8 @@ class ClaimedRecommendation(NamedTuple):
     called_tool_ids: list[int]
     snapshot_version: int
     created_at: datetime
+    experiment_key: str = ""  # the experiment and variant that served it: an isolated variant
+    variant: str = ""  # learns only from its own recommendations (recommender.learning.isolated)
 
 
 class UseRow(NamedTuple):

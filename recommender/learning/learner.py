@@ -14,31 +14,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
 from catalog.models import Tool
-from feedback.models import Impression, Recommendation, UsageEvent
-from recommender.engine.bandit import LinearBanditState, update_batched
+from feedback.models import Recommendation, UsageEvent
+from recommender.engine.bandit import LinearBanditState
 from recommender.engine.features import N_FEATURES
 from recommender.indexing.models import IndexSnapshot
 from recommender.learning.counts import (
     ClaimedRecommendation,
     UsedPair,
-    UseRow,
     co_use_counts_add,
     counts_forget,
     tool_counts_add,
     user_counts_add,
 )
+from recommender.learning.fold import Claimed, EventRow, LateUse, bandit_fold, impression_features
+from recommender.learning.isolated import isolated_forget, isolated_learn
 from recommender.learning.match_training import match_model_refit
 from recommender.learning.models import LearningState, MemoryEntry, ToolStats
 from recommender.learning.state import ToolStatsTable, bandit_of
@@ -52,41 +51,6 @@ class LearnOutcome:
     recommendations: int
     events: int
     seconds: float
-
-
-class EventRow(NamedTuple):
-    """Feedback on a claimed recommendation."""
-
-    pk: int
-    recommendation_id: Any
-    tool_id: int
-    used: bool
-    reward: float | None
-    created_at: datetime
-
-
-class LateUse(NamedTuple):
-    """A use reported after its recommendation was learned (as a miss)."""
-
-    pk: int
-    recommendation_id: Any
-    tool_id: int
-    reward: float | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """What one batch learns; the rows stay locked until its transaction ends."""
-
-    recs: list[ClaimedRecommendation]
-    events: list[EventRow]
-    late: list[LateUse]
-
-    @property
-    def uses(self) -> list[UseRow]:
-        rows = [UseRow(e.recommendation_id, e.tool_id, e.created_at) for e in self.events if e.used]
-        return rows + [UseRow(e.recommendation_id, e.tool_id, e.created_at) for e in self.late]
 
 
 # Learners queue here before reading the latest state. Locking the latest row is not enough:
@@ -118,7 +82,16 @@ def _claim(*, cutoff: datetime, size: int) -> Claimed:
         for row in Recommendation.objects.select_for_update(skip_locked=True)
         .filter(learned_at__isnull=True, created_at__lte=cutoff)
         .order_by("created_at")
-        .values_list("pk", "user_id", "query_vector", "called_tool_ids", "snapshot_version", "created_at")[:size]
+        .values_list(
+            "pk",
+            "user_id",
+            "query_vector",
+            "called_tool_ids",
+            "snapshot_version",
+            "created_at",
+            "experiment_key",
+            "variant",
+        )[:size]
     ]
     late = [
         LateUse(*row)
@@ -150,7 +123,11 @@ def learning_batch(
         claimed = _claim(cutoff=now - timedelta(seconds=delay), size=batch_size or settings.LEARN_BATCH_SIZE)
         if not claimed.recs and not claimed.late:
             return None
-        bandit, used_pairs = _fold(bandit_of(state), claimed)
+        impressions = impression_features(r.pk for r in claimed.recs)
+        bandit, used_pairs = bandit_fold(bandit_of(state), claimed, impressions)
+        # The isolated variants learn their own part of the batch besides (the shared state
+        # learns all of it): under the same lock, in the same transaction.
+        isolated_learn(claimed, impressions)
         _remember(claimed.recs, used_pairs)
         _forget_oldest_memory()
         tool_counts_add(claimed.recs, claimed.uses)
@@ -181,41 +158,6 @@ def _publish(state: LearningState, bandit: LinearBanditState, claimed: Claimed, 
     )
     LearningState.objects.filter(pk__lt=published.pk - 20).delete()  # keep a short history
     return published
-
-
-def _impression_features(rec_ids: Iterable[Any]) -> dict[UsedPair, list[float]]:
-    return {
-        (rec_id, tool_id): features
-        for rec_id, tool_id, features in Impression.objects.filter(recommendation_id__in=list(rec_ids)).values_list(
-            "recommendation_id", "tool_id", "features"
-        )
-    }
-
-
-def _fold(bandit: LinearBanditState, claimed: Claimed) -> tuple[LinearBanditState, set[UsedPair]]:
-    """Fold impressions (used -> its reward, else 0) into the bandit; late uses correct the
-    0 already learned for their impression exactly: A is unchanged, b gains x * reward."""
-    rewards: dict[UsedPair, float] = {}
-    for event in claimed.events:
-        if event.used:
-            key = (event.recommendation_id, event.tool_id)
-            rewards[key] = max(rewards.get(key, 0.0), event.reward if event.reward is not None else 1.0)
-    impressions = _impression_features(r.pk for r in claimed.recs)
-    rows = [(key, feats) for key, feats in impressions.items() if len(feats) == bandit.d]
-    if rows:
-        X = np.asarray([feats for _, feats in rows], dtype=np.float64)
-        y = np.asarray([rewards.get(key, 0.0) for key, _ in rows], dtype=np.float64)
-        bandit = update_batched(bandit, X, y)
-    late_features = _impression_features({e.recommendation_id for e in claimed.late})
-    correction = np.zeros(bandit.d)
-    for use in claimed.late:
-        feats = late_features.get((use.recommendation_id, use.tool_id))
-        if feats is not None and len(feats) == bandit.d:
-            correction += np.asarray(feats) * (use.reward if use.reward is not None else 1.0)
-            rewards[(use.recommendation_id, use.tool_id)] = 1.0
-    if correction.any():
-        bandit = replace(bandit, b=bandit.b + correction, version=bandit.version + 1)
-    return bandit, set(rewards)
 
 
 def _remember(recs: list[ClaimedRecommendation], used_pairs: set[UsedPair]) -> None:
@@ -290,6 +232,7 @@ def learning_state_rebuild() -> LearnOutcome | None:
         LearningState.objects.all().delete()
         MemoryEntry.objects.all().delete()
         counts_forget()
+        isolated_forget()
         Recommendation.objects.update(learned_at=None)
         UsageEvent.objects.update(learned_at=None)
     last = None

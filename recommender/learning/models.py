@@ -34,6 +34,45 @@ class LearningState(models.Model):
         return f"learning state v{self.pk}"
 
 
+class IsolatedLearningState(models.Model):
+    """The learned state of one experiment variant that learns alone (the variant's
+    `learning` is "isolated"): its bandit and its per-tool counts (features of the bandit),
+    learned only from the feedback on the recommendations that variant served, starting
+    from a copy of the shared state taken when the experiment started.
+
+    One row per variant, rewritten whole by the learner (under its lock, in its batch's
+    transaction) with a new `version` that web processes poll. The seed is kept so that
+    `rebuild_learning_state` can relearn the variant from it. Keyed by the experiment's key
+    and the variant's name, as the log names them (feedback.Recommendation), not by foreign
+    keys: learning sits below experiments and reads no experiment table."""
+
+    experiment_key = models.CharField(max_length=100)
+    variant = models.CharField(max_length=100)
+    version = models.PositiveIntegerField(default=1)
+    bandit = models.BinaryField(help_text="LinearBanditState.to_bytes()")
+    tool_stats = models.BinaryField(null=True, blank=True, help_text="ToolStatsTable.to_bytes()")
+    seed_bandit = models.BinaryField()
+    seed_tool_stats = models.BinaryField(null=True, blank=True)
+    seeded_from = models.PositiveIntegerField(null=True, blank=True, help_text="The shared state version copied.")
+    # Web processes load the serving rows only; a stopped experiment's row stops serving but
+    # still learns the feedback still arriving on what it served, and stays for inspection.
+    serving = models.BooleanField(default=True)
+    recommendations_learned = models.PositiveIntegerField(default=0)
+    events_learned = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # The learner reads the rows of the experiments a batch holds (experiment_key IN ...):
+            # this is also its index. The table holds a few rows per experiment ever run.
+            models.UniqueConstraint(fields=["experiment_key", "variant"], name="isolated_state_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_key}/{self.variant} v{self.version}"
+
+
 class MemoryEntry(models.Model):
     """A past context that led to a use: its query vector and the tool used.
 

@@ -61,6 +61,23 @@ class ToolStatsTable:
             last_used=np.array([r[3].timestamp() if r[3] else np.nan for r in rows], dtype=np.float64),
         )
 
+    def added(self, *, shows: dict[int, int], uses: dict[int, int], last_used: dict[int, float]) -> ToolStatsTable:
+        """These counts added (a new table; this one may be serving): what an isolated
+        variant's state keeps instead of the shared ToolStats rows. NaN-aware max for the
+        last use (NaN: never used)."""
+        new = np.array(sorted(set(shows) | set(uses)), dtype=np.int64)
+        ids = np.union1d(self.tool_ids, new)
+        out_uses, out_shows, out_last = np.zeros(len(ids)), np.zeros(len(ids)), np.full(len(ids), np.nan)
+        at = np.searchsorted(ids, self.tool_ids)
+        out_uses[at], out_shows[at], out_last[at] = self.uses, self.shows, self.last_used
+        for tool, n in shows.items():
+            out_shows[np.searchsorted(ids, tool)] += n
+        for tool, n in uses.items():
+            i = np.searchsorted(ids, tool)
+            out_uses[i] += n
+            out_last[i] = np.fmax(out_last[i], last_used.get(tool, np.nan))
+        return ToolStatsTable(ids, out_uses, out_shows, out_last)
+
     def lookup(self, tool_ids: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(uses, shows, seconds since last use) for these tools; unknown tools count zero."""
         if not len(self.tool_ids):
@@ -87,7 +104,7 @@ class LearnedState:
     match_model: MatchModel | None = None  # None: the retrieval-score prior serves `match`
 
 
-def _new_memory(dim: int, model: str = "") -> ContextMemory:
+def new_memory(dim: int, model: str = "") -> ContextMemory:
     return ContextMemory(dim, max_size=settings.MEMORY_MAX_CONTEXTS, model=model)
 
 
@@ -111,7 +128,7 @@ def _load_memory(memory: ContextMemory | None, after_id: int) -> tuple[ContextMe
     if memory is not None and memory.dim == vectors.shape[1] and memory.model == model:
         fresh = copy.copy(memory)
     else:
-        fresh = _new_memory(vectors.shape[1], model)
+        fresh = new_memory(vectors.shape[1], model)
     fresh.add(vectors, np.array([r[1] for r in rows], dtype=np.int64))  # add() rebinds, never mutates arrays
     return fresh, last_id
 
@@ -119,12 +136,16 @@ def _load_memory(memory: ContextMemory | None, after_id: int) -> tuple[ContextMe
 def bandit_of(state: LearningState) -> LinearBanditState:
     """The state's bandit, or a fresh one when it was learned over another feature set (a
     deploy that changed FEATURE_NAMES): serving or updating it would fail on every request."""
-    bandit = LinearBanditState.from_bytes(bytes(state.bandit))
+    return bandit_load(bytes(state.bandit), what=f"learned state v{state.pk}")
+
+
+def bandit_load(data: bytes, *, what: str) -> LinearBanditState:
+    bandit = LinearBanditState.from_bytes(data)
     if bandit.d != N_FEATURES:
         log.warning(
-            "learned state v%s has a %d-feature bandit, the code has %d features: starting a new bandit "
+            "%s has a %d-feature bandit, the code has %d features: starting a new bandit "
             "(`manage.py rebuild_learning_state` relearns it from the log)",
-            state.pk,
+            what,
             bandit.d,
             N_FEATURES,
         )
@@ -181,7 +202,7 @@ def _load(version: int, ranker_id: int | None, current: LearnedState | None) -> 
     return LearnedState(
         version=version,
         bandit=bandit,
-        memory=memory if memory is not None else _new_memory(MEMORY_DIM),
+        memory=memory if memory is not None else new_memory(MEMORY_DIM),
         memory_last_id=last_id,
         ranker_id=ranker_id,
         ranker_text=ranker_text,

@@ -25,7 +25,9 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from recommender.indexing.snapshots import LoadedSnapshot, active_snapshot_load
+from recommender.learning.isolated import IsolatedStates, isolated_learned_state, isolated_states_load
 from recommender.learning.state import LearnedState, learned_state_load
+from toolrec_site import metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -129,5 +131,42 @@ class LearningHolder(RefreshingHolder[LearnedState]):
         return learned_state_load(current)
 
 
+class IsolatedHolder(RefreshingHolder[IsolatedStates]):
+    """The isolated variants' own learned states (recommender.learning.isolated), refreshed
+    like the shared one, so that a request of an isolated variant reads a dict, never the
+    database. The first such request starts it: a process that serves none never polls."""
+
+    name = "isolated-states"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._missed_at = -1e9
+
+    def interval(self) -> float:
+        return float(settings.LEARNING_CHECK_SECONDS)
+
+    def refresh(self, current: IsolatedStates | None) -> IsolatedStates | None:
+        return isolated_states_load(current)
+
+    def served(self, shared: LearnedState | None, experiment_key: str, variant: str) -> LearnedState | None:
+        """The variant's own state (with the shared memory and ranker), else the shared one."""
+        scope = (experiment_key, variant)
+        own = (self.get() or {}).get(scope)
+        if own is None and time.monotonic() - self._missed_at > self.interval():
+            # Started a moment ago, before the refresh thread looked: load now, but at most
+            # once per interval (a variant with no state must not query on every request).
+            self._missed_at = time.monotonic()
+            with self._lock:
+                self._current = self.refresh(self._current)
+                own = (self._current or {}).get(scope)
+            if own is None:
+                log.warning("isolated variant %s/%s has no state of its own; serving the shared one", *scope)
+        if own is None:
+            metrics.FALLBACKS.labels(reason="isolated_state").inc()
+            return shared
+        return isolated_learned_state(shared, own)
+
+
 snapshots = SnapshotHolder()
 learned = LearningHolder()
+isolated = IsolatedHolder()

@@ -37,7 +37,7 @@ from recommender.serving.candidates import (
     retrieve,
     serving_memory,
 )
-from recommender.serving.holders import learned, snapshots
+from recommender.serving.holders import isolated, learned, snapshots
 from recommender.serving.ranking import Ranked, pin, policy_config, rank
 from recommender.serving.request_signals import RequestSignals, request_signals_start
 from recommender.serving.shadow import ShadowJob, shadow_schedule
@@ -147,7 +147,9 @@ def recommendation_create(
     if embedded.failed:  # keyword retrieval: the learned policies' features would be meaningless
         chosen = ChosenPolicy(chosen.assignment, PolicyConfig())
     clock.mark("embedded")
-    state = learned.get()
+    shared_state = state = learned.get()
+    if chosen.assignment.isolated:
+        state = isolated.served(shared_state, chosen.assignment.experiment_key, chosen.assignment.variant)
     memory = None if embedded.failed else serving_memory(state, vectors[0], snapshot.embedding_model)
     retrieved = candidates_find(
         snapshot, read, vectors, chosen, memory=memory, k=asker.k, tool_filter=tool_filter, visibility=visibility
@@ -170,7 +172,7 @@ def recommendation_create(
     logged = Logged(snapshot, read, chosen, retrieved, ranked, fitted.shown, embedded)
     recommendation_id = impression_log(asker, logged, latency_ms=clock.ms("start", "ranked")) if record else None
     if recommendation_id is not None and chosen.assignment.shadows:
-        shadow_schedule(shadow_job(recommendation_id, logged, asker.k, state))
+        shadow_schedule(shadow_job(recommendation_id, logged, asker.k, shared_state))  # shadows learn shared
     tools = answer_tools(snapshot, retrieved.candidates, ranked, fitted.shown, fitted.positions, explain=explain)
     clock.mark("finished")
     return _result(recommendation_id, snapshot, chosen, ranked, tools, clock, asker.output, fitted)
