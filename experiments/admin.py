@@ -27,10 +27,27 @@ def _policy_field_clean(value: Any) -> dict[str, Any]:
 class VariantForm(forms.ModelForm):
     class Meta:
         model = Variant
-        fields = ("name", "role", "policy", "weight", "is_control")
+        fields = ("name", "role", "policy", "weight", "is_control", "learning")
 
     def clean_policy(self) -> dict[str, Any]:
         return _policy_field_clean(self.cleaned_data.get("policy"))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        experiment = self.instance.experiment if self.instance.experiment_id else None
+        if "learning" in self.changed_data and experiment is not None and experiment.status != "draft":
+            # Its own state is seeded when the experiment starts: switching later would serve
+            # a variant without one, or leave one learning for nobody.
+            self.add_error("learning", "Set when the experiment is a draft; it is seeded at start.")
+        if isinstance(data.get("policy"), dict) and "name" in data:
+            spec = services.VariantSpec(
+                data["name"], data["policy"], role=data.get("role", "live"), learning=data.get("learning", "shared")
+            )
+            try:
+                services.variant_learning_check(spec)
+            except ToolrecError as exc:
+                self.add_error("learning", exc.message)
+        return data
 
 
 class VariantFormSet(BaseInlineFormSet):

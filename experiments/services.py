@@ -64,7 +64,7 @@ def variants_check(variants: Sequence[VariantSpec]) -> list[VariantSpec]:
             raise ToolrecError(f"variants.{v.name}.role: must be one of {Variant.Role.values}, not {v.role!r}")
         if v.role == Variant.Role.SHADOW and v.is_control:
             raise ToolrecError(f"variants.{v.name}: a shadow is never served, so it cannot be the control")
-        _learning_check(v)
+        variant_learning_check(v)
     live = [i for i, v in enumerate(checked) if v.role == Variant.Role.LIVE]
     controls = [checked[i].name for i in live if checked[i].is_control]
     if len(controls) > 1:
@@ -76,7 +76,7 @@ def variants_check(variants: Sequence[VariantSpec]) -> list[VariantSpec]:
     return checked
 
 
-def _learning_check(v: VariantSpec) -> None:
+def variant_learning_check(v: VariantSpec) -> None:
     where = f"variants.{v.name}.learning"
     if v.learning not in Variant.Learning.values:
         raise ToolrecError(f"{where}: must be one of {Variant.Learning.values}, not {v.learning!r}")

@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from catalog.admin import ToolAdmin
 from catalog.models import Tool
-from recommender.learning.models import LearningState, RankerModel, ToolStats
+from recommender.learning.models import IsolatedLearningState, LearningState, RankerModel, ToolStats
 from recommender.learning.ranker_training import ranker_activate, ranker_deactivate
 from toolrec_site.scheduling import TRAIN_RANKER, run_task
 
@@ -21,6 +21,32 @@ class LearningStateAdmin(admin.ModelAdmin):
     exclude = ("bandit",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(IsolatedLearningState)
+class IsolatedLearningStateAdmin(admin.ModelAdmin):
+    """Written by experiment_start (seed) and the learner only: shown, never edited."""
+
+    list_display = ("experiment_key", "variant", "version", "serving", "recommendations_learned", "events_learned")
+    list_filter = ("serving",)
+    fields = (
+        "experiment_key",
+        "variant",
+        "version",
+        "serving",
+        "seeded_from",
+        "recommendations_learned",
+        "events_learned",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
 

@@ -37,6 +37,7 @@ class ExperimentPlan:
     guardrails: dict[str, Any] | None = None
     watch_every: int = 500
     drop: tuple[str, list[float]] | None = None  # (variant, rising shares of its users whose log is lost)
+    isolated: bool = False  # the learning variants learn in states of their own (semantic learns nothing)
 
 
 def replay_experiment(scenario: Scenario, plan: ExperimentPlan) -> dict[str, Any]:
@@ -47,7 +48,10 @@ def replay_experiment(scenario: Scenario, plan: ExperimentPlan) -> dict[str, Any
     experiment = experiment_create(
         key=key,
         unit="user",
-        variants=[VariantSpec(name, config, is_control=i == 0) for i, (name, config) in enumerate(plan.variants)],
+        variants=[
+            VariantSpec(name, config, is_control=i == 0, learning=_learning(plan, config))
+            for i, (name, config) in enumerate(plan.variants)
+        ],
         actor="simulate",
         ramp=plan.ramp or [],
         guardrails=plan.guardrails or {},
@@ -99,6 +103,10 @@ def replay_experiment(scenario: Scenario, plan: ExperimentPlan) -> dict[str, Any
     if plan.drop is not None:
         report["drops"] = _drop_users(experiment, *plan.drop, seed=scenario.seed)
     return report
+
+
+def _learning(plan: ExperimentPlan, config: dict[str, Any]) -> str:
+    return "isolated" if plan.isolated and config.get("name") != "semantic" else "shared"
 
 
 def _drop_users(experiment: Experiment, variant: str, shares: list[float], *, seed: int) -> list[dict[str, Any]]:

@@ -5,10 +5,14 @@ all traffic, as if no variant were isolated."""
 from __future__ import annotations
 
 import io
+import json
+from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 from django.db.models import F
 from rest_framework.test import APIClient
 
@@ -21,6 +25,7 @@ from recommender.engine.features import FEATURE_INDEX, N_FEATURES
 from recommender.learning.learner import learning_batch, learning_state_rebuild
 from recommender.learning.models import IsolatedLearningState, LearningState
 from recommender.serving.holders import isolated
+from tests.conftest import small_catalog_jsonl
 from toolrec_site.errors import ToolrecError
 
 REC, FEEDBACK = "/api/v1/recommendations", "/api/v1/feedback"
@@ -218,3 +223,29 @@ def test_a_stopped_experiment_closes_its_states_and_keeps_them() -> None:
     experiment_stop(experiment=experiment, actor="t")
     row = IsolatedLearningState.objects.get()
     assert not row.serving and bytes(row.seed_bandit) == bytes(row.bandit)
+
+
+@pytest.mark.django_db
+def test_simulate_isolated_gives_the_learner_its_own_state(tmp_path: Path) -> None:
+    """`simulate --experiment semantic,bandit --isolated`: the bandit arm learns alone (the
+    semantic arm reads nothing learned and stays shared)."""
+    (tmp_path / "tools.jsonl").write_text(small_catalog_jsonl())
+    queries = [
+        {"qid": f"q{i}", "query": f"weather in city {i} right now", "relevant": ["weather_get_current"]}
+        for i in range(20)
+    ]
+    (tmp_path / "q.jsonl").write_text("\n".join(json.dumps(q) for q in queries))
+    call_command(
+        "simulate",
+        *("--tools", str(tmp_path / "tools.jsonl"), "--queries", str(tmp_path / "q.jsonl")),
+        *("--k", "1", "--batch", "20", "--seed", "3", "--steps", "200", "--users", "100"),
+        *("--policies", "semantic,bandit", "--experiment", "semantic,bandit", "--isolated"),
+        *("--in-current-database", "--json", str(tmp_path / "exp.json")),
+        stdout=StringIO(),
+    )
+    key = json.loads((tmp_path / "exp.json").read_text())["experiment"]
+    own = IsolatedLearningState.objects.get(experiment_key=key)
+    assert own.variant == "bandit" and own.serving
+    served = Recommendation.objects.filter(experiment_key=key, variant="bandit").count()
+    assert 0 < own.recommendations_learned == served
+    assert _bandit(own.bandit).n_updates == served  # k = 1: one impression each

@@ -128,6 +128,11 @@ class Command(BaseCommand):
             help="--experiment: then lose the log of a share of its users",
         )
         parser.add_argument(
+            "--isolated",
+            action="store_true",
+            help="--experiment: each learning variant learns in a state of its own (semantic reads none)",
+        )
+        parser.add_argument(
             "--in-current-database",
             action="store_true",
             help="use the configured database as is (it is WIPED: for tests only)",
@@ -227,6 +232,7 @@ class Command(BaseCommand):
             guardrails=guardrails,
             watch_every=options["watch_every"],
             drop=drop,
+            isolated=options["isolated"],
         )
 
     def _scenario(self, options: dict[str, Any]) -> Scenario:
