@@ -10,6 +10,9 @@ class Scope(models.TextChoices):
     FEEDBACK = "feedback", "feedback: report tool use"
     CATALOG_WRITE = "catalog:write", "catalog:write: create, edit and disable its tenant's tools"
     ADMIN = "admin", "admin: also write shared tools (seen by every tenant)"
+    # Experiments and the default policy decide what every tenant is served: an operator's
+    # scope, granted on purpose to a key of any tenant (admin holds it too).
+    EXPERIMENTS = "experiments", "experiments: run experiments and set the default policy (every tenant's traffic)"
 
 
 def default_scopes() -> list[str]:

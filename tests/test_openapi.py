@@ -59,13 +59,20 @@ def test_delete_answers_the_documented_200(api: APIClient, db: None) -> None:
     assert response.status_code == 200 and response.json()["enabled"] is False
 
 
-def test_schemathesis_finds_no_failure_with_all_checks(live_server: Any, indexed: None, tmp_path: Path) -> None:
+def test_schemathesis_finds_no_failure_with_all_checks(
+    live_server: Any, indexed: None, tmp_path: Path, settings: Any
+) -> None:
     """On a tenant and key of its own: the fuzzer may create, edit and disable only its
-    tenant's tools (the shared catalog answers it 403/404), in this test's database."""
+    tenant's tools (the shared catalog answers it 403/404), in this test's database. It may
+    also run experiments (an operator's scope), with their rate limit raised so that it
+    reaches the endpoints instead of their 429."""
     from access.services import api_key_create, tenant_create
+    from toolrec_site.env import Rate
 
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "experiments": Rate(100_000, 60)}
     tenant = tenant_create(name="schemathesis")
-    raw_key = api_key_create(name="schemathesis", tenant=tenant, scopes=["recommend", "feedback", "catalog:write"])[1]
+    scopes = ["recommend", "feedback", "catalog:write", "experiments"]
+    raw_key = api_key_create(name="schemathesis", tenant=tenant, scopes=scopes)[1]
     command = [
         str(Path(sys.executable).parent / "st"),
         "--config-file",

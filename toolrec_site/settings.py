@@ -326,14 +326,14 @@ MCP_LISTEN_PING_SECONDS = env_float("MCP_LISTEN_PING_SECONDS", 15.0, minimum=0.5
 MCP_LISTEN_RELOAD_SECONDS = env_float("MCP_LISTEN_RELOAD_SECONDS", 30.0, minimum=0.5)
 
 # --- API ----------------------------------------------------------------------------
-# How long a process trusts a key it read (revocation, scope and policy edits reach every
-# process within this; see access/selectors.py).
+# How long a process trusts a key it read (revocation, scope, policy edits; access/selectors.py).
 API_KEY_CACHE_SECONDS = env_float("API_KEY_CACHE_SECONDS", 1.0, minimum=0.0)
 # Requests per API key (429 with Retry-After beyond), counted in the cache (Redis in production).
 RATE_LIMITS = {
     "recommend": env_rate("RATE_LIMIT_RECOMMEND", "1200/min"),
     "feedback": env_rate("RATE_LIMIT_FEEDBACK", "2400/min"),
     "catalog_write": env_rate("RATE_LIMIT_CATALOG_WRITE", "120/min"),
+    "experiments": env_rate("RATE_LIMIT_EXPERIMENTS", "120/min"),
 }
 # Failed admin logins per client address and per user name before the login answers 429.
 ADMIN_LOGIN_FAILURES = env_rate("ADMIN_LOGIN_FAILURES", "10/hour")

@@ -5,6 +5,16 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from catalog.api import ToolDetailApi, ToolListCreateApi
+from experiments.api import (
+    DefaultPolicyApi,
+    DefaultPolicyRollbackApi,
+    ExperimentDetailApi,
+    ExperimentListCreateApi,
+    ExperimentPromoteApi,
+    ExperimentResultsApi,
+    ExperimentStartApi,
+    ExperimentStopApi,
+)
 from feedback.api import FeedbackCreateApi
 from recommender.serving.api import RecommendationCreateApi
 from toolrec_site.health import healthz
@@ -30,6 +40,15 @@ api_v1 = [
     path("feedback", FeedbackCreateApi.as_view(), name="feedback-create"),
     path("tools", ToolListCreateApi.as_view(), name="tool-list"),
     path("tools/<id:tool_id>", ToolDetailApi.as_view(), name="tool-detail"),
+    path("experiments", ExperimentListCreateApi.as_view(), name="experiment-list"),
+    # before the experiments' keys: "default-policy" is a reserved key (experiments.services)
+    path("experiments/default-policy", DefaultPolicyApi.as_view(), name="default-policy"),
+    path("experiments/default-policy/rollback", DefaultPolicyRollbackApi.as_view(), name="default-policy-rollback"),
+    path("experiments/<slug:key>", ExperimentDetailApi.as_view(), name="experiment-detail"),
+    path("experiments/<slug:key>/start", ExperimentStartApi.as_view(), name="experiment-start"),
+    path("experiments/<slug:key>/stop", ExperimentStopApi.as_view(), name="experiment-stop"),
+    path("experiments/<slug:key>/promote", ExperimentPromoteApi.as_view(), name="experiment-promote"),
+    path("experiments/<slug:key>/results", ExperimentResultsApi.as_view(), name="experiment-results"),
     path("schema", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
     path(
         "docs",
