@@ -154,3 +154,30 @@ def test_tenants_arrive_with_every_key_in_a_default_tenant_and_every_tool_shared
     assert sorted(Tool.objects.values_list("pk", "namespace", "name", "tenant_id")) == [
         (t.pk, t.namespace, t.name, None) for t in tools
     ]
+
+
+BEFORE_ISOLATION = [("recommender", "0006_learningstate_match_model"), ("experiments", "0005_thompson_allocation")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_isolated_learning_migrates_back_and_forth_keeping_the_variants() -> None:
+    """Back: the isolated states' table and the variants' `learning` go, the variants stay;
+    forwards: every existing variant learns in the shared state, as it always did."""
+    executor = _migrate(BEFORE_ISOLATION)
+    tables = connection.introspection.table_names()
+    assert "recommender_isolatedlearningstate" not in tables
+    old = executor.loader.project_state(BEFORE_ISOLATION).apps
+    experiment = old.get_model("experiments", "Experiment").objects.create(key="old", name="old")
+    old.get_model("experiments", "Variant").objects.create(experiment=experiment, name="a", policy={"name": "bandit"})
+
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    from experiments.models import Variant
+    from recommender.learning.models import IsolatedLearningState
+
+    assert list(Variant.objects.values_list("name", "learning")) == [("a", "shared")]
+    IsolatedLearningState.objects.create(experiment_key="old", variant="a", bandit=b"x", seed_bandit=b"x")
+    _migrate(BEFORE_ISOLATION)  # a table with rows goes back too
+    assert "recommender_isolatedlearningstate" not in connection.introspection.table_names()
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    assert Variant.objects.get().learning == "shared"
