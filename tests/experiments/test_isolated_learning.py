@@ -4,7 +4,6 @@ all traffic, as if no variant were isolated."""
 
 from __future__ import annotations
 
-import io
 import json
 from io import StringIO
 from pathlib import Path
@@ -24,6 +23,7 @@ from recommender.engine.bandit import LinearBanditState
 from recommender.engine.features import FEATURE_INDEX, N_FEATURES
 from recommender.learning.learner import learning_batch, learning_state_rebuild
 from recommender.learning.models import IsolatedLearningState, LearningState
+from recommender.learning.state import ToolStatsTable
 from recommender.serving.holders import isolated
 from tests.conftest import small_catalog_jsonl
 from toolrec_site.errors import ToolrecError
@@ -128,9 +128,12 @@ def test_feedback_on_variant_a_never_moves_bs_own_weights_and_the_shared_state_l
     shared = _shared()
     assert shared.n_updates - shared_before.n_updates == shown_a + shown_b + shown_more
     assert np.allclose(shared.b - shared_before.b, used_a + used_b + used_more)
-    # ... and its per-tool counts too, while each arm's own counts hold only its shows.
-    a_counts = np.load(io.BytesIO(bytes(_own("a").tool_stats)))
-    assert a_counts["shows"].sum() == shown_a + shown_more and a_counts["uses"].sum() == len(served_a) + len(more_a)
+    # An arm's own per-tool counts (features of its bandit) hold its shows and uses only.
+    a_stats, b_stats = (_own(v).tool_stats for v in ("a", "b"))
+    assert a_stats is not None and b_stats is not None
+    a_counts, b_counts = ToolStatsTable.from_bytes(bytes(a_stats)), ToolStatsTable.from_bytes(bytes(b_stats))
+    assert a_counts.shows.sum() == shown_a + shown_more and a_counts.uses.sum() == len(served_a) + len(more_a)
+    assert b_counts.shows.sum() == shown_b and b_counts.uses.sum() == len(served_b)
 
 
 def test_an_isolated_variant_is_served_from_its_own_state(api: APIClient, indexed: None) -> None:
