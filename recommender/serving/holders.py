@@ -141,6 +141,9 @@ class IsolatedHolder(RefreshingHolder[IsolatedStates]):
     def __init__(self) -> None:
         super().__init__()
         self._missed_at = -1e9
+        # The served combination per variant, rebuilt only when either state changes: a
+        # request then costs two identity checks, not a new LearnedState.
+        self._combined: dict[tuple[str, str], tuple[LearnedState | None, object, LearnedState]] = {}
 
     def interval(self) -> float:
         return float(settings.LEARNING_CHECK_SECONDS)
@@ -164,7 +167,20 @@ class IsolatedHolder(RefreshingHolder[IsolatedStates]):
         if own is None:
             metrics.FALLBACKS.labels(reason="isolated_state").inc()
             return shared
-        return isolated_learned_state(shared, own)
+        cached = self._combined.get(scope)
+        if cached is not None and cached[0] is shared and cached[1] is own:
+            return cached[2]
+        combined = isolated_learned_state(shared, own)
+        # A new dict in one assignment (readers see the old or the new one), without the
+        # variants no longer served: their entries would keep an old shared state alive.
+        serving = self._current or {}
+        kept = {s: c for s, c in self._combined.items() if s in serving and s != scope}
+        self._combined = {**kept, scope: (shared, own, combined)}
+        return combined
+
+    def reset(self) -> None:
+        super().reset()
+        self._combined = {}
 
 
 snapshots = SnapshotHolder()

@@ -24,7 +24,7 @@ from recommender.engine.features import FEATURE_INDEX, N_FEATURES
 from recommender.learning.learner import learning_batch, learning_state_rebuild
 from recommender.learning.models import IsolatedLearningState, LearningState
 from recommender.learning.state import ToolStatsTable
-from recommender.serving.holders import isolated
+from recommender.serving.holders import isolated, learned
 from tests.conftest import small_catalog_jsonl
 from toolrec_site.errors import ToolrecError
 
@@ -252,3 +252,18 @@ def test_simulate_isolated_gives_the_learner_its_own_state(tmp_path: Path) -> No
     served = Recommendation.objects.filter(experiment_key=key, variant="bandit").count()
     assert 0 < own.recommendations_learned == served
     assert _bandit(own.bandit).n_updates == served  # k = 1: one impression each
+
+
+def test_a_process_serves_a_new_own_state_once_it_is_published(indexed: None) -> None:
+    _start()
+    shared = LearningState.objects.order_by("-pk").first()
+    first = isolated.served(learned.get(), "iso", "a")
+    assert first is not None and first is isolated.served(learned.get(), "iso", "a")  # built once
+    assert first.memory is learned.get().memory  # the shared memory, not a copy
+    newer = LinearBanditState.initial(N_FEATURES)
+    newer = LinearBanditState(d=N_FEATURES, A_inv=newer.A_inv, b=np.ones(N_FEATURES), n_updates=7, version=3)
+    IsolatedLearningState.objects.filter(variant="a").update(bandit=newer.to_bytes(), version=F("version") + 1)
+    served = isolated.served(learned.get(), "iso", "a")
+    assert served is not None and served.bandit.n_updates == 7 and np.allclose(served.bandit.b, 1.0)
+    assert served.version == shared.pk  # the shared version it is combined with
+    assert isolated.served(learned.get(), "iso", "missing") is learned.get()  # no own state: the shared one
