@@ -267,3 +267,35 @@ def test_a_process_serves_a_new_own_state_once_it_is_published(indexed: None) ->
     assert served is not None and served.bandit.n_updates == 7 and np.allclose(served.bandit.b, 1.0)
     assert served.version == shared.pk  # the shared version it is combined with
     assert isolated.served(learned.get(), "iso", "missing") is learned.get()  # no own state: the shared one
+
+
+def _admin_add(admin_client: Any, policy: str, learning: str) -> str:
+    response = admin_client.post(
+        "/admin/experiments/experiment/add/",
+        {
+            **{"key": "e", "name": "E", "unit": "user", "traffic_start": "0", "traffic_end": "1"},
+            **{"allocation": "fixed", "min_share": "0.1", "ramp": "[]", "guardrails": "{}"},
+            **{"variants-TOTAL_FORMS": "2", "variants-INITIAL_FORMS": "0"},
+            **{"variants-0-name": "control", "variants-0-policy": '"semantic"', "variants-0-weight": "1"},
+            **{"variants-0-is_control": "on", "variants-0-role": "live", "variants-0-learning": "shared"},
+            **{"variants-1-name": "t", "variants-1-policy": policy, "variants-1-weight": "1"},
+            **{"variants-1-role": "live", "variants-1-learning": learning},
+            **{"events-TOTAL_FORMS": "0", "events-INITIAL_FORMS": "0"},
+        },
+    )
+    return str(response.content.decode())
+
+
+@pytest.mark.django_db
+def test_the_admin_checks_a_variants_learning_and_keeps_it_while_running(admin_client: Any) -> None:
+    from experiments.admin import VariantForm
+
+    assert "the semantic policy reads nothing learned" in _admin_add(admin_client, '"semantic"', "isolated")
+    assert not Experiment.objects.exists()
+    _admin_add(admin_client, '{"name": "bandit"}', "isolated")
+    variant = Variant.objects.get(name="t")
+    assert variant.learning == "isolated"
+    experiment_start(experiment=variant.experiment, actor="t")
+    data = {"name": "t", "role": "live", "policy": '{"name": "bandit"}', "weight": "1", "learning": "shared"}
+    form = VariantForm(instance=variant, data=data)
+    assert not form.is_valid() and "seeded at start" in str(form.errors["learning"])
