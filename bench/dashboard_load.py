@@ -1,10 +1,14 @@
 """The dashboard at scale: server time of every page and the rollup of one busy hour, with
 millions of impressions in PostgreSQL.
 
-Usage (a throwaway database is created and dropped; the configured one is not touched):
+Usage (a throwaway database `<configured name>_<pid>` is created and dropped; the configured
+one is not touched):
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/toolrec_bench .venv/bin/python bench/dashboard_load.py \\
-        [--impressions 10000000] [--tools 10000] [--busy-share 0.01] [--json OUT]
+        [--impressions 10000000] [--tools 10000] [--busy-share 0.01] [--json OUT] [--keep-db NAME]
+
+`--keep-db NAME` uses (and keeps) the database NAME instead: a log already generated there is
+reused (migrated, rolled up again), since generating 10 million rows takes minutes.
 
 Generates the log with generate_series in SQL (recommendations of k=5 tools spread over 90
 days, popularity skewed, about 6% of impressions used; one busy hour holding `--busy-share`
@@ -113,6 +117,20 @@ def generate(*, impressions: int, tools: int, busy_share: float) -> dict[str, An
     return {"seconds": timings, "busy_start": busy_start, "busy_recommendations": busy, "keys": keys}
 
 
+def recover(*, busy_share: float) -> dict[str, Any]:
+    """What `generate` returned, read back from a kept database's log."""
+    from access.models import ApiKey
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT date_trunc('hour', created_at), count(*) FROM feedback_recommendation "
+            "GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
+        )
+        busy_start, busy = cursor.fetchone()
+    keys = list(ApiKey.objects.order_by("pk").values_list("pk", flat=True))
+    return {"seconds": {}, "busy_start": busy_start, "busy_recommendations": busy, "keys": keys, "reused": True}
+
+
 def _count(table: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {table}")
@@ -151,6 +169,8 @@ def main() -> None:
     parser.add_argument("--tools", type=int, default=10_000)
     parser.add_argument("--busy-share", type=float, default=0.01)
     parser.add_argument("--json", type=Path, default=Path("bench/results/dashboard_load.json"))
+    parser.add_argument("--keep-db", default="", help="use and keep this database; reuse its log if it has one")
+    parser.add_argument("--generate-only", action="store_true", help="stop after generating (with --keep-db)")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("set DATABASE_URL to a PostgreSQL server: the bench measures PostgreSQL")
@@ -158,14 +178,21 @@ def main() -> None:
     from dashboard.models import Rollup
     from dashboard.rollups import rollup_day, rollup_hour, rollup_range, tool_ranges_refresh
 
-    connections["default"].settings_dict.setdefault("TEST", {})["NAME"] = f"toolrec_bench_dashboard_{os.getpid()}"
-    old = setup_databases(verbosity=0, interactive=False, aliases={"default"})  # type: ignore[arg-type]
+    name = args.keep_db or f"{connections['default'].settings_dict['NAME']}_{os.getpid()}"
+    connections["default"].settings_dict.setdefault("TEST", {})["NAME"] = name
+    keep = bool(args.keep_db)
+    old = setup_databases(verbosity=0, interactive=False, keepdb=keep, aliases={"default"})  # type: ignore[arg-type]
     try:
         started = time.perf_counter()
-        generated = generate(impressions=args.impressions, tools=args.tools, busy_share=args.busy_share)
+        if keep and _count("feedback_recommendation"):
+            generated = recover(busy_share=args.busy_share)
+        else:
+            generated = generate(impressions=args.impressions, tools=args.tools, busy_share=args.busy_share)
         generate_seconds = time.perf_counter() - started
         counts = {t: _count(t) for t in ("feedback_recommendation", "feedback_impression", "feedback_usageevent")}
         print(f"generated {counts} in {generate_seconds:.0f} s: {generated['seconds']}", flush=True)
+        if args.generate_only:
+            return
         now = timezone.now()
         started = time.perf_counter()
         hours = rollup_range(now - timedelta(days=DAYS, hours=1), now, refresh_tool_ranges=False)
@@ -188,7 +215,7 @@ def main() -> None:
         assert tool_id is not None
         pages = time_pages(tool_id, generated["keys"][0])
     finally:
-        teardown_databases(old, verbosity=0)
+        teardown_databases(old, verbosity=0, keepdb=keep)
     report: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "commit": subprocess.run(
@@ -202,6 +229,7 @@ def main() -> None:
             "busy_share": args.busy_share,
         },
         "rows": counts,
+        "log_reused": bool(generated.get("reused")),
         "generate_seconds": round(generate_seconds, 1),
         "generate_parts_seconds": {k: round(v, 1) for k, v in generated["seconds"].items()},
         "rollup_all_days": {"hours": hours, "seconds": round(full_rollup_seconds, 1)},
