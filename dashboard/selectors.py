@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.db.models import Sum
 from django.http import QueryDict
 from django.utils import timezone
 
@@ -140,3 +141,27 @@ def filter_choices() -> dict[str, list[tuple[str, str]]]:
         "namespaces": [(n, n) for n in sorted(set(namespaces)) if n],
         "keys": [(str(pk), f"{name} ({prefix}…)") for pk, name, prefix in keys],
     }
+
+
+def last_rollup_at(*, now: datetime) -> datetime | None:
+    """When the periodic rollup last ran (it samples the service first, then rolls up)."""
+    return ServiceSample.objects.filter(at__lte=now).order_by("-at").values_list("at", flat=True).first()
+
+
+def recent_sums(start: datetime, end: datetime) -> dict[str, float]:
+    """The 5-minute rows' sums over [start, end), all namespaces and keys (the /metrics gauges)."""
+    rows = Rollup.objects.filter(period=Rollup.Period.FIVE_MINUTES, start__gte=start, start__lt=end)
+    found = rows.aggregate(**{name: Sum(name) for name in SUMMED_FIELDS})
+    return {name: float(value or 0) for name, value in found.items()}
+
+
+def latest_coverage(*, now: datetime) -> tuple[int, int]:
+    """(tools recommended in the 7 days to the latest rolled-up day, enabled tools), all
+    namespaces and keys; (0, 0) before the first rollup."""
+    row = (
+        CoverageDaily.objects.filter(day__lte=now.date(), namespace="", api_key_id=0)
+        .order_by("-day")
+        .values_list("tools_recommended", "tools_enabled")
+        .first()
+    )
+    return (row[0], row[1]) if row else (0, 0)
