@@ -298,7 +298,7 @@ def tool_ranges_refresh(*, now: datetime | None = None) -> None:
         ToolRangeRollup.objects.all().delete()
         for name, days in TOOL_RANGES.items():
             first = (now - timedelta(days=days)).date() + timedelta(days=1)
-            params = {"range": name, "now": now, "first": first, "last": now.date()}
+            params: dict[str, Any] = {"range": name, "now": now, "first": first, "last": now.date()}
             for key, group in (("api_key_id", ", api_key_id"), ("0", "")):
                 cursor.execute(_TOOL_RANGE_SQL.format(key=key, group=group, **tables), params)
             cursor.execute(_SHOWS_UNTIL_FIRST_USE_SQL.format(**tables), {**params, "added_since": _day_start(first)})
