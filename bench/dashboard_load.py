@@ -183,7 +183,8 @@ def main() -> None:
     name = args.keep_db or f"{connections['default'].settings_dict['NAME']}_{os.getpid()}"
     connections["default"].settings_dict.setdefault("TEST", {})["NAME"] = name
     keep = bool(args.keep_db)
-    old = setup_databases(verbosity=0, interactive=False, keepdb=keep, aliases={"default"})  # type: ignore[arg-type]
+    # serialized_aliases: no copy of a kept 10M-row log for test rollbacks (minutes, gigabytes)
+    old = setup_databases(verbosity=0, interactive=False, keepdb=keep, aliases={"default"}, serialized_aliases=set())  # type: ignore[arg-type]
     try:
         started = time.perf_counter()
         if keep and _count("feedback_recommendation"):
