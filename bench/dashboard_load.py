@@ -144,7 +144,8 @@ def time_pages(tool_id: int, key: int) -> list[dict[str, Any]]:
     from django.test import Client
 
     client = Client()
-    client.force_login(User.objects.create_user("bench-operator", is_staff=True))
+    operator, _ = User.objects.get_or_create(username="bench-operator", defaults={"is_staff": True})  # kept db: exists
+    client.force_login(operator)
     urls = [
         "/dashboard/?range=hour", "/dashboard/?range=day", "/dashboard/?range=week", "/dashboard/?range=90d",
         f"/dashboard/?range=90d&namespace=ns1&key={key}",
