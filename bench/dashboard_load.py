@@ -1,16 +1,22 @@
 """The dashboard at scale: server time of every page and the rollup of one busy hour, with
 millions of impressions in PostgreSQL.
 
-Usage (a throwaway database is created and dropped; the configured one is not touched):
+Usage (a throwaway database `<configured name>_<pid>` is created and dropped; the configured
+one is not touched):
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/toolrec_bench .venv/bin/python bench/dashboard_load.py \\
-        [--impressions 10000000] [--tools 10000] [--busy-share 0.01] [--json OUT]
+        [--impressions 10000000] [--tools 10000] [--busy-share 0.01] [--json OUT] [--keep-db NAME]
+
+`--keep-db NAME` uses (and keeps) the database NAME instead: a log already generated there is
+reused (migrated, rolled up again), since generating 10 million rows takes minutes.
 
 Generates the log with generate_series in SQL (recommendations of k=5 tools spread over 90
 days, popularity skewed, about 6% of impressions used; one busy hour holding `--busy-share`
-of all impressions), rolls up all 90 days, times the rollup of the busy hour, then times
-each page's server time (median of 5 requests through Django's test client, staff signed in:
-view, queries and template, no network). Prints a table and writes JSON.
+of all impressions: the default 1% is, at 10M, 100k impressions in an hour, some 22 times the
+mean hour of 90 days and well past a daily peak, such as a launch or a batch of agents),
+rolls up all 90 days, times the rollup of the busy hour, then times each page's server time
+(median of 5 requests through Django's test client, staff signed in: view, queries and
+template, no network). Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -113,6 +119,20 @@ def generate(*, impressions: int, tools: int, busy_share: float) -> dict[str, An
     return {"seconds": timings, "busy_start": busy_start, "busy_recommendations": busy, "keys": keys}
 
 
+def recover(*, busy_share: float) -> dict[str, Any]:
+    """What `generate` returned, read back from a kept database's log."""
+    from access.models import ApiKey
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT date_trunc('hour', created_at), count(*) FROM feedback_recommendation "
+            "GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
+        )
+        busy_start, busy = cursor.fetchone()
+    keys = list(ApiKey.objects.order_by("pk").values_list("pk", flat=True))
+    return {"seconds": {}, "busy_start": busy_start, "busy_recommendations": busy, "keys": keys, "reused": True}
+
+
 def _count(table: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {table}")
@@ -124,14 +144,15 @@ def time_pages(tool_id: int, key: int) -> list[dict[str, Any]]:
     from django.test import Client
 
     client = Client()
-    client.force_login(User.objects.create_user("bench-operator", is_staff=True))
+    operator, _ = User.objects.get_or_create(username="bench-operator", defaults={"is_staff": True})  # kept db: exists
+    client.force_login(operator)
     urls = [
         "/dashboard/?range=hour", "/dashboard/?range=day", "/dashboard/?range=week", "/dashboard/?range=90d",
         f"/dashboard/?range=90d&namespace=ns1&key={key}",
-        "/dashboard/tools/?range=week", "/dashboard/tools/?range=90d&sort=usage_rate",
+        "/dashboard/tools/?range=day", "/dashboard/tools/?range=week", "/dashboard/tools/?range=90d&sort=usage_rate",
         "/dashboard/tools/?range=90d&view=never_used", "/dashboard/tools/?range=90d&view=never_recommended",
         "/dashboard/tools/?range=90d&view=new", f"/dashboard/tools/{tool_id}/?range=90d",
-        "/dashboard/learning/", "/dashboard/catalog/",
+        "/dashboard/learning/", "/dashboard/catalog/", "/dashboard/experiments/",
     ]  # fmt: skip
     rows = []
     for url in urls:
@@ -151,6 +172,11 @@ def main() -> None:
     parser.add_argument("--tools", type=int, default=10_000)
     parser.add_argument("--busy-share", type=float, default=0.01)
     parser.add_argument("--json", type=Path, default=Path("bench/results/dashboard_load.json"))
+    parser.add_argument("--keep-db", default="", help="use and keep this database; reuse its log if it has one")
+    parser.add_argument("--generate-only", action="store_true", help="stop after generating (with --keep-db)")
+    parser.add_argument(
+        "--skip-backfill", action="store_true", help="with --keep-db: keep the 90 days' rollups of an earlier run"
+    )
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("set DATABASE_URL to a PostgreSQL server: the bench measures PostgreSQL")
@@ -158,23 +184,35 @@ def main() -> None:
     from dashboard.models import Rollup
     from dashboard.rollups import rollup_day, rollup_hour, rollup_range, tool_ranges_refresh
 
-    connections["default"].settings_dict.setdefault("TEST", {})["NAME"] = f"toolrec_bench_dashboard_{os.getpid()}"
-    old = setup_databases(verbosity=0, interactive=False, aliases={"default"})  # type: ignore[arg-type]
+    name = args.keep_db or f"{connections['default'].settings_dict['NAME']}_{os.getpid()}"
+    connections["default"].settings_dict.setdefault("TEST", {})["NAME"] = name
+    keep = bool(args.keep_db)
+    # serialized_aliases: no copy of a kept 10M-row log for test rollbacks (minutes, gigabytes)
+    old = setup_databases(verbosity=0, interactive=False, keepdb=keep, aliases={"default"}, serialized_aliases=set())  # type: ignore[arg-type]
     try:
         started = time.perf_counter()
-        generated = generate(impressions=args.impressions, tools=args.tools, busy_share=args.busy_share)
+        if keep and _count("feedback_recommendation"):
+            generated = recover(busy_share=args.busy_share)
+        else:
+            generated = generate(impressions=args.impressions, tools=args.tools, busy_share=args.busy_share)
         generate_seconds = time.perf_counter() - started
         counts = {t: _count(t) for t in ("feedback_recommendation", "feedback_impression", "feedback_usageevent")}
         print(f"generated {counts} in {generate_seconds:.0f} s: {generated['seconds']}", flush=True)
+        if args.generate_only:
+            return
         now = timezone.now()
         started = time.perf_counter()
-        hours = rollup_range(now - timedelta(days=DAYS, hours=1), now, refresh_tool_ranges=False)
-        full_rollup_seconds = time.perf_counter() - started
+        if args.skip_backfill and Rollup.objects.exists():
+            hours, full_rollup_seconds = 0, 0.0  # rolled up by an earlier run of the same code
+        else:
+            hours = rollup_range(now - timedelta(days=DAYS, hours=1), now, refresh_tool_ranges=False)
+            full_rollup_seconds = time.perf_counter() - started
         started = time.perf_counter()
         tool_ranges_refresh()
         tool_ranges_seconds = time.perf_counter() - started
         print(f"rolled up {hours} hours in {full_rollup_seconds:.0f} s", flush=True)
         busy = generated["busy_start"]
+        busy_load = os.getloadavg()[0]
         started = time.perf_counter()
         rollup_hour(busy)
         busy_hour_seconds = time.perf_counter() - started
@@ -186,9 +224,11 @@ def main() -> None:
 
         tool_id = Impression.objects.values_list("tool_id", flat=True).first()
         assert tool_id is not None
+        load_before = os.getloadavg()
         pages = time_pages(tool_id, generated["keys"][0])
+        load = {"before_pages": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]}
     finally:
-        teardown_databases(old, verbosity=0)
+        teardown_databases(old, verbosity=0, keepdb=keep)
     report: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "commit": subprocess.run(
@@ -202,6 +242,7 @@ def main() -> None:
             "busy_share": args.busy_share,
         },
         "rows": counts,
+        "log_reused": bool(generated.get("reused")),
         "generate_seconds": round(generate_seconds, 1),
         "generate_parts_seconds": {k: round(v, 1) for k, v in generated["seconds"].items()},
         "rollup_all_days": {"hours": hours, "seconds": round(full_rollup_seconds, 1)},
@@ -211,7 +252,9 @@ def main() -> None:
             "rollup_hour_seconds": round(busy_hour_seconds, 2),
             "rollup_day_seconds": round(busy_day_seconds, 2),
             "goal_seconds": 10,
+            "load_average_1min": round(busy_load, 2),
         },
+        "load_average_1_5_15": load,
         "pages": pages,
         "page_goal_ms": 300,
     }
@@ -224,6 +267,7 @@ def main() -> None:
         f"busy hour ({report['busy_hour']['impressions']} impressions): hour {busy_hour_seconds:.2f} s, "
         f"its day {busy_day_seconds:.2f} s (goal 10 s)"
     )
+    print(f"load average (1, 5, 15 min) before the pages {load['before_pages']}, after {load['after']}")
     print(f"{'page':<62} {'median ms':>10} {'max ms':>8}")
     for row in pages:
         print(f"{row['page']:<62} {row['median_ms']:>10} {row['max_ms']:>8}")

@@ -138,6 +138,10 @@ class ToolRangeRollup(models.Model):
     uses = models.PositiveIntegerField(default=0)
     used_rank_sum = models.PositiveIntegerField(default=0)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    first_used_on = models.DateField(null=True, blank=True)  # the range's first day with a use
+    # Shows up to and including first_used_on: the New tools view's "queries until first use".
+    # Only on the all-keys rows of tools added within the range (see dashboard.rollups).
+    shows_until_first_use = models.PositiveIntegerField(null=True, blank=True)
     computed_at = models.DateTimeField()
 
     class Meta:

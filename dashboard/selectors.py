@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.db.models import Sum
 from django.http import QueryDict
 from django.utils import timezone
 
@@ -90,7 +91,11 @@ def _filtered(queryset: Any, filters: Filters) -> Any:
 
 def rollup_windows(filters: Filters, *, now: datetime | None = None) -> list[Window]:
     """Every window of the range, oldest first, empty windows included (a chart with gaps
-    where there was no traffic would read as missing data)."""
+    where there was no traffic would read as missing data).
+
+    The database sums each window's rows (one row per window comes back, not one per
+    namespace and key: 15 times fewer for a week of three keys' traffic in five namespaces);
+    only the latency histograms, JSON arrays, are added up here."""
     now = now or timezone.now()
     start, step = _aligned_start(filters, now), filters.window.step
     rows = _filtered(Rollup.objects.filter(period=filters.window.period, start__gte=start, start__lte=now), filters)
@@ -99,13 +104,15 @@ def rollup_windows(filters: Filters, *, now: datetime | None = None) -> list[Win
     while moment <= now:
         by_start[moment] = Window(moment, dict.fromkeys(SUMMED_FIELDS, 0.0), [0] * (len(LATENCY_BOUNDS_MS) + 1))
         moment += step
-    for row in rows.values(*SUMMED_FIELDS, "start", "latency_histogram").iterator(chunk_size=2000):
+    sums = rows.values("start").annotate(**{f"sum_{name}": Sum(name) for name in SUMMED_FIELDS}).order_by()
+    for row in sums:
         window = by_start.get(row["start"])
-        if window is None:
-            continue
-        for name in SUMMED_FIELDS:
-            window.sums[name] += row[name]
-        window.histogram = [a + b for a, b in zip(window.histogram, row["latency_histogram"])]
+        if window is not None:
+            window.sums = {name: float(row[f"sum_{name}"] or 0) for name in SUMMED_FIELDS}
+    for moment, histogram in rows.values_list("start", "latency_histogram").iterator(chunk_size=5000):
+        window = by_start.get(moment)
+        if window is not None:
+            window.histogram = [a + b for a, b in zip(window.histogram, histogram)]
     return list(by_start.values())
 
 
@@ -140,3 +147,27 @@ def filter_choices() -> dict[str, list[tuple[str, str]]]:
         "namespaces": [(n, n) for n in sorted(set(namespaces)) if n],
         "keys": [(str(pk), f"{name} ({prefix}…)") for pk, name, prefix in keys],
     }
+
+
+def last_rollup_at(*, now: datetime) -> datetime | None:
+    """When the periodic rollup last ran (it samples the service first, then rolls up)."""
+    return ServiceSample.objects.filter(at__lte=now).order_by("-at").values_list("at", flat=True).first()
+
+
+def recent_sums(start: datetime, end: datetime) -> dict[str, float]:
+    """The 5-minute rows' sums over [start, end), all namespaces and keys (the /metrics gauges)."""
+    rows = Rollup.objects.filter(period=Rollup.Period.FIVE_MINUTES, start__gte=start, start__lt=end)
+    found = rows.aggregate(**{name: Sum(name) for name in SUMMED_FIELDS})
+    return {name: float(value or 0) for name, value in found.items()}
+
+
+def latest_coverage(*, now: datetime) -> tuple[int, int]:
+    """(tools recommended in the 7 days to the latest rolled-up day, enabled tools), all
+    namespaces and keys; (0, 0) before the first rollup."""
+    row = (
+        CoverageDaily.objects.filter(day__lte=now.date(), namespace="", api_key_id=0)
+        .order_by("-day")
+        .values_list("tools_recommended", "tools_enabled")
+        .first()
+    )
+    return (row[0], row[1]) if row else (0, 0)

@@ -4,11 +4,11 @@ enabled tools never recommended in it, and new tools with the queries until thei
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, DateField, F, FloatField, Max, Min, Q, Sum, Value, When
+from django.db.models import F, FloatField, Max, Sum
 from django.db.models.functions import Cast, NullIf
 from django.utils import timezone
 
@@ -157,41 +157,27 @@ def _never_recommended(filters: Filters, page: int) -> tuple[list[ToolRow], int]
 def _new_tools(filters: Filters, page: int) -> tuple[list[ToolRow], int]:
     """Tools added in the last DASHBOARD_NEW_TOOL_DAYS (at least the range), with the queries
     that showed them up to the day of their first use (the rollups are daily: that day's
-    shows count whole)."""
-    since = timezone.now() - max(filters.window.span, timedelta(days=settings.DASHBOARD_NEW_TOOL_DAYS))
+    shows count whole). One page of tools, then their all-keys 90-day rows, where the
+    rollup task stored the count (see dashboard.rollups): no grouping of days per view."""
+    now = timezone.now()
+    since = now - max(filters.window.span, timedelta(days=settings.DASHBOARD_NEW_TOOL_DAYS))
+    # Not before the 90-day rows' first whole day: earlier tools' counts would be cut short.
+    first_day = (now - timedelta(days=TOOL_RANGES["90d"])).date() + timedelta(days=1)
+    since = max(since, datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC))
     tools = _enabled(filters).filter(created_at__gte=since).order_by("-created_at", "pk")
     total = tools.count()
     page_tools = list(tools.values("pk", "namespace", "name", "created_at")[page * PAGE_SIZE : (page + 1) * PAGE_SIZE])
-    ids = [t["pk"] for t in page_tools]
-    days = ToolDailyRollup.objects.filter(tool_id__in=ids)
-    first_use = dict(days.filter(uses__gt=0).values("tool_id").annotate(d=Min("day")).values_list("tool_id", "d"))
     sums = {
         v["tool_id"]: v
-        for v in days.values("tool_id").annotate(
-            shows=Sum("shows"), uses=Sum("uses"), rank_sum=Sum("used_rank_sum"), last_used_at=Max("last_used_at")
-        )
+        for v in ToolRangeRollup.objects.filter(range="90d", api_key_id=0, tool_id__in=[t["pk"] for t in page_tools])
+        .annotate(rank_sum=F("used_rank_sum"))
+        .values("tool_id", "shows", "uses", "rank_sum", "last_used_at", "shows_until_first_use")
     }
-    until = (
-        dict(
-            days.filter(tool_id__in=list(first_use))
-            .values("tool_id")
-            .annotate(n=Sum("shows", filter=Q(day__lte=_first_use_day(first_use))))
-            .values_list("tool_id", "n")
-        )
-        if first_use
-        else {}
-    )
     rows = []
     for t in page_tools:
         values = {"tool_id": t["pk"], "rank_sum": 0, **sums.get(t["pk"], {}), "created_at": t["created_at"]}
-        values["shows_until_first_use"] = until.get(t["pk"])
         rows.append(_row(values, {t["pk"]: f"{t['namespace']}/{t['name']}"}))
     return rows, total
-
-
-def _first_use_day(first_use: dict[int, date]) -> Any:
-    """A per-tool bound for the filtered sum: CASE tool_id WHEN .. THEN first day END."""
-    return Case(*(When(tool_id=t, then=Value(d)) for t, d in first_use.items()), output_field=DateField())
 
 
 def tool_history(tool_id: int, filters: Filters) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from rest_framework.test import APIClient
 from feedback.models import Recommendation
 from recommender.learning.learner import learning_batch
 from tests.conftest import in_ci
+from toolrec_site.scheduling import ROLLUP_DASHBOARD, task_named
 
 DEPLOY = Path(settings.BASE_DIR) / "deploy"
 RULES = DEPLOY / "prometheus" / "toolrec-alerts.yml"
@@ -64,8 +65,9 @@ def exported(api: APIClient, indexed: None) -> set[str]:
         body = response.json()
         events = [{"tool": body["tools"][0]["name"], "used": True}, {"tool": body["tools"][1]["name"], "used": False}]
         api.post("/api/v1/feedback", {"recommendation_id": body["recommendation_id"], "events": events}, format="json")
-    Recommendation.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    Recommendation.objects.update(created_at=timezone.now() - timedelta(minutes=7))
     learning_batch(delay_seconds=0)
+    assert task_named(ROLLUP_DASHBOARD).apply().successful()  # the success gauges read its rows
     text = Client().get("/metrics").content.decode()
     return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
 

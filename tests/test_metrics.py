@@ -1,24 +1,29 @@
-"""/metrics: the success metrics as gauges, computed from the log, and the tool-use counter
-with bounded labels. (Two gunicorn workers adding up: tests/test_gunicorn_metrics.py.)"""
+"""/metrics: the success metrics as gauges, read from the dashboard's rollups of the log, and
+the tool-use counter with bounded labels. (Two gunicorn workers adding up: tests/test_gunicorn_metrics.py.)"""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.db.models import Q
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from catalog.models import Tool
+from dashboard.charts import overview_charts
+from dashboard.rollups import rollup_range
+from dashboard.selectors import Filters
 from feedback.models import Impression, Recommendation, UsageEvent
 from recommender.learning.learner import learning_batch
-from recommender.learning.models import ToolStats
 from recommender.learning.state import learned_state_load
 from toolrec_site import metrics
+from toolrec_site.scheduling import ROLLUP_DASHBOARD, task_named
 from toolrec_site.scrape import SUCCESS_KEY
 from toolrec_site.success_metrics import success_metrics
 
@@ -51,17 +56,25 @@ def _scrape() -> dict[str, float]:
     }
 
 
-def _after_the_feedback_delay() -> Any:
-    from django.conf import settings
+def _rollup() -> None:
+    """What the periodic task does every few minutes: sample the service, roll up the last hours."""
+    result = task_named(ROLLUP_DASHBOARD).apply()
+    assert result.successful(), result.traceback
 
-    return timezone.now() + timedelta(seconds=settings.LEARN_DELAY_SECONDS + 1)
+
+def _back(minutes: float, *recommendation_ids: str) -> None:
+    Recommendation.objects.filter(pk__in=recommendation_ids).update(
+        created_at=timezone.now() - timedelta(minutes=minutes)
+    )
 
 
 def test_usage_and_hit_rates_count_the_window_s_recommendations(api: APIClient, indexed: None) -> None:
     bodies = [_recommend(api, q) for q in QUERIES]
     _use(api, bodies[0], 0, 1)
     _use(api, bodies[2], 2)
-    found = success_metrics(window_seconds=600, now=_after_the_feedback_delay())
+    _back(7, *(b["recommendation_id"] for b in bodies))  # their uses had time to arrive
+    _rollup()
+    found = success_metrics(window_seconds=900)
     shown = Impression.objects.count()
     assert found.recommendations == 4 and found.shown == shown == 12
     assert found.usage_rate == pytest.approx(3 / 12)
@@ -71,27 +84,48 @@ def test_usage_and_hit_rates_count_the_window_s_recommendations(api: APIClient, 
 def test_the_window_leaves_out_answers_still_waiting_for_feedback_and_old_ones(api: APIClient, indexed: None) -> None:
     bodies = [_recommend(api, q) for q in QUERIES[:2]]
     _use(api, bodies[0], 0)
-    assert success_metrics(window_seconds=600).recommendations == 0  # too recent: uses may still come
-    old = timezone.now() - timedelta(hours=3)
-    Recommendation.objects.filter(pk=bodies[1]["recommendation_id"]).update(created_at=old)
-    found = success_metrics(window_seconds=600, now=_after_the_feedback_delay())
+    _rollup()
+    assert success_metrics(window_seconds=900).recommendations == 0  # too recent: uses may still come
+    _back(7, bodies[0]["recommendation_id"])
+    _back(120, bodies[1]["recommendation_id"])  # rolled up, but before the window
+    _rollup()
+    found = success_metrics(window_seconds=900)
     assert (found.recommendations, found.usage_rate, found.hit_rate) == (1, pytest.approx(1 / 3), 1.0)
 
 
+def test_exploration_counts_exploratory_picks_and_new_tools_as_the_dashboard_does(
+    api: APIClient, indexed: None
+) -> None:
+    bodies = [_recommend(api, q) for q in QUERIES]
+    _back(7, *(b["recommendation_id"] for b in bodies))
+    shown = list(Impression.objects.order_by("pk"))
+    new_tool = shown[0].tool_id
+    Tool.objects.exclude(pk=new_tool).update(created_at=timezone.now() - timedelta(days=60))
+    Impression.objects.filter(pk__in=[shown[1].pk, shown[-1].pk]).update(explored=True)
+    _rollup()
+    found = success_metrics(window_seconds=900)
+    explored = Impression.objects.filter(Q(explored=True) | Q(tool_id=new_tool)).count()
+    assert 2 <= explored < len(shown)  # neither everything (all tools new) nor only the picks
+    assert (found.explored, found.shown) == (explored, len(shown))
+    headline = next(c for c in overview_charts(Filters("hour")) if c.key == "exploration_rate").headline
+    assert headline == f"{100 * explored / len(shown):.1f}%"
+
+
 def test_coverage_is_the_share_of_enabled_tools_recommended_in_the_last_week(api: APIClient, indexed: None) -> None:
-    for q in QUERIES:
-        _recommend(api, q)
-    learning_batch(delay_seconds=0)
-    recommended = set(Impression.objects.values_list("tool_id", flat=True))
-    stale = ToolStats.objects.filter(tool_id__in=recommended).order_by("tool_id").first()
-    assert stale is not None
-    ToolStats.objects.filter(pk=stale.pk).update(last_recommended_at=timezone.now() - timedelta(days=8))
-    never_shown = Tool.objects.exclude(pk__in=recommended).order_by("pk").first()
+    bodies = [_recommend(api, q) for q in QUERIES]
+    stale = bodies[0]["recommendation_id"]
+    _back(8 * 24 * 60, stale)  # eight days ago: out of the week
+    never_shown = Tool.objects.exclude(pk__in=Impression.objects.values("tool_id")).order_by("pk").first()
     assert never_shown is not None
     Tool.objects.filter(pk=never_shown.pk).update(enabled=False)
-    found = success_metrics(window_seconds=600)
+    old = timezone.now() - timedelta(days=8, hours=1)
+    rollup_range(old, old + timedelta(hours=2))
+    _rollup()
+    found = success_metrics(window_seconds=900)
+    recent = set(Impression.objects.exclude(recommendation_id=stale).values_list("tool_id", flat=True))
+    assert set(Impression.objects.filter(recommendation_id=stale).values_list("tool_id", flat=True)) - recent
     assert found.enabled_tools == Tool.objects.count() - 1
-    assert found.coverage == pytest.approx((len(recommended) - 1) / found.enabled_tools)
+    assert found.coverage == pytest.approx(len(recent) / found.enabled_tools)
 
 
 def test_learner_lag_is_how_long_due_feedback_waited(api: APIClient, indexed: None) -> None:
@@ -112,8 +146,9 @@ def test_learner_lag_is_how_long_due_feedback_waited(api: APIClient, indexed: No
 def test_metrics_exports_the_success_gauges(api: APIClient, indexed: None) -> None:
     body = _recommend(api, QUERIES[0])
     _use(api, body, 0)
-    Recommendation.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    Recommendation.objects.update(created_at=timezone.now() - timedelta(minutes=7))
     learning_batch(delay_seconds=0)
+    _rollup()
     samples = _scrape()
     assert samples["toolrec_window_recommendations[]"] == 1
     assert samples["toolrec_usage_rate[]"] == pytest.approx(1 / 3)
@@ -122,8 +157,9 @@ def test_metrics_exports_the_success_gauges(api: APIClient, indexed: None) -> No
     assert samples["toolrec_learner_lag_seconds[]"] == 0.0
     assert 0 <= samples["toolrec_index_age_seconds[]"] < 600
     assert 0 <= samples["toolrec_embedding_cache_hit_rate[]"] <= 1
-    # every tool shown once so far is new: all of it is exploration
+    # every tool was added today: all of it is exploration
     assert samples["toolrec_exploration_rate[]"] == 1.0
+    assert 0 < time.time() - samples["toolrec_success_window_end_timestamp_seconds[]"] < 900
 
 
 def test_without_traffic_the_rates_are_absent_not_zero(db: None) -> None:

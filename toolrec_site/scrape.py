@@ -3,7 +3,7 @@
 Under gunicorn (PROMETHEUS_MULTIPROC_DIR set, see `toolrec_site.gunicorn_config`) the
 samples are read from every worker's files and added up, so a scrape answered by any
 worker reports the server; without it (runserver, tests) this process's registry is read.
-To those are added the success metrics as gauges, computed from the database by
+To those are added the success metrics as gauges, read from the dashboard's rollups by
 `success_metrics` at most once per METRICS_REFRESH_SECONDS (kept in the shared cache, so
 one worker computes them for all) and the embedding cache's hit rate over the same window.
 """
@@ -122,7 +122,10 @@ def success_families(server: list[Metric]) -> list[Metric]:
     found = _cached_success()
     if found is None:
         return families
-    window = f"recommendations of the last {found.window_seconds:g} s (ending LEARN_DELAY_SECONDS ago)"
+    window = (
+        f"recommendations of the last {found.window_seconds:g} s of the dashboard's 5-minute rollups "
+        "(windows whose uses had LEARN_DELAY_SECONDS to arrive when the rollup last ran)"
+    )
     return [
         *families,
         *_gauge("toolrec_window_recommendations", f"Recommendations in the window: {window}.", found.recommendations),
@@ -130,12 +133,13 @@ def success_families(server: list[Metric]) -> list[Metric]:
         *_gauge("toolrec_hit_rate", f"Recommendations with a use / recommendations, {window}.", found.hit_rate),
         *_gauge(
             "toolrec_exploration_rate",
-            f"Shown tools that were new (fewer than NEW_TOOL_SHOWS shows) / tools shown, {window}.",
+            "Shown tools the policy picked to explore or added in the last DASHBOARD_NEW_TOOL_DAYS / tools shown "
+            f"(the dashboard's exploration rate), {window}.",
             found.exploration_rate,
         ),
         *_gauge(
             "toolrec_coverage",
-            "Enabled tools recommended in the last 7 days (learned counts) / enabled tools.",
+            "Enabled tools recommended in the 7 days to the last rolled-up day / enabled tools (the dashboard's).",
             found.coverage,
         ),
         *_gauge(
@@ -144,6 +148,11 @@ def success_families(server: list[Metric]) -> list[Metric]:
             found.learner_lag_seconds,
         ),
         *_gauge("toolrec_index_age_seconds", "Age of the active snapshot.", found.index_age_seconds),
+        *_gauge(
+            "toolrec_success_window_end_timestamp_seconds",
+            "End of the rates' window (Unix time): far behind time() means the dashboard rollup stopped.",
+            found.window_end.timestamp() if found.window_end else None,
+        ),
     ]
 
 

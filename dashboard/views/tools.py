@@ -45,7 +45,9 @@ def tools_page(request: HttpRequest) -> HttpResponse:
     view, sort, descending, page = params
     rows, total = tool_table(filters, view=view, sort=sort, descending=descending, page=page)
     if request.GET.get("csv"):
-        return csv_response(f"tools-{view}-{filters.range}", TABLE_HEADER, [_csv_row(r) for r in rows])
+        new = view == "new"  # the table's two extra columns
+        header = TABLE_HEADER + (["added", "queries until first use"] if new else [])
+        return csv_response(f"tools-{view}-{filters.range}", header, [_csv_row(r, new) for r in rows])
     context: dict[str, Any] = {
         "title": "Tools",
         "nav": "tools",
@@ -63,8 +65,9 @@ def tools_page(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/tools.html", context)
 
 
-def _csv_row(r: Any) -> list[Any]:
-    return [r.key, r.shows, r.uses, r.usage_rate, r.rate_low, r.rate_high, r.last_used_at, r.mean_rank]
+def _csv_row(r: Any, new: bool) -> list[Any]:
+    row = [r.key, r.shows, r.uses, r.usage_rate, r.rate_low, r.rate_high, r.last_used_at, r.mean_rank]
+    return [*row, r.created_at, r.shows_until_first_use] if new else row
 
 
 @staff_page

@@ -59,6 +59,19 @@ def test_each_chart_downloads_as_csv(staff: Client, rolled_up: None) -> None:
     assert staff.get("/dashboard/?csv=nonsense").status_code == 404
 
 
+def test_each_chart_s_table_holds_its_csv_rows(staff: Client, rolled_up: None) -> None:
+    page = staff.get("/dashboard/?range=day").content.decode()
+    values = []
+    for key in ("hit_rate", "latency", "personalization_lift"):
+        section = page[page.index(f'id="{key}"') :]
+        body = section[section.index("<tbody>") + 7 : section.index("</tbody>")]
+        rows = list(csv.reader(io.StringIO(staff.get(f"/dashboard/?range=day&csv={key}").content.decode())))[1:]
+        expected = "".join("<tr>" + "".join(f"<td>{v or '–'}</td>" for v in row) + "</tr>" for row in rows)
+        assert body == expected and len(rows) in (24, 25)
+        values += [value for row in rows for value in row[1:] if value]
+    assert values  # not only empty windows
+
+
 @pytest.mark.parametrize("query", ["range=year", "key=abc"])
 def test_a_bad_filter_is_a_400_that_says_why(staff: Client, db: Any, query: str) -> None:
     response = staff.get(f"/dashboard/?{query}")

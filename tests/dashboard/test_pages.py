@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
+from rest_framework.test import APIClient
 
 from catalog.models import Tool
 from dashboard.estimates import policy_estimates_record
 from dashboard.models import PolicyEstimate
-from feedback.models import Impression, UsageEvent
+from dashboard.rollups import rollup_range
+from feedback.models import Impression, Recommendation, UsageEvent
 from recommender.learning.learner import learning_batch
 from tests.dashboard.test_overview_page import rolled_up, staff  # noqa: F401  (fixtures)
 
@@ -43,6 +47,32 @@ def test_the_views_split_never_recommended_and_never_used(staff: Client, rolled_
     assert {r[0] for r in unused[1:]} == {t.key for t in Tool.objects.filter(pk__in=shown - used)}
     new = staff.get("/dashboard/tools/?range=week&view=new")
     assert new.status_code == 200 and b"Queries until first use" in new.content
+
+
+def test_new_tools_count_the_queries_until_the_day_of_their_first_use(
+    staff: Client,  # noqa: F811
+    api: APIClient,
+    indexed: None,
+) -> None:
+    ask = {"messages": [{"role": "user", "content": "send an email to Bob about the report"}], "k": 3}
+    bodies = [api.post("/api/v1/recommendations", ask, format="json").json() for _ in range(3)]
+    used = bodies[1]["tools"][0]["name"]
+    events = {"recommendation_id": bodies[1]["recommendation_id"], "events": [{"tool": used, "used": True}]}
+    assert api.post("/api/v1/feedback", events, format="json").status_code == 201
+    now = timezone.now()
+    for days_ago, body in zip((3, 2, 0), bodies):  # shown, shown and used, shown again
+        Recommendation.objects.filter(pk=body["recommendation_id"]).update(created_at=now - timedelta(days=days_ago))
+    rollup_range(now - timedelta(days=3, hours=1), now + timedelta(minutes=1))
+    tool = Tool.objects.get(name=used)
+    shown = Impression.objects.filter(tool=tool)
+    until = shown.filter(recommendation_id__in=[b["recommendation_id"] for b in bodies[:2]]).count()
+    assert 0 < until < shown.count()  # the later show does not count
+    rows = _csv(staff.get("/dashboard/tools/?range=week&view=new&csv=1"))
+    assert rows[0][-2:] == ["added", "queries until first use"]
+    by_tool = {r[0]: r for r in rows[1:]}
+    assert (int(by_tool[tool.key][1]), int(by_tool[tool.key][-1])) == (shown.count(), until)
+    never_used = next(r for key, r in by_tool.items() if key != tool.key)
+    assert never_used[-1] == ""  # not used yet
 
 
 def test_the_tools_page_renders_and_refuses_a_bad_sort(staff: Client, rolled_up: None) -> None:  # noqa: F811

@@ -87,6 +87,16 @@ def test_the_rollups_count_what_the_log_holds(api: APIClient, indexed: None) -> 
     coverage = CoverageDaily.objects.get(namespace="", api_key_id=0)
     assert coverage.tools_recommended == Impression.objects.values("tool_id").distinct().count()
     assert coverage.tools_enabled == Tool.objects.filter(enabled=True).count()
+    kinds = set()
+    for row in CoverageDaily.objects.all():  # every filter combination counts its own distinct tools
+        shown = Impression.objects.all()
+        if row.namespace:
+            shown = shown.filter(tool__namespace=row.namespace)
+        if row.api_key_id:
+            shown = shown.filter(recommendation__api_key_id=row.api_key_id)
+        assert row.tools_recommended == shown.values("tool_id").distinct().count() > 0, row.__dict__
+        kinds.add((bool(row.namespace), bool(row.api_key_id)))
+    assert len(kinds) == 4
 
 
 def test_recomputing_a_window_gives_the_same_rows_and_picks_up_late_uses(api: APIClient, indexed: None) -> None:
