@@ -13,9 +13,9 @@ import os
 import secrets
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from toolrec_site.database_settings import database_settings
 from toolrec_site.env import env_bool, env_float, env_int, env_json, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -115,55 +115,12 @@ TEMPLATES = [
 ]
 
 # --- database -----------------------------------------------------------------------
-DATABASE_URL = env_str("DATABASE_URL")
-if not DATABASE_URL:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASE_URL = f"sqlite:///{VAR_DIR / 'toolrec.sqlite3'}"
-DATABASES = {
-    "default": dj_database_url.parse(
-        DATABASE_URL,
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-        # A kept connection the database dropped (a restart, a failover) is noticed and replaced
-        # before a request uses it, instead of failing that request.
-        conn_health_checks=True,
-    )
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend, which does not start connecting past a request's deadline.
-    DATABASES["default"]["ENGINE"] = "toolrec_site.postgresql"
-    # Bounded waits on PostgreSQL (each a libpq option): connecting (refused or unanswered),
-    # a statement the server runs too long, and a connection whose packets are dropped (the
-    # kernel gives up on unacknowledged data after tcp_user_timeout; keepalives find a dead
-    # idle one). Workers running long statements can raise DB_STATEMENT_TIMEOUT_MS. A session
-    # left idle in a transaction (its process frozen or cut off) is ended by the server after
-    # DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: the learner's transaction holds its advisory lock,
-    # and a stranded one stopped all learning.
-    statement_ms = env_int("DB_STATEMENT_TIMEOUT_MS", 15_000, minimum=0)
-    idle_ms = env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000, minimum=0)
-    DATABASES["default"]["OPTIONS"] = {
-        "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 2, minimum=1),
-        "options": f"-c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={idle_ms}",
-        "tcp_user_timeout": env_int("DB_TCP_USER_TIMEOUT_MS", 3_000, minimum=0),
-        "keepalives": 1,
-        # Probing after 2 s idle (one small packet per connection) finds a dropped connection
-        # within about 5 s even while a query waits for its answer; tcp_user_timeout caps it.
-        "keepalives_idle": 2,
-        "keepalives_interval": 1,
-        "keepalives_count": 2,
-        **DATABASES["default"].get("OPTIONS", {}),
-    }
+DATABASES = database_settings(VAR_DIR)  # DATABASE_URL (default: SQLite under var/) and DB_* timeouts
 # A request under these paths still waiting on PostgreSQL this long after it began has its
 # connection cut and answers 503 (toolrec_site/db_deadline.py: the case no libpq timeout
 # covers, a server or proxy that takes the bytes and never answers). 0 turns it off.
 DB_REQUEST_DEADLINE_SECONDS = env_float("DB_REQUEST_DEADLINE_SECONDS", 3.0, minimum=0.0)
 DB_REQUEST_DEADLINE_PATHS = env_list("DB_REQUEST_DEADLINE_PATHS", ["/api/", "/healthz"])
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets the dev server read while a rebuild writes; the timeout waits out short locks.
-    DATABASES["default"]["OPTIONS"] = {
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "transaction_mode": "IMMEDIATE",
-    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache --------------------------------------------------------------------------

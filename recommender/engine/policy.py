@@ -46,6 +46,9 @@ ExplorationName = Literal["ucb", "thompson", "epsilon", "none"]
 Float64Array = npt.NDArray[np.float64]
 
 
+MAX_THOMPSON_RESAMPLES, MAX_POOL, MAX_WEIGHT = 256, 1000, 1e6
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     """One variant's policy. ``bandit``/``ltr`` score = learned + alpha-scaled bonus;
@@ -76,6 +79,15 @@ class PolicyConfig:
             raise ValueError("alpha, v, tool_bonus and relevance_power must be >= 0")
         if self.k_max < 1 or self.explore_pool < 0 or self.thompson_resamples < 1:
             raise ValueError("k_max and thompson_resamples must be >= 1, explore_pool >= 0")
+        # Bounded: a policy may come from an API key, and each of its requests allocates
+        # (1 + thompson_resamples) draws over the candidates.
+        if self.thompson_resamples > MAX_THOMPSON_RESAMPLES or max(self.k_max, self.explore_pool) > MAX_POOL:
+            raise ValueError(
+                f"thompson_resamples must be <= {MAX_THOMPSON_RESAMPLES}, k_max and explore_pool <= {MAX_POOL}"
+            )
+        weights = (self.alpha, self.v, self.epsilon, self.tool_bonus, self.relevance_power, self.w_semantic)
+        if not all(math.isfinite(w) and abs(w) <= MAX_WEIGHT for w in (*weights, self.w_learned, self.w_exploration)):
+            raise ValueError(f"weights must be finite numbers within +-{MAX_WEIGHT:g}")
 
 
 # Named policies for experiments' variants, `simulate` and `evaluate_policy`.

@@ -41,6 +41,10 @@ def _ask(api: APIClient, **extra: Any) -> Any:
         ({"name": "bandit", "epsilon": 2}, "policy.epsilon"),
         ({"name": "random-forest"}, "policy.name"),
         ({"exploration": "ucb"}, "policy.name"),
+        # bounded: a key with the experiments scope must not make every request allocate gigabytes
+        ({"name": "bandit", "exploration": "thompson", "thompson_resamples": 10**9}, "policy.thompson_resamples"),
+        ({"name": "bandit", "explore_pool": 10**7}, "policy.explore_pool"),
+        ({"name": "hybrid", "w_semantic": 1e300}, "policy.w_semantic"),
     ],
 )
 def test_a_bad_policy_is_rejected_naming_the_field(policy: dict[str, Any], field: str) -> None:
