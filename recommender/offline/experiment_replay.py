@@ -24,7 +24,7 @@ from experiments.models import Experiment, ExperimentEvent
 from experiments.results import experiment_results, results_json
 from experiments.rollout import experiments_watch
 from experiments.selectors import reset_cache
-from experiments.services import VariantSpec, experiment_create, experiment_start
+from experiments.services import VariantSpec, experiment_create, experiment_start, policy_default_set
 from feedback.models import Recommendation
 from recommender.offline.replay_transport import ServiceTransport, Transport, http_transport
 from recommender.offline.simulation import PolicyRun, Scenario, learn_pending, replay_reset
@@ -75,6 +75,11 @@ def replay_experiment(scenario: Scenario, plan: ExperimentPlan) -> dict[str, Any
 
 
 def _experiment_start(plan: ExperimentPlan) -> Experiment:
+    """The experiment, started, with its control as the default policy: an experiment tests a
+    change against what is served today, and a stop (by hand or by a guardrail) returns its
+    traffic to the default, which is the control only if the two are the same."""
+    control_name, control = plan.variants[0]
+    policy_default_set(policy=control, actor="simulate", source=f"simulate: the control, {control_name}")
     key = "sim-" + "-".join(name for name, _ in plan.variants)[:80]
     Experiment.objects.filter(key=key).delete()
     experiment = experiment_create(
