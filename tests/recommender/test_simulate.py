@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 
+from experiments.models import Experiment
 from recommender.management.commands.simulate import tool_vector_folder
 from tests.conftest import small_catalog_jsonl
 
@@ -196,7 +198,7 @@ def test_an_experiment_replay_measures_the_lift_and_a_lost_log_is_an_srm(tmp_pat
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_ramp_with_a_random_variant_is_stopped_by_its_guardrail(tmp_path: Path) -> None:
+def test_a_ramp_with_a_random_variant_is_stopped_by_its_guardrail(tmp_path: Path, admin_client: Client) -> None:
     report = _experiment_replay(
         tmp_path,
         *("--steps", "600", "--users", "300", "--policies", "semantic", "--policy", f"random={RANDOM}"),
@@ -209,3 +211,6 @@ def test_a_ramp_with_a_random_variant_is_stopped_by_its_guardrail(tmp_path: Path
     assert report["events"][-1]["actor"] == "automatic"
     # Traffic returns to control: every request after the stop served the default, semantic.
     assert report["served_after_stop"] and set(report["served_after_stop"]) == {"default:semantic"}
+    experiment = Experiment.objects.get(key=report["experiment"])
+    page = admin_client.get(f"/admin/experiments/experiment/{experiment.pk}/change/").content.decode()
+    assert "guardrail: random: hit rate worse beyond doubt" in page  # the reason, where an operator looks
