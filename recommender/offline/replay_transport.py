@@ -23,6 +23,7 @@ import requests
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.db import connections
+from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
 from django.test.utils import override_settings
 
 from access.models import ApiKey
@@ -137,7 +138,8 @@ def local_server() -> Iterator[str]:
     connection = connections["default"]
     # An in-memory SQLite database exists only in this connection: the server thread must
     # use it too (what Django's LiveServerThread does); requests are one at a time.
-    shared = {"default": connection} if connection.vendor == "sqlite" and connection.is_in_memory_db() else None
+    in_memory = isinstance(connection, SQLiteDatabaseWrapper) and connection.is_in_memory_db()
+    shared = {"default": connection} if in_memory else None
     with override_settings(SECURE_SSL_REDIRECT=False, RATE_LIMITS={}, ALLOWED_HOSTS=["127.0.0.1"]):
         server = ThreadedWSGIServer(("127.0.0.1", 0), _QuietHandler, connections_override=shared)
         server.set_app(WSGIHandler())
