@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import ROOT
+from .alternate import alternate_shadow
 from .catalog import catalog_categories, catalog_path
 from .conversations import SessionSource, build_sessions, load_queries, read_conversation
 from .cpu import CpuMeter
@@ -56,6 +57,14 @@ def parse_args(description: str, argv: list[str] | None = None) -> argparse.Name
         "--shadow",
         default="",
         help="a policy (preset or JSON) ranked as a shadow variant on every request (issue 12); default none",
+    )
+    p.add_argument(
+        "--alternate-shadow",
+        type=int,
+        default=0,
+        metavar="PAIRS",
+        help="instead of the two phases: PAIRS pairs of blocks without and with the --shadow variant, alternated "
+        "on one server (see bench/latency/alternate.py)",
     )
     p.add_argument("--json", type=pathlib.Path, default=ROOT / "bench" / "results" / "recommend_latency.json")
     return p.parse_args(argv)
@@ -182,6 +191,9 @@ def _serve(bench: Bench, processes: Processes) -> None:
             args, bench.env, bench.base_url, bench.key, bench.seed_source, bench.feedback, bench.probe
         )
     _warm_up(bench)
+    if args.alternate_shadow:
+        results["alternate_shadow"] = alternate_shadow(args, bench.env, bench.base_url, bench.key, bench.source)
+        return
     if args.learning:
         results["learning_before"] = django_probe(bench.env, "status")
         print(f"before measuring: {status_line(results['learning_before'])}")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 
+from experiments.models import Experiment
 from recommender.management.commands.simulate import tool_vector_folder
 from tests.conftest import small_catalog_jsonl
 
@@ -174,7 +176,9 @@ def _experiment_replay(tmp_path: Path, *extra: str) -> dict:
     return dict(json.loads(report_path.read_text()))
 
 
-@pytest.mark.django_db
+# Over HTTP (the default) the server thread has its own database connection: the replay's
+# writes must be committed for it to see them, as for a real server.
+@pytest.mark.django_db(transaction=True)
 def test_an_experiment_replay_measures_the_lift_and_a_lost_log_is_an_srm(tmp_path: Path) -> None:
     report = _experiment_replay(
         tmp_path,
@@ -182,6 +186,8 @@ def test_an_experiment_replay_measures_the_lift_and_a_lost_log_is_an_srm(tmp_pat
         *("--watch-every", "400", "--drop", "hybrid:0.4"),
     )
     results = report["results"]
+    assert report["via"] == "http"
+    assert sum(sum(w["served"].values()) for w in report["watches"]) == 800  # every request was answered
     assert {v["name"] for v in results["variants"]} == {"semantic", "hybrid"}
     hit = next(c for c in results["comparisons"] if c["metric"] == "hit_rate")
     assert hit["ci"][0] > 0  # the learner's lift, at the unit level
@@ -191,8 +197,8 @@ def test_an_experiment_replay_measures_the_lift_and_a_lost_log_is_an_srm(tmp_pat
     assert drop["results"]["verdict"] == "stop"
 
 
-@pytest.mark.django_db
-def test_a_ramp_with_a_random_variant_is_stopped_by_its_guardrail(tmp_path: Path) -> None:
+@pytest.mark.django_db(transaction=True)
+def test_a_ramp_with_a_random_variant_is_stopped_by_its_guardrail(tmp_path: Path, admin_client: Client) -> None:
     report = _experiment_replay(
         tmp_path,
         *("--steps", "600", "--users", "300", "--policies", "semantic", "--policy", f"random={RANDOM}"),
@@ -203,3 +209,8 @@ def test_a_ramp_with_a_random_variant_is_stopped_by_its_guardrail(tmp_path: Path
     assert report["stop_reason"].startswith("guardrail: random: hit rate worse beyond doubt")
     assert [e["action"] for e in report["events"]][-1] == "guardrail"
     assert report["events"][-1]["actor"] == "automatic"
+    # Traffic returns to control: every request after the stop served the default, semantic.
+    assert report["served_after_stop"] and set(report["served_after_stop"]) == {"default:semantic"}
+    experiment = Experiment.objects.get(key=report["experiment"])
+    page = admin_client.get(f"/admin/experiments/experiment/{experiment.pk}/change/").content.decode()
+    assert "guardrail: random: hit rate worse beyond doubt" in page  # the reason, where an operator looks

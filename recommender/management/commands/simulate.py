@@ -28,6 +28,7 @@ from recommender.offline.simulation import (
     prepare_embeddings,
     simulate_policy,
 )
+from recommender.serving.request_signals import request_signals_stop
 
 
 @contextlib.contextmanager
@@ -42,6 +43,7 @@ def throwaway_database() -> Iterator[None]:
     try:
         yield
     finally:
+        request_signals_stop()  # its threads' connections would keep the database from being dropped
         teardown_databases(old, verbosity=0)
 
 
@@ -131,6 +133,18 @@ class Command(BaseCommand):
             "--isolated",
             action="store_true",
             help="--experiment: each learning variant learns in a state of its own (semantic reads none)",
+        )
+        parser.add_argument(
+            "--via",
+            choices=["http", "services"],
+            default="http",
+            help="--experiment: the stream's requests go over HTTP to the API (default) or to the services, seeded",
+        )
+        parser.add_argument(
+            "--base-url",
+            default="",
+            help="--experiment --via http: a running server on this same database (needs --in-current-database); "
+            "default: a server the command starts in a thread on 127.0.0.1",
         )
         parser.add_argument(
             "--in-current-database",
@@ -224,6 +238,8 @@ class Command(BaseCommand):
                 drop = (variant, [float(x) for x in dropped.split(",")])
         except ValueError as exc:
             raise CommandError(f"--ramp, --guardrails or --drop: {exc}") from exc
+        if options["base_url"] and not options["in_current_database"]:
+            raise CommandError("--base-url needs --in-current-database: the server must serve the replay's database")
         ramp = [{"share": x, "min_minutes": 0, "min_units": options["ramp_min_units"]} for x in shares]
         return ExperimentPlan(
             variants=[(n, policies[n]) for n in names],
@@ -233,6 +249,8 @@ class Command(BaseCommand):
             watch_every=options["watch_every"],
             drop=drop,
             isolated=options["isolated"],
+            via=options["via"],
+            base_url=options["base_url"],
         )
 
     def _scenario(self, options: dict[str, Any]) -> Scenario:

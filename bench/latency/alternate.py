@@ -1,0 +1,90 @@
+"""`--alternate-shadow N`: what a shadow variant on all traffic adds to the served latency
+(issue 12: at most 10% of the p99), measured on one running server as N pairs of blocks
+without and with the shadow, in alternation.
+
+Separate runs (one without, one with) measure the machine as much as the shadow: on a shared
+2-core VM the load drifts by more than 10% between runs minutes apart. Blocks on one server,
+alternated, see the same drift, and each pair swaps its order (off-on, then on-off: ABBA), so
+a steady drift adds nothing to the ratio. Each block is a sequential phase (one client,
+`--requests`) and then a concurrent one (`--clients` for `--duration` s): the shadow competes
+with the served requests for the two cores and the GIL most when several requests run at once.
+The shadow is switched by `django_probe shadow-set` (an experiment whose only live variant
+serves the default policy, its shadow on every request); the server notices within the
+experiments' cache time, so each block waits that long first and drops its warm-up."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from typing import Any
+
+from .conversations import SessionSource
+from .learning import django_probe
+from .report import pcts
+from .traffic import run_concurrent, run_sequential
+
+SETTLE_SECONDS = 6.0  # experiments.selectors.CACHE_SECONDS (5 s) and a margin
+SETTLE_REQUESTS = 10  # sent after the switch, not measured: the first shadow jobs start up
+
+
+def alternate_shadow(
+    args: argparse.Namespace, env: dict[str, str], base_url: str, key: str, source: SessionSource
+) -> dict[str, Any]:
+    if not args.shadow:
+        raise SystemExit("--alternate-shadow needs --shadow POLICY")
+    blocks: list[dict[str, Any]] = []
+    for pair in range(args.alternate_shadow):
+        order = ("off", "on") if pair % 2 == 0 else ("on", "off")
+        for state in order:
+            blocks.append(_block(args, env, base_url, key, source, pair, state))
+    django_probe({**env, "BENCH_SHADOW_POLICY": ""}, "shadow-set")  # leave the server as found
+    summary = {phase: _ratio(blocks, phase) for phase in ("sequential", "concurrent")}
+    for phase, s in summary.items():
+        print(
+            f"{phase:<11} p99 median off {s['p99_off_median']:.1f} ms, on {s['p99_on_median']:.1f} ms: "
+            f"ratio {s['ratio_of_medians']:.3f} (per pair {', '.join(f'{r:.2f}' for r in s['pair_ratios'])})"
+        )
+    return {"blocks": blocks, "summary": summary}
+
+
+def _block(
+    args: argparse.Namespace, env: dict[str, str], base_url: str, key: str, source: SessionSource, pair: int, state: str
+) -> dict[str, Any]:
+    policy = args.shadow if state == "on" else ""
+    switched = django_probe({**env, "BENCH_SHADOW_POLICY": policy}, "shadow-set")
+    time.sleep(SETTLE_SECONDS)
+    run_sequential(base_url, key, source, SETTLE_REQUESTS, "settle")
+    label = f"{state}{pair}"
+    sequential = run_sequential(base_url, key, source, args.requests, f"seq-{label}")
+    concurrent = run_concurrent(
+        base_url, key, source, args.clients, args.duration, args.concurrent_requests, f"con-{label}"
+    )
+    block: dict[str, Any] = {"pair": pair, "shadow": state, "switched": switched}
+    for phase, rows in (("sequential", sequential), ("concurrent", concurrent)):
+        ok = [r["e2e"] for r in rows if r["status"] == 200]
+        block[phase] = {"ms": pcts(ok), "errors": len(rows) - len(ok)}
+    block["load_average"] = os.getloadavg()
+    seq, con = block["sequential"]["ms"] or {}, block["concurrent"]["ms"] or {}
+    print(
+        f"pair {pair} shadow {state:<3}: sequential p50 {seq.get('p50', 0):.1f} p99 {seq.get('p99', 0):.1f} ms, "
+        f"concurrent p50 {con.get('p50', 0):.1f} p99 {con.get('p99', 0):.1f} ms (n {con.get('n', 0)}), "
+        f"load {block['load_average'][0]:.2f}"
+    )
+    return block
+
+
+def _ratio(blocks: list[dict[str, Any]], phase: str) -> dict[str, Any]:
+    def p99(state: str) -> list[float]:
+        return [b[phase]["ms"]["p99"] for b in blocks if b["shadow"] == state and b[phase]["ms"]]
+
+    off, on = p99("off"), p99("on")
+    return {
+        "p99_off": off,
+        "p99_on": on,
+        "p99_off_median": statistics.median(off),
+        "p99_on_median": statistics.median(on),
+        "ratio_of_medians": statistics.median(on) / statistics.median(off),
+        "pair_ratios": [b / a for a, b in zip(off, on, strict=True)],
+    }
