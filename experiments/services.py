@@ -17,6 +17,7 @@ from experiments import selectors
 from experiments.hashing import ranges_overlap
 from experiments.models import Experiment, ExperimentEvent, PolicyVersion, Variant
 from experiments.policies import policy_validate
+from recommender.engine.policy import policy_from_json
 from recommender.learning.isolated import isolated_learners_close, isolated_learners_open
 from toolrec_site.errors import Conflict, ToolrecError
 
@@ -250,8 +251,27 @@ def experiment_start(*, experiment: Experiment, actor: str) -> Experiment:
     isolated_learners_open(experiment_key=experiment.key, variants=isolated)
     details = {"isolated": isolated} if isolated else None
     experiment_event_record(experiment=experiment, action="started", actor=actor, details=details)
+    _warn_if_control_is_not_default(experiment, next(v for v in stored if v.is_control and v.role == Variant.Role.LIVE))
     transaction.on_commit(selectors.reset_cache)
     return experiment
+
+
+def _warn_if_control_is_not_default(experiment: Experiment, control: Variant) -> None:
+    """A stop (a guardrail's too) returns every unit to the default policy: that is "back to
+    control" only when the control serves the default. Allowed (comparing two candidates
+    against each other is legitimate), but said where operators look: the event log."""
+    default, version = selectors.policy_current()
+    if policy_from_json(policy_validate(control.policy)) != policy_from_json(policy_validate(default)):
+        experiment_event_record(
+            experiment=experiment,
+            action="warning",
+            actor="system",
+            reason=(
+                f"the control {control.name!r} does not serve the default policy (version {version}): "
+                "a stop, a guardrail's included, returns traffic to the default, not to the control"
+            ),
+            details={"control": control.policy, "default": default},
+        )
 
 
 @transaction.atomic

@@ -228,7 +228,7 @@ def test_a_stopped_experiment_closes_its_states_and_keeps_them() -> None:
     assert not row.serving and bytes(row.seed_bandit) == bytes(row.bandit)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the replay's HTTP server answers from its own thread and connection
 def test_simulate_isolated_gives_the_learner_its_own_state(tmp_path: Path) -> None:
     """`simulate --experiment semantic,bandit --isolated`: the bandit arm learns alone (the
     semantic arm reads nothing learned and stays shared)."""

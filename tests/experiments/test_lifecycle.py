@@ -87,7 +87,23 @@ def test_lifecycle_sets_real_timestamps_control_and_events() -> None:
     assert experiment.stopped_at >= started
     assert experiment.stop_reason == "enough"
     log = list(ExperimentEvent.objects.filter(experiment=experiment).order_by("id").values_list("action", "actor"))
-    assert log == [("created", "ann"), ("started", "ann"), ("stopped", "bob")]
+    # the control (semantic) is not the default policy (bandit): said at the start
+    assert log == [("created", "ann"), ("started", "ann"), ("warning", "system"), ("stopped", "bob")]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("control", "warned"), [("bandit", False), ("semantic", True)])
+def test_start_warns_when_a_stop_would_not_return_traffic_to_the_control(control: str, warned: bool) -> None:
+    """A stop returns units to the default policy: "back to control" only if the control is it."""
+    policy_default_set(policy="bandit", actor="t")
+    experiment = experiment_create(
+        key="w", variants=[VariantSpec("control", control), VariantSpec("treatment", "thompson")], actor="t"
+    )
+    experiment_start(experiment=experiment, actor="t")
+    warnings = ExperimentEvent.objects.filter(experiment=experiment, action="warning")
+    assert warnings.exists() is warned
+    if warned:
+        assert "returns traffic to the default, not to the control" in warnings.get().reason
 
 
 @pytest.mark.django_db
