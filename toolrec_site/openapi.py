@@ -36,11 +36,16 @@ _WHY = {
     "406": "The client does not accept JSON.",
     "409": "It already exists.",
     "413": "The body is larger than MAX_REQUEST_BYTES.",
+    "414": "The request line (path and query) is longer than the HTTP server reads (gunicorn: 4,094 bytes); "
+    "answered by that server before the API, so not in the error shape.",
     "415": "The body is not JSON.",
     "429": "Too many requests: wait for Retry-After seconds.",
     "500": "A server error; details.request_id names it in the server's log.",
     "503": "The service cannot answer now (no index yet, or a store is down); retry later.",
 }
+
+
+_SERVER_PAGE = {"text/html": {"schema": {"type": "string"}}}
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -59,6 +64,8 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
     statuses = ["401", "405", "406", "429", "500", "503"] if operation.get("security") else ["500"]
     if operation.get("parameters") or "requestBody" in operation:
         statuses.append("400")
+    if operation.get("parameters"):
+        statuses.append("414")
     if "{" in path or method in {"post"}:
         statuses.append("404")
     if "requestBody" in operation:
@@ -89,5 +96,6 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
                 continue
             operation["security"] = _either_key(operation.get("security"))
             for status in _statuses(path, method, operation):
-                operation["responses"].setdefault(status, {"description": _WHY[status], "content": error})
+                content = _SERVER_PAGE if status == "414" else error
+                operation["responses"].setdefault(status, {"description": _WHY[status], "content": content})
     return result

@@ -317,6 +317,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ExperimentAllocationEnum": "experiments.models.Experiment.Allocation",
+        "ExperimentUnitEnum": "experiments.models.Experiment.Unit",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "toolrec_site.openapi.add_error_responses",  # and its API-key scheme
