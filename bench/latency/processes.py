@@ -50,6 +50,10 @@ def bench_env(args: argparse.Namespace, work_dir: pathlib.Path, run_id: str) -> 
         HF_HUB_OFFLINE="1",
         LITELLM_LOCAL_MODEL_COST_MAP="True",
         LOG_LEVEL="WARNING",
+        # One bench key sends far more than an agent would: with the per-key limits on, the
+        # block after a busy one was answered 429 (and measured nothing).
+        RATE_LIMIT_RECOMMEND="off",
+        RATE_LIMIT_FEEDBACK="off",
     )
     if database_url:
         env["DATABASE_URL"] = database_url
