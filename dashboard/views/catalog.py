@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from dashboard.charts import Chart
 from dashboard.learning_selectors import snapshots, tools_per_namespace
 from dashboard.views.access import staff_page
-from dashboard.views.common import csv_response
+from dashboard.views.common import chart_csv
 
 
 @staff_page
@@ -32,12 +32,9 @@ def catalog_page(request: HttpRequest) -> HttpResponse:
     per_namespace.datasets = {"enabled": [n["enabled"] for n in namespaces], "all": [n["tools"] for n in namespaces]}
     per_namespace.kind = "bar"
     charts = [per_namespace, builds]
-    wanted = request.GET.get("csv")
-    if wanted:
-        chart = next((c for c in charts if c.key == wanted), None)
-        if chart is None:
-            raise Http404("No such chart.")
-        return csv_response(f"catalog-{chart.key}", ["label", *chart.datasets], chart.rows())
+    csv = chart_csv(request, charts, prefix="catalog-", first_column="label")
+    if csv is not None:
+        return csv
     active = next((s for s in reversed(history) if s["is_active"]), None)
     context = {
         "title": "Catalog and index",

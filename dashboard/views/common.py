@@ -6,7 +6,7 @@ import csv
 from collections.abc import Sequence
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from dashboard.selectors import RANGES, BadFilter, Filters, filter_choices, filters_from_query
 
@@ -29,3 +29,16 @@ def csv_response(filename: str, header: Sequence[str], rows: Sequence[Sequence[A
     writer.writerow(header)
     writer.writerows(["" if value is None else value for value in row] for row in rows)
     return response
+
+
+def chart_csv(
+    request: HttpRequest, charts: Sequence[Any], *, first_column: str, prefix: str = "", suffix: str = ""
+) -> HttpResponse | None:
+    """The CSV of the chart named by `?csv=KEY` (404 for an unknown key); None without `?csv`."""
+    wanted = request.GET.get("csv")
+    if not wanted:
+        return None
+    chart = next((c for c in charts if c.key == wanted), None)
+    if chart is None:
+        raise Http404("No such chart.")
+    return csv_response(f"{prefix}{chart.key}{suffix}", [first_column, *chart.datasets], chart.rows())

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from dashboard.charts import Chart
 from dashboard.learning_selectors import bandit_weights, latest_estimates, learning_states, rankers
 from dashboard.views.access import staff_page
-from dashboard.views.common import csv_response
+from dashboard.views.common import chart_csv
 
 
 def learning_charts() -> list[Chart]:
@@ -56,12 +56,9 @@ def _value(estimates: dict[str, dict[str, float]], name: str) -> float | None:
 def learning_page(request: HttpRequest) -> HttpResponse:
     """Learned-state versions, batches, bandit weights, off-policy estimates and rankers."""
     charts = learning_charts()
-    wanted = request.GET.get("csv")
-    if wanted:
-        chart = next((c for c in charts if c.key == wanted), None)
-        if chart is None:
-            raise Http404("No such chart.")
-        return csv_response(f"learning-{chart.key}", ["label", *chart.datasets], chart.rows())
+    csv = chart_csv(request, charts, prefix="learning-", first_column="label")
+    if csv is not None:
+        return csv
     context = {
         "title": "Learning",
         "nav": "learning",

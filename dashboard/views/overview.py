@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from dashboard.charts import overview_charts
 from dashboard.views.access import staff_page
-from dashboard.views.common import csv_response, filter_context, page_filters
+from dashboard.views.common import chart_csv, filter_context, page_filters
 
 
 @staff_page
@@ -15,12 +15,9 @@ def overview_page(request: HttpRequest) -> HttpResponse:
     if isinstance(filters, HttpResponse):
         return filters
     charts = overview_charts(filters)
-    wanted = request.GET.get("csv")
-    if wanted:
-        chart = next((c for c in charts if c.key == wanted), None)
-        if chart is None:
-            raise Http404("No such chart.")
-        return csv_response(f"{chart.key}-{filters.range}", ["window", *chart.datasets], chart.rows())
+    csv = chart_csv(request, charts, first_column="window", suffix=f"-{filters.range}")
+    if csv is not None:
+        return csv
     context = {
         "title": "Overview",
         "nav": "overview",
