@@ -21,6 +21,7 @@ synchronous API (psycopg's timeouts cover connecting and cancelling, not waiting
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -71,6 +72,7 @@ class Watchdog:
         self._watched: dict[int, _Watched] = {}
         self._tokens = count(1)
         self._pid = 0
+        self._wakes_at = math.inf  # when the watchdog looks next, unless notified
         self.cuts = 0
 
     def watch(self, wrapper: Any, seconds: float, label: str) -> int:
@@ -83,7 +85,8 @@ class Watchdog:
                 threading.Thread(target=self._run, name="db-deadline", daemon=True).start()
             token = next(self._tokens)
             self._watched[token] = _Watched(due, wrapper, label)
-            self._cond.notify()
+            if due < self._wakes_at:  # usually not: a later request's deadline comes later
+                self._cond.notify()
             return token
 
     def release(self, token: int) -> None:
@@ -98,8 +101,9 @@ class Watchdog:
                 for watched in due:
                     self._check(watched)
                 pending = [w.due for w in self._watched.values() if w.due > now]
-                late = any(not w.cut and w.due <= now for w in self._watched.values())
+                late = any(not w.cut for w in due)
                 wait = _RECHECK_SECONDS if late else (min(pending) - now if pending else None)
+                self._wakes_at = math.inf if wait is None else now + wait
                 self._cond.wait(timeout=wait)
 
     def _check(self, watched: _Watched) -> None:
