@@ -157,6 +157,10 @@ class ShadowSlate(models.Model):
             # Shadow results read one experiment's variant.
             models.Index(fields=["experiment_key", "variant"], name="shadow_experiment_variant"),
         ]
+        constraints = [
+            # Ranked once: a shadow batch that is run again (a redelivered task) adds nothing.
+            models.UniqueConstraint(fields=["recommendation", "variant"], name="shadow_slate_once"),
+        ]
 
 
 class ExperimentUnit(models.Model):

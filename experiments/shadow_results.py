@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from experiments.models import Experiment, ShadowSlate, Variant
-from feedback.models import Impression, UsageEvent
+from feedback.models import Impression, Recommendation, UsageEvent
 from recommender.engine.ope import Estimate, ips, snips
 
 
@@ -26,7 +26,10 @@ def shadow_result(experiment: Experiment, variant: str) -> dict[str, Any]:
             "recommendation_id", "tool_ids", "served_target"
         )
     }
-    out: dict[str, Any] = {"variant": variant, "recommendations": len(slates)}
+    # Requests the shadow worker has not ranked yet (recommender.serving.shadow): not in the
+    # figures below, which a backlog would otherwise make look complete.
+    pending = Recommendation.objects.filter(shadow_pending=True, experiment_key=experiment.key).count()
+    out: dict[str, Any] = {"variant": variant, "recommendations": len(slates), "pending": pending}
     if not slates:
         return out
     ids = list(slates)

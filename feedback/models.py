@@ -40,6 +40,9 @@ class Recommendation(models.Model):
     best_similarity = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     learned_at = models.DateTimeField(null=True, blank=True)
+    # Its experiment has shadow variants that have not ranked it yet: a Celery task ranks
+    # them from `candidate_log` (recommender.serving.shadow), off the web processes.
+    shadow_pending = models.BooleanField(default=False)
 
     class Meta:
         indexes = [
@@ -49,6 +52,8 @@ class Recommendation(models.Model):
             models.Index(fields=["created_at"], name="rec_created"),
             # The learner claims recommendations not yet learned, oldest first.
             models.Index(fields=["created_at"], condition=Q(learned_at__isnull=True), name="rec_unlearned"),
+            # The shadow ranker claims the recommendations its shadows have not ranked yet.
+            models.Index(fields=["created_at"], condition=Q(shadow_pending=True), name="rec_shadow_pending"),
         ]
 
 

@@ -82,8 +82,10 @@ def recommendation_record(
     query_vector: bytes | None = None,
     candidate_log: bytes | None = None,
     facts: RequestFacts = RequestFacts(),
+    shadow_pending: bool = False,
 ) -> Recommendation:
-    """Log a served recommendation and its impressions (the learner counts them later)."""
+    """Log a served recommendation and its impressions (the learner counts them later;
+    shadow variants, when `shadow_pending`, rank it later from its candidate log)."""
     with transaction.atomic():
         _skip_wal_flush()
         recommendation = Recommendation.objects.create(
@@ -106,6 +108,7 @@ def recommendation_record(
             embed_cache_lookups=min(facts.embed_cache_lookups, 32767),
             personalized=facts.personalized,
             best_similarity=facts.best_similarity,
+            shadow_pending=shadow_pending,
         )
         Impression.objects.bulk_create(
             [

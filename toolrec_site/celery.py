@@ -17,6 +17,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.imports = [
     "recommender.indexing.tasks",
     "recommender.learning.tasks",
+    "recommender.serving.tasks",
     "experiments.tasks",
     "catalog.tasks",
     "dashboard.tasks",

@@ -24,7 +24,7 @@ from typing import Any
 from celery import Task, current_app
 from django.conf import settings
 from django.core.cache import cache
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,11 @@ WATCH_EXPERIMENTS = "experiments.watch"
 SYNC_MCP_SERVERS = "catalog.sync_mcp_servers"
 ROLLUP_DASHBOARD = "dashboard.rollup"
 ESTIMATE_POLICIES = "dashboard.estimate_policies"
+RANK_SHADOWS = "recommender.serving.rank_shadows"
 
 REBUILD_PENDING_KEY = "toolrec:rebuild-pending"
 LEARN_PENDING_KEY = "toolrec:learn-pending"
+SHADOWS_PENDING_KEY = "toolrec:shadows-pending"
 
 
 # Periodic tasks: entry name -> (task, every N seconds). `periodic_tasks_sync` writes them
@@ -47,6 +49,8 @@ LEARN_PENDING_KEY = "toolrec:learn-pending"
 PERIODIC_TASKS: dict[str, tuple[str, int]] = {
     "rebuild-index-if-stale": (REBUILD_INDEX, 15 * 60),
     "learn-from-feedback": (LEARN_FROM_FEEDBACK, 5),
+    # Shadow variants' slates a lost publish left pending (requests ask for a run themselves)
+    "rank-shadows": (RANK_SHADOWS, 30),
     "train-ranker": (TRAIN_RANKER, 6 * 3600),
     # Looks, guardrails and ramps of running experiments: a guardrail acts within a minute.
     "watch-experiments": (WATCH_EXPERIMENTS, 60),
@@ -183,6 +187,38 @@ def learning_schedule() -> None:
         return
     delay = settings.LEARN_DEBOUNCE_SECONDS
     _schedule(LEARN_FROM_FEEDBACK, countdown=delay, pending_key=LEARN_PENDING_KEY, pending_seconds=delay)
+
+
+# time.monotonic() of this process's last request for a shadow-ranking run.
+_shadows_asked_at = -1e9
+
+
+def shadows_rank_schedule() -> None:
+    """Ask for a shadow-ranking run (recommender.serving.shadow) once the recommendation just
+    logged is committed, SHADOW_DELAY_SECONDS from now, so that a run ranks a window of
+    requests together: one run per window across processes (the cache's pending flag, as for
+    learning), and each process looks at the flag at most once per window (shadows ride on
+    every request of an experiment; a cache round trip on each is what moving them off the
+    request path avoids). Inline when background threads are off (tests), broker or not."""
+    global _shadows_asked_at
+    if not settings.BACKGROUND_THREADS:
+        task_named(RANK_SHADOWS).apply()
+        return
+    now = time.monotonic()
+    if now - _shadows_asked_at < settings.SHADOW_DELAY_SECONDS:
+        return
+    _shadows_asked_at = now
+    transaction.on_commit(shadows_rank_again)
+
+
+def shadows_rank_again() -> None:
+    """One more run after the window, unless one is already due: asked by the requests, and
+    by a run that found work (the requests that committed while it ran, after a process
+    last asked, are ranked then, not only by the periodic task)."""
+    if not settings.BACKGROUND_THREADS:
+        return  # inline: each request ranked its own
+    delay = settings.SHADOW_DELAY_SECONDS
+    _schedule(RANK_SHADOWS, countdown=delay, pending_key=SHADOWS_PENDING_KEY, pending_seconds=delay)
 
 
 def tool_stats_publish_schedule() -> None:

@@ -178,6 +178,12 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 BROKER_BACKOFF_SECONDS = env_float("BROKER_BACKOFF_SECONDS", 5.0, minimum=0.0)
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "toolrec")
+# Shadow variants are ranked by a Celery task (recommender.serving.shadow). Name a queue here
+# to give them a worker of their own, at a lower CPU priority than the web processes
+# (deploy/systemd/toolrec-shadow-worker.service); empty: the default queue's workers.
+SHADOW_QUEUE = env_str("SHADOW_QUEUE")
+if SHADOW_QUEUE:
+    CELERY_TASK_ROUTES = {"recommender.serving.rank_shadows": {"queue": SHADOW_QUEUE}}
 # Beat reads the schedule from the database (toolrec_site.scheduling.PERIODIC_TASKS, written
 # on migrate): operators see, pause and re-time the periodic tasks in the admin.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -230,6 +236,10 @@ RECOMMEND_POLICY = env_json(
     "RECOMMEND_POLICY", {"name": "bandit", "exploration": "ucb", "alpha": 0.2, "tool_bonus": 0.05}
 )
 LOG_CANDIDATES = env_int("LOG_CANDIDATES", 50, minimum=0)  # candidates logged per recommendation
+# (all of them while a shadow variant ranks the request: it ranks from the log)
+# A web process asks for a shadow-ranking run at most this often, that long after a request.
+SHADOW_DELAY_SECONDS = env_float("SHADOW_DELAY_SECONDS", 1.0, minimum=0.0)
+SHADOW_BATCH_SIZE = env_int("SHADOW_BATCH_SIZE", 200, minimum=1)  # recommendations per transaction
 NEW_TOOL_SHOWS = env_int("NEW_TOOL_SHOWS", 20, minimum=0)  # a tool shown fewer times is "new"
 # The answer's `match` (recommender.engine.match): labels from the probability that the top
 # tool is used, and the retrieval-score prior served before there is feedback to fit on.

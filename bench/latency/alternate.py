@@ -6,8 +6,11 @@ Separate runs (one without, one with) measure the machine as much as the shadow:
 2-core VM the load drifts by more than 10% between runs minutes apart. Blocks on one server,
 alternated, see the same drift, and each pair swaps its order (off-on, then on-off: ABBA), so
 a steady drift adds nothing to the ratio. Each block is a sequential phase (one client,
-`--requests`) and then a concurrent one (`--clients` for `--duration` s): the shadow competes
-with the served requests for the two cores and the GIL most when several requests run at once.
+`--requests`) and then a concurrent one (`--clients` for `--duration` s): the shadow's work
+(the full candidate log on the request, the ranking on a Celery worker, or on a timer thread in
+the web process without `--broker-url`) competes with the served requests for the two cores
+most when several requests run at once. At the end the run waits for the shadows to finish
+and reports, per "on" block, how many requests they ranked and how long after.
 The shadow is switched by `django_probe shadow-set` (an experiment whose only live variant
 serves the default policy, its shadow on every request); the server notices within the
 experiments' cache time, so each block waits that long first and drops its warm-up."""
@@ -46,7 +49,26 @@ def alternate_shadow(
             f"{phase:<11} p99 median off {s['p99_off_median']:.1f} ms, on {s['p99_on_median']:.1f} ms: "
             f"ratio {s['ratio_of_medians']:.3f} (per pair {', '.join(f'{r:.2f}' for r in s['pair_ratios'])})"
         )
-    return {"blocks": blocks, "summary": summary}
+    return {"blocks": blocks, "summary": summary, "shadow_slates": _shadows_done(env)}
+
+
+def _shadows_done(env: dict[str, str], wait_seconds: float = 180.0) -> dict[str, Any]:
+    """Whether the shadows ranked every request of the "on" blocks, and how long after it:
+    a shadow that adds nothing to the served latency because it never ran would prove nothing."""
+    started = time.monotonic()
+    status = django_probe(env, "shadow-status") or {}
+    while any(s["pending"] for s in status.values()) and time.monotonic() - started < wait_seconds:
+        time.sleep(5.0)
+        status = django_probe(env, "shadow-status") or {}
+    waited = time.monotonic() - started
+    for key, s in status.items():
+        lag = s["lag_seconds"] or {}
+        print(
+            f"{key}: {s['slates']} shadow slates for {s['recommendations']} recommendations, {s['pending']} pending "
+            f"after the run (+{waited:.0f} s); stored p50 {lag.get('p50', 0):.1f} s, p99 {lag.get('p99', 0):.1f} s, "
+            f"max {lag.get('max', 0):.1f} s after their recommendation"
+        )
+    return {"experiments": status, "waited_seconds": waited}
 
 
 def _block(

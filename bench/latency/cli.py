@@ -21,7 +21,15 @@ from .conversations import SessionSource, build_sessions, load_queries, read_con
 from .cpu import CpuMeter
 from .learning import LearningProbe, django_probe, print_phase_learning, seed_learning, status_line
 from .prepare import api_key, prepare
-from .processes import Processes, bench_env, start_server, start_worker, wait_healthy, wait_worker
+from .processes import (
+    Processes,
+    bench_env,
+    start_server,
+    start_shadow_worker,
+    start_worker,
+    wait_healthy,
+    wait_worker,
+)
 from .report import feedback_line, log_problems, machine_info, print_phase, summarise
 from .traffic import STOP, FeedbackPoster, run_concurrent, run_sequential
 
@@ -57,6 +65,14 @@ def parse_args(description: str, argv: list[str] | None = None) -> argparse.Name
         "--shadow",
         default="",
         help="a policy (preset or JSON) ranked as a shadow variant on every request (issue 12); default none",
+    )
+    p.add_argument(
+        "--shadow-worker-nice",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --broker-url: rank shadows on a worker of their own (SHADOW_QUEUE) at nice N, as "
+        "deploy/systemd/toolrec-shadow-worker.service; default: the main worker ranks them",
     )
     p.add_argument(
         "--alternate-shadow",
@@ -137,6 +153,8 @@ def _terminate(signum: int, frame: object) -> None:
 def _print_header(args: argparse.Namespace, info: dict[str, Any], db_kind: str) -> None:
     learning = f"on (delay {args.learn_delay:g} s, {args.seed_feedback} seeded)" if args.learning else "off"
     background = "a Celery worker with beat" if args.broker_url else "the web processes"
+    if args.broker_url and args.shadow_worker_nice is not None:
+        background += f", shadows on their own worker at nice {args.shadow_worker_nice}"
     print(
         f"toolrec recommend latency, commit {info['git_commit']}, {info['nproc']} CPUs ({info['cpu_model']}), "
         f"{info['ram_gb']} GB, load {info['load_average_at_start'][0]:.2f}, db {db_kind}, "
@@ -184,6 +202,10 @@ def _serve(bench: Bench, processes: Processes) -> None:
     args, results = bench.args, bench.results
     if args.broker_url:  # started with the server, so the two load their code at the same time
         processes.worker, processes.worker_name = start_worker(bench.env, bench.work_dir, bench.run_id)
+        if args.shadow_worker_nice is not None:
+            processes.shadow_worker = start_shadow_worker(
+                bench.env, bench.work_dir, bench.run_id, args.shadow_worker_nice
+            )
     _wait_ready(bench, processes)
     if bench.feedback is not None:
         bench.probe = _open_probe(bench)

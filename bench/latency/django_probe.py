@@ -4,6 +4,7 @@ environment (the server's database and settings), so the client process never se
     python -m bench.latency.django_probe status         # the newest learned state, the log's size
     python -m bench.latency.django_probe learn-pending  # learn everything pending now
     BENCH_SHADOW_POLICY=thompson python -m bench.latency.django_probe shadow-set  # (no policy: none)
+    python -m bench.latency.django_probe shadow-status
 
 Run from the project root. Each prints one JSON object, on the last line of its output.
 """
@@ -83,10 +84,38 @@ def shadow_set() -> dict[str, Any]:
     return {"shadow": policy, "experiment": key}
 
 
+def shadow_status() -> dict[str, Any]:
+    """Per bench shadow experiment: its recommendations, how many still wait for the shadow
+    worker, the slates it stored, and how long after its recommendation each slate was stored."""
+    from django.db.models import F
+
+    from experiments.models import ShadowSlate
+    from feedback.models import Recommendation
+
+    out = {}
+    keys = Recommendation.objects.filter(experiment_key__startswith=SHADOW_KEY).values_list("experiment_key", flat=True)
+    for key in sorted(set(keys)):
+        recs = Recommendation.objects.filter(experiment_key=key)
+        slates = ShadowSlate.objects.filter(experiment_key=key)
+        lag = slates.annotate(lag=F("created_at") - F("recommendation__created_at"))
+        lags = sorted(d.total_seconds() for d in lag.values_list("lag", flat=True))
+        out[key] = {
+            "recommendations": recs.count(),
+            "pending": recs.filter(shadow_pending=True).count(),
+            "slates": len(lags),
+            "lag_seconds": lags and {q: lags[min(len(lags) - 1, int(p * len(lags)))] for q, p in LAG_QUANTILES},
+        }
+    return out
+
+
+LAG_QUANTILES = (("p50", 0.5), ("p99", 0.99), ("max", 1.0))
+
+
 COMMANDS: dict[str, Callable[[], dict[str, Any]]] = {
     "status": status,
     "learn-pending": learn_pending,
     "shadow-set": shadow_set,
+    "shadow-status": shadow_status,
 }
 
 

@@ -67,6 +67,9 @@ def bench_env(args: argparse.Namespace, work_dir: pathlib.Path, run_id: str) -> 
         env["EMBEDDING_CACHE_SECONDS"] = "21600"
     if args.broker_url:
         env["CELERY_BROKER_URL"] = args.broker_url
+        env["CELERY_QUEUE"] = f"toolrec-bench-{run_id}"
+        if args.shadow_worker_nice is not None:
+            env["SHADOW_QUEUE"] = f"toolrec-bench-shadows-{run_id}"
     if args.learning:  # learned within seconds, so new states are published while latency is measured
         env["LEARN_DELAY_SECONDS"] = str(args.learn_delay)
     return env, database_kind(database_url)
@@ -95,11 +98,13 @@ class Processes:
     server: subprocess.Popen[bytes]
     worker: subprocess.Popen[bytes] | None = None
     worker_name: str = ""
+    shadow_worker: subprocess.Popen[bytes] | None = None  # --shadow-worker-nice: SHADOW_QUEUE's own
 
     def stop(self, work_dir: pathlib.Path, run_id: str) -> None:
         stop_server(self.server)
-        if self.worker is not None:
-            stop_worker(self.worker, work_dir, run_id)
+        for worker in (self.worker, self.shadow_worker):
+            if worker is not None:
+                stop_worker(worker, work_dir, run_id)
 
 
 def start_server(args: argparse.Namespace, env: dict[str, str], work_dir: pathlib.Path) -> subprocess.Popen[bytes]:
@@ -157,11 +162,23 @@ def start_worker(env: dict[str, str], work_dir: pathlib.Path, run_id: str) -> tu
     periodic task (an index rebuild, a ranker training) comes due merely because the last run was long ago."""
     name = f"bench-{run_id}@{platform.node()}"
     schedule = work_dir / f"celerybeat-schedule-{run_id}"
+    argv = ["worker", "--beat", "-Q", env["CELERY_QUEUE"], "--hostname", name, "--schedule", str(schedule)]
+    return _celery(env, work_dir, argv), name
+
+
+def start_shadow_worker(env: dict[str, str], work_dir: pathlib.Path, run_id: str, nice: int) -> subprocess.Popen[bytes]:
+    """The shadow variants' own worker (SHADOW_QUEUE), at a lower CPU priority than the web
+    processes, as deploy/systemd/toolrec-shadow-worker.service runs it."""
+    argv = ["worker", "-Q", env["SHADOW_QUEUE"], "--hostname", f"bench-shadows-{run_id}@{platform.node()}"]
+    return _celery(env, work_dir, argv, nice=nice)
+
+
+def _celery(env: dict[str, str], work_dir: pathlib.Path, argv: list[str], nice: int = 0) -> subprocess.Popen[bytes]:
     log = open(work_dir / "celery.log", "ab")  # noqa: SIM115 - lives as long as the worker
-    worker = subprocess.Popen(
+    return subprocess.Popen(
         [
-            *(str(CELERY), "-A", "toolrec_site", "worker", "--beat", "-l", "warning", "--concurrency", "1"),
-            *("--hostname", name, "--schedule", str(schedule)),
+            *(["nice", "-n", str(nice)] if nice else []),
+            *(str(CELERY), "-A", "toolrec_site", *argv, "-l", "warning", "--concurrency", "1"),
         ],
         cwd=ROOT,
         env=env,
@@ -169,7 +186,6 @@ def start_worker(env: dict[str, str], work_dir: pathlib.Path, run_id: str) -> tu
         stderr=log,
         start_new_session=True,
     )
-    return worker, name
 
 
 def wait_worker(broker_url: str, name: str, worker: subprocess.Popen[bytes], work_dir: pathlib.Path) -> float:

@@ -40,12 +40,12 @@ from recommender.serving.candidates import (
 from recommender.serving.holders import isolated, learned, snapshots
 from recommender.serving.ranking import Ranked, pin, policy_config, rank
 from recommender.serving.request_signals import RequestSignals, request_signals_start
-from recommender.serving.shadow import ShadowJob, shadow_schedule
 from recommender.serving.slate_answer import FittedSlate, RecommendedTool, answer_tools, slate_fit
 from recommender.serving.tool_formats import OutputShape
 from recommender.serving.visibility import Visibility, visibility_for
 from toolrec_site import metrics
 from toolrec_site.errors import ToolrecError, Unavailable
+from toolrec_site.scheduling import shadows_rank_schedule
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +147,9 @@ def recommendation_create(
     if embedded.failed:  # keyword retrieval: the learned policies' features would be meaningless
         chosen = ChosenPolicy(chosen.assignment, PolicyConfig())
     clock.mark("embedded")
-    shared_state = state = learned.get()
+    state = learned.get()
     if chosen.assignment.isolated:
-        state = isolated.served(shared_state, chosen.assignment.experiment_key, chosen.assignment.variant)
+        state = isolated.served(state, chosen.assignment.experiment_key, chosen.assignment.variant)
     memory = None if embedded.failed else serving_memory(state, vectors[0], snapshot.embedding_model)
     retrieved = candidates_find(
         snapshot, read, vectors, chosen, memory=memory, k=asker.k, tool_filter=tool_filter, visibility=visibility
@@ -172,7 +172,7 @@ def recommendation_create(
     logged = Logged(snapshot, read, chosen, retrieved, ranked, fitted.shown, embedded)
     recommendation_id = impression_log(asker, logged, latency_ms=clock.ms("start", "ranked")) if record else None
     if recommendation_id is not None and chosen.assignment.shadows:
-        shadow_schedule(shadow_job(recommendation_id, logged, asker.k, shared_state))  # shadows learn shared
+        shadows_rank_schedule()  # ranked from the impression's log by a worker (serving.shadow)
     tools = answer_tools(snapshot, retrieved.candidates, ranked, fitted.shown, fitted.positions, explain=explain)
     clock.mark("finished")
     return _result(recommendation_id, snapshot, chosen, ranked, tools, clock, asker.output, fitted)
@@ -300,8 +300,11 @@ class Logged:
 
 
 def impression_log(asker: Asker, logged: Logged, *, latency_ms: float) -> uuid.UUID:
-    """Log the recommendation and what it showed, with features and propensities."""
+    """Log the recommendation and what it showed, with features and propensities; every
+    candidate when shadow variants will rank it from this log."""
     ranked, retrieved, context = logged.ranked, logged.retrieved, logged.read.context
+    shadowed = bool(logged.chosen.assignment.shadows)
+    logged_candidates = len(ranked.tool_ids) if shadowed else settings.LOG_CANDIDATES
     return recommendation_record(
         api_key=asker.api_key,
         user_id=asker.user_id,
@@ -317,27 +320,13 @@ def impression_log(asker: Asker, logged: Logged, *, latency_ms: float) -> uuid.U
         call_count=len(context.called_tools),
         query_vector=retrieved.vectors[0].astype(np.float32).tobytes(),
         candidate_log=candidate_log(
-            ranked.tool_ids, ranked.features, ranked.slate.order, retrieved.candidates.fused, settings.LOG_CANDIDATES
+            ranked.tool_ids, ranked.features, ranked.slate.order, retrieved.candidates.fused, logged_candidates
         ),
         latency_ms=latency_ms,
         shown=logged.shown,
         facts=logged.facts(),
+        shadow_pending=shadowed,
     ).pk
-
-
-def shadow_job(recommendation_id: uuid.UUID, logged: Logged, k: int, state: LearnedState | None) -> ShadowJob:
-    """The shadows rank the same candidates and features as the served policy."""
-    return ShadowJob(
-        recommendation_id=recommendation_id,
-        experiment_key=logged.chosen.assignment.experiment_key,
-        shadows=logged.chosen.assignment.shadows,
-        features=logged.ranked.features,
-        retrieval_scores=logged.retrieved.candidates.fused,
-        tool_ids=logged.retrieved.tool_ids,
-        served_order=logged.ranked.slate.order,
-        k=k,
-        learned=state,
-    )
 
 
 def _result(

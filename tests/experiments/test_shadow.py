@@ -4,14 +4,18 @@ never served, and judged against what was used."""
 from __future__ import annotations
 
 from io import StringIO
+from typing import Any
 
 from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
 from experiments.models import ShadowSlate
+from experiments.selectors import reset_cache
 from experiments.services import VariantSpec, experiment_create, experiment_start
 from feedback.models import Impression, Recommendation
+from recommender.engine.candidate_log import read_candidate_log
+from recommender.serving.shadow import shadows_rank
 from toolrec_site.errors import ToolrecError
 
 REC, FEEDBACK = "/api/v1/recommendations", "/api/v1/feedback"
@@ -76,3 +80,44 @@ def test_a_shadow_cannot_be_the_control(db: None) -> None:
         assert "cannot be the control" in exc.message
     else:
         raise AssertionError("a shadow control was accepted")
+
+
+def test_a_shadow_ranks_the_served_candidates_from_the_log(api: APIClient, indexed: None, settings: Any) -> None:
+    """The worker ranks from the logged candidates: every one of them is logged while a shadow
+    runs (not only LOG_CANDIDATES), so a shadow of the served policy picks the served slate."""
+    settings.LOG_CANDIDATES = 2
+    api.post(REC, {"messages": [{"role": "user", "content": "send an email"}], "k": 3}, format="json")
+    _experiment("semantic")
+    reset_cache()  # the request above cached "no experiment" for 5 s
+    _traffic(api, 8)
+    outside = Recommendation.objects.get(experiment_key="")
+    assert outside.candidate_log is not None
+    assert len(read_candidate_log(bytes(outside.candidate_log)).tool_ids) <= 2 + 3
+    for rec in Recommendation.objects.filter(experiment_key="s"):
+        assert rec.candidate_log is not None
+        logged = read_candidate_log(bytes(rec.candidate_log))
+        assert len(logged.tool_ids) == 12  # the whole small catalog was a candidate
+        served = list(rec.impressions.order_by("rank").values_list("tool_id", flat=True))
+        slate = ShadowSlate.objects.get(recommendation=rec, variant="shadow")
+        assert slate.tool_ids == served and slate.served_target == [1.0, 1.0, 1.0]
+        assert not rec.shadow_pending
+
+
+def test_a_shadow_run_again_adds_nothing_and_a_bad_log_spoils_no_batch(api: APIClient, indexed: None) -> None:
+    _experiment({"name": "hybrid", "exploration": "thompson"})
+    _traffic(api, 6)
+    recs = Recommendation.objects.filter(experiment_key="s")
+    recs.update(shadow_pending=True)  # as after a redelivered task
+    out = StringIO()
+    call_command("experiment_results", "s", stdout=out)
+    assert "shadow shadow: 6 slates (6 requests not ranked yet)" in out.getvalue()
+    assert shadows_rank().recommendations == 6 and ShadowSlate.objects.count() == 6
+
+    ShadowSlate.objects.all().delete()
+    recs.update(shadow_pending=True)
+    broken = recs.first()
+    Recommendation.objects.filter(pk=broken.pk).update(candidate_log=None)
+    run = shadows_rank()
+    assert (run.recommendations, run.slates, run.unrankable) == (6, 5, 1)
+    assert not recs.filter(shadow_pending=True).exists()
+    assert not ShadowSlate.objects.filter(recommendation=broken).exists()

@@ -70,10 +70,12 @@ class Command(BaseCommand):
 
 
 def _shadow_line(s: dict[str, Any]) -> str:
+    waiting = f" ({s['pending']} requests not ranked yet)" if s.get("pending") else ""
+    slates = f"{s['recommendations']} slates{waiting}"
     if not s.get("served_uses"):
-        return f"shadow {s['variant']}: {s['recommendations']} slates, no uses yet"
+        return f"shadow {s['variant']}: {slates}, no uses yet"
     line = (
-        f"shadow {s['variant']}: {s['recommendations']} slates; {s['uses_in_shadow_slate']} of {s['served_uses']} uses "
+        f"shadow {s['variant']}: {slates}; {s['uses_in_shadow_slate']} of {s['served_uses']} uses "
         f"({_pct(s['share_of_uses_in_shadow_slate']).strip()}%) were in its slate, mean rank "
         f"{s['mean_rank_of_used_in_shadow'] or 0:.2f}"
     )
