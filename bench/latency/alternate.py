@@ -21,9 +21,11 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .conversations import SessionSource
+from .cpu import CpuMeter
 from .learning import django_probe
 from .report import pcts
 from .traffic import run_concurrent, run_sequential
@@ -33,7 +35,12 @@ SETTLE_REQUESTS = 10  # sent after the switch, not measured: the first shadow jo
 
 
 def alternate_shadow(
-    args: argparse.Namespace, env: dict[str, str], base_url: str, key: str, source: SessionSource
+    args: argparse.Namespace,
+    env: dict[str, str],
+    base_url: str,
+    key: str,
+    source: SessionSource,
+    cpu_meter: Callable[[], CpuMeter],
 ) -> dict[str, Any]:
     if not args.shadow:
         raise SystemExit("--alternate-shadow needs --shadow POLICY")
@@ -41,7 +48,7 @@ def alternate_shadow(
     for pair in range(args.alternate_shadow):
         order = ("off", "on") if pair % 2 == 0 else ("on", "off")
         for state in order:
-            blocks.append(_block(args, env, base_url, key, source, pair, state))
+            blocks.append(_block(args, env, base_url, key, source, pair, state, cpu_meter))
     django_probe({**env, "BENCH_SHADOW_POLICY": ""}, "shadow-set")  # leave the server as found
     summary = {phase: _ratio(blocks, phase) for phase in ("sequential", "concurrent")}
     for phase, s in summary.items():
@@ -49,7 +56,30 @@ def alternate_shadow(
             f"{phase:<11} p99 median off {s['p99_off_median']:.1f} ms, on {s['p99_on_median']:.1f} ms: "
             f"ratio {s['ratio_of_medians']:.3f} (per pair {', '.join(f'{r:.2f}' for r in s['pair_ratios'])})"
         )
-    return {"blocks": blocks, "summary": summary, "shadow_slates": _shadows_done(env)}
+    cpu = _cpu_ratio(blocks)
+    print(
+        "CPU per served request in the concurrent phase (median of blocks), off -> on: "
+        + ", ".join(f"{g} {v['off']:.1f} -> {v['on']:.1f} ms" for g, v in cpu["groups"].items())
+        + f"; services' total ratio {cpu['total_ratio']:.3f}"
+    )
+    return {"blocks": blocks, "summary": summary, "cpu": cpu, "shadow_slates": _shadows_done(env)}
+
+
+SERVICES = ("server", "celery_worker", "shadow_worker", "postgres")  # what serving and its shadows run on
+
+
+def _cpu_ratio(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """CPU per served request by process group, on and off (medians over blocks): unlike the
+    p99, it hardly moves with the machine's drift, and under saturation the latency grows
+    with it."""
+    groups: dict[str, dict[str, float]] = {}
+    for group in blocks[0]["cpu_ms_per_request"]:
+        groups[group] = {
+            state: statistics.median(b["cpu_ms_per_request"][group] for b in blocks if b["shadow"] == state)
+            for state in ("off", "on")
+        }
+    totals = {state: sum(v[state] for g, v in groups.items() if g in SERVICES) for state in ("off", "on")}
+    return {"groups": groups, "total_ms": totals, "total_ratio": totals["on"] / totals["off"]}
 
 
 def _shadows_done(env: dict[str, str], wait_seconds: float = 180.0) -> dict[str, Any]:
@@ -72,7 +102,14 @@ def _shadows_done(env: dict[str, str], wait_seconds: float = 180.0) -> dict[str,
 
 
 def _block(
-    args: argparse.Namespace, env: dict[str, str], base_url: str, key: str, source: SessionSource, pair: int, state: str
+    args: argparse.Namespace,
+    env: dict[str, str],
+    base_url: str,
+    key: str,
+    source: SessionSource,
+    pair: int,
+    state: str,
+    cpu_meter: Callable[[], CpuMeter],
 ) -> dict[str, Any]:
     policy = args.shadow if state == "on" else ""
     switched = django_probe({**env, "BENCH_SHADOW_POLICY": policy}, "shadow-set")
@@ -80,10 +117,13 @@ def _block(
     run_sequential(base_url, key, source, SETTLE_REQUESTS, "settle")
     label = f"{state}{pair}"
     sequential = run_sequential(base_url, key, source, args.requests, f"seq-{label}")
-    concurrent = run_concurrent(
-        base_url, key, source, args.clients, args.duration, args.concurrent_requests, f"con-{label}"
-    )
+    with cpu_meter() as meter:
+        concurrent = run_concurrent(
+            base_url, key, source, args.clients, args.duration, args.concurrent_requests, f"con-{label}"
+        )
     block: dict[str, Any] = {"pair": pair, "shadow": state, "switched": switched}
+    served = max(1, sum(1 for r in concurrent if r["status"] == 200))
+    block["cpu_ms_per_request"] = {group: 1000 * sec / served for group, sec in meter.seconds.items()}
     for phase, rows in (("sequential", sequential), ("concurrent", concurrent)):
         ok = [r["e2e"] for r in rows if r["status"] == 200]
         block[phase] = {"ms": pcts(ok), "errors": len(rows) - len(ok)}

@@ -214,7 +214,13 @@ def _serve(bench: Bench, processes: Processes) -> None:
         )
     _warm_up(bench)
     if args.alternate_shadow:
-        results["alternate_shadow"] = alternate_shadow(args, bench.env, bench.base_url, bench.key, bench.source)
+        worker, shadows = processes.worker, processes.shadow_worker
+
+        def meter() -> CpuMeter:
+            extra = {"shadow_worker": shadows.pid} if shadows else {}
+            return CpuMeter(processes.server.pid, worker.pid if worker else None, extra, postgres=True)
+
+        results["alternate_shadow"] = alternate_shadow(args, bench.env, bench.base_url, bench.key, bench.source, meter)
         return
     if args.learning:
         results["learning_before"] = django_probe(bench.env, "status")

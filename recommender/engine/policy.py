@@ -293,13 +293,14 @@ def _epsilon_slate(req: _Request, rng: np.random.Generator) -> Slate:
     )
 
 
-def _thompson_slate(req: _Request, rng: np.random.Generator) -> Slate:
+def _thompson_slate(req: _Request, rng: np.random.Generator) -> tuple[Slate, Float64Array]:
+    """The slate and every candidate's inclusion share over the same M + 1 draws."""
     draws = 1 + req.config.thompson_resamples
     sampled = req.thompson_matrix(draws, rng)
     order = _top_k(sampled[:, 0], req.retrieval, req.k)  # column 0 is the served draw
     inclusion = _topk_share(sampled, req.k)
     greedy = _top_k(req.exploit()[:, 0], req.retrieval, req.k)
-    return Slate(
+    slate = Slate(
         order=order,
         scores=sampled[order, 0].astype(np.float32),
         propensities=inclusion[order].astype(np.float32),
@@ -307,6 +308,7 @@ def _thompson_slate(req: _Request, rng: np.random.Generator) -> Slate:
         policy=req.name,
         exploration="thompson",
     )
+    return slate, inclusion
 
 
 def _topk_share(sampled: Float64Array, k: int) -> Float64Array:
@@ -334,11 +336,33 @@ def choose_slate(
     Falls back instead of failing when a model is missing: ``ltr`` without scores serves
     ``bandit``, ``bandit`` without a state serves ``semantic``; ``Slate.policy`` says which.
     """
+    return _slate(_resolve(features, retrieval_scores, k, config, bandit, ltr_scores), rng)[0]
+
+
+def slate_with_inclusion(
+    features: FloatArray,
+    *,
+    retrieval_scores: FloatArray,
+    k: int,
+    config: PolicyConfig,
+    bandit: LinearBanditState | None,
+    ltr_scores: FloatArray | None,
+    rng: np.random.Generator,
+) -> tuple[Slate, FloatArray]:
+    """``choose_slate`` and ``inclusion_probabilities`` at once, as a shadow variant needs
+    them: one resolution, and for Thompson one set of draws (the slate's own draw and
+    ``thompson_resamples`` more, whose shares are the slate's propensities), not two."""
     req = _resolve(features, retrieval_scores, k, config, bandit, ltr_scores)
+    slate, inclusion = _slate(req, rng)
+    return slate, (inclusion if inclusion is not None else _inclusion(req, rng)).astype(np.float32)
+
+
+def _slate(req: _Request, rng: np.random.Generator) -> tuple[Slate, Float64Array | None]:
+    """The slate, and every candidate's inclusion probability when choosing it gave them."""
     exploration = _exploration(req)
     if req.k == 0:
         empty = np.empty(0, dtype=np.float32)
-        return Slate(
+        slate = Slate(
             order=np.empty(0, dtype=np.int64),
             scores=empty,
             propensities=empty,
@@ -346,8 +370,9 @@ def choose_slate(
             policy=req.name,
             exploration=exploration,
         )
+        return slate, np.zeros(req.n)
     if exploration == "epsilon":
-        return _epsilon_slate(req, rng)
+        return _epsilon_slate(req, rng), None
     if exploration == "thompson":
         return _thompson_slate(req, rng)
     exploit = req.exploit()[:, 0]
@@ -356,7 +381,7 @@ def choose_slate(
     explored = (
         ~np.isin(order, _top_k(exploit, req.retrieval, req.k)) if exploration == "ucb" else np.zeros(req.k, dtype=bool)
     )
-    return Slate(
+    slate = Slate(
         order=order,
         scores=scores[order].astype(np.float32),
         propensities=np.ones(req.k, dtype=np.float32),
@@ -364,6 +389,9 @@ def choose_slate(
         policy=req.name,
         exploration=exploration,
     )
+    inclusion = np.zeros(req.n)
+    inclusion[order] = 1.0  # deterministic: the slate is the only one it could show
+    return slate, inclusion
 
 
 def inclusion_probabilities(
@@ -382,10 +410,13 @@ def inclusion_probabilities(
     ``thompson_resamples`` draws for Thompson. This is the target-policy side of
     off-policy evaluation: the entries sum to k.
     """
-    req = _resolve(features, retrieval_scores, k, config, bandit, ltr_scores)
+    return _inclusion(_resolve(features, retrieval_scores, k, config, bandit, ltr_scores), rng).astype(np.float32)
+
+
+def _inclusion(req: _Request, rng: np.random.Generator) -> Float64Array:
     out = np.zeros(req.n)
     if req.k == 0:
-        return out.astype(np.float32)
+        return out
     exploration = _exploration(req)
     if exploration == "epsilon":
         greedy, pool, probs = _epsilon_plan(req, req.exploit()[:, 0])
@@ -396,4 +427,4 @@ def inclusion_probabilities(
         exploit = req.exploit()[:, 0]
         scores = exploit + req.ucb_bonus() if exploration == "ucb" else exploit
         out[_top_k(scores, req.retrieval, req.k)] = 1.0
-    return out.astype(np.float32)
+    return out

@@ -8,8 +8,8 @@ marks itself `shadow_pending`: two values in the row it writes anyway. At most o
 `SHADOW_DELAY_SECONDS` per process it asks for a ranking run; beat runs one every
 `SHADOW_PERIOD_SECONDS` for whatever a lost publish left pending. A run claims pending
 recommendations with a skip-locked select (runs may overlap), ranks each shadow on the
-logged candidates (one policy pass: `choose_slate` and `inclusion_probabilities`, plus
-LambdaMART scores for ltr, no second retrieval), and stores one ShadowSlate per
+logged candidates (one policy pass, `slate_with_inclusion`, plus LambdaMART scores for ltr;
+no second retrieval), and stores one ShadowSlate per
 (recommendation, variant) (unique: a redelivered run adds nothing).
 
 Why not in the web process, where this project ranked shadows first (on a background thread
@@ -42,7 +42,7 @@ from experiments.models import ShadowSlate, Variant
 from feedback.models import Impression, Recommendation
 from recommender.engine.candidate_log import LoggedCandidates, read_candidate_log
 from recommender.engine.ltr import predict as ltr_predict
-from recommender.engine.policy import choose_slate, inclusion_probabilities
+from recommender.engine.policy import slate_with_inclusion
 from recommender.learning.state import LearnedState
 from recommender.serving.holders import learned
 from recommender.serving.ranking import policy_config
@@ -153,8 +153,7 @@ def shadow_slates(
             ltr_scores=ltr_scores,
             rng=np.random.default_rng(),
         )
-        slate = choose_slate(logged.features, **kwargs)
-        target = inclusion_probabilities(logged.features, **kwargs)
+        slate, target = slate_with_inclusion(logged.features, **kwargs)
         rows.append(
             ShadowSlate(
                 recommendation_id=recommendation_id,

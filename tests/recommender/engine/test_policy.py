@@ -5,7 +5,7 @@ import pytest
 
 from recommender.engine.bandit import LinearBanditState, update
 from recommender.engine.features import FEATURE_INDEX, N_FEATURES
-from recommender.engine.policy import PolicyConfig, choose_slate, inclusion_probabilities
+from recommender.engine.policy import PolicyConfig, choose_slate, inclusion_probabilities, slate_with_inclusion
 
 D = N_FEATURES
 
@@ -230,6 +230,32 @@ def test_thompson_propensities_estimate_how_often_each_item_is_shown() -> None:
     assert estimate.sum() == pytest.approx(3.0)
     assert np.max(np.minimum(estimate, 1 - estimate)) > 0.05  # genuinely random
     np.testing.assert_allclose(counts / draws, estimate, atol=0.07)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        PolicyConfig(name="bandit", exploration="thompson", v=0.5, thompson_resamples=200),
+        PolicyConfig(name="hybrid", exploration="epsilon", epsilon=0.3),
+        PolicyConfig(name="bandit", exploration="ucb"),
+        PolicyConfig(),
+    ],
+    ids=["thompson", "epsilon", "ucb", "semantic"],
+)
+def test_a_slate_with_its_inclusion_probabilities_agrees_with_the_two_apart(config: PolicyConfig) -> None:
+    """What a shadow variant stores: its slate, and every candidate's inclusion probability
+    (for Thompson from the slate's own draws), as `choose_slate` and `inclusion_probabilities`."""
+    features, retrieval = candidates(15)
+    bandit = update(LinearBanditState.initial(D), features[:5].astype(np.float64), np.ones(5))
+    kwargs = dict(retrieval_scores=retrieval, k=3, config=config, bandit=bandit, ltr_scores=None)
+    together, inclusion = slate_with_inclusion(features, **kwargs, rng=np.random.default_rng(3))
+    alone = choose_slate(features, **kwargs, rng=np.random.default_rng(3))
+    assert together.order.tolist() == alone.order.tolist()
+    np.testing.assert_array_equal(together.propensities, alone.propensities)
+    np.testing.assert_allclose(inclusion[together.order], together.propensities, rtol=1e-6)
+    apart = inclusion_probabilities(features, **kwargs, rng=np.random.default_rng(4))
+    assert inclusion.sum() == pytest.approx(3.0)
+    np.testing.assert_allclose(inclusion, apart, atol=0.12)  # Thompson: two Monte Carlo estimates
 
 
 def test_k_is_capped_by_the_candidates_and_k_max() -> None:
