@@ -1,4 +1,5 @@
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -247,7 +248,7 @@ def test_a_slate_with_its_inclusion_probabilities_agrees_with_the_two_apart(conf
     (for Thompson from the slate's own draws), as `choose_slate` and `inclusion_probabilities`."""
     features, retrieval = candidates(15)
     bandit = update(LinearBanditState.initial(D), features[:5].astype(np.float64), np.ones(5))
-    kwargs = dict(retrieval_scores=retrieval, k=3, config=config, bandit=bandit, ltr_scores=None)
+    kwargs: dict[str, Any] = dict(retrieval_scores=retrieval, k=3, config=config, bandit=bandit, ltr_scores=None)
     together, inclusion = slate_with_inclusion(features, **kwargs, rng=np.random.default_rng(3))
     alone = choose_slate(features, **kwargs, rng=np.random.default_rng(3))
     assert together.order.tolist() == alone.order.tolist()
