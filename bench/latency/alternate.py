@@ -54,7 +54,9 @@ def alternate_shadow(
     for phase, s in summary.items():
         print(
             f"{phase:<11} p99 median off {s['p99_off_median']:.1f} ms, on {s['p99_on_median']:.1f} ms: "
-            f"ratio {s['ratio_of_medians']:.3f} (per pair {', '.join(f'{r:.2f}' for r in s['pair_ratios'])})"
+            f"ratio {s['ratio_of_medians']:.3f} (per pair {', '.join(f'{r:.2f}' for r in s['pair_ratios'])}; "
+            f"geometric mean {s['pair_ratio_geometric_mean']:.3f}); pooled p99 off {s['pooled_off'].get('p99', 0):.1f} "
+            f"ms, on {s['pooled_on'].get('p99', 0):.1f} ms: ratio {s['pooled_p99_ratio'] or 0:.3f}"
         )
     cpu = _cpu_ratio(blocks)
     print(
@@ -126,7 +128,7 @@ def _block(
     block["cpu_ms_per_request"] = {group: 1000 * sec / served for group, sec in meter.seconds.items()}
     for phase, rows in (("sequential", sequential), ("concurrent", concurrent)):
         ok = [r["e2e"] for r in rows if r["status"] == 200]
-        block[phase] = {"ms": pcts(ok), "errors": len(rows) - len(ok)}
+        block[phase] = {"ms": pcts(ok), "errors": len(rows) - len(ok), "e2e_ms": [round(v, 2) for v in ok]}
     block["load_average"] = os.getloadavg()
     seq, con = block["sequential"]["ms"] or {}, block["concurrent"]["ms"] or {}
     print(
@@ -141,12 +143,23 @@ def _ratio(blocks: list[dict[str, Any]], phase: str) -> dict[str, Any]:
     def p99(state: str) -> list[float]:
         return [b[phase]["ms"]["p99"] for b in blocks if b["shadow"] == state and b[phase]["ms"]]
 
+    def pooled(state: str) -> dict[str, float]:
+        """Every block's requests together: the p99 of a few thousand requests, not of one
+        block's thousand (whose top 1% is ten requests)."""
+        return pcts([v for b in blocks if b["shadow"] == state for v in b[phase]["e2e_ms"]]) or {}
+
     off, on = p99("off"), p99("on")
+    pooled_off, pooled_on = pooled("off"), pooled("on")
+    pair_ratios = [b / a for a, b in zip(off, on, strict=True)]
     return {
         "p99_off": off,
         "p99_on": on,
         "p99_off_median": statistics.median(off),
         "p99_on_median": statistics.median(on),
         "ratio_of_medians": statistics.median(on) / statistics.median(off),
-        "pair_ratios": [b / a for a, b in zip(off, on, strict=True)],
+        "pair_ratios": pair_ratios,
+        "pair_ratio_geometric_mean": statistics.geometric_mean(pair_ratios),
+        "pooled_off": pooled_off,
+        "pooled_on": pooled_on,
+        "pooled_p99_ratio": pooled_on["p99"] / pooled_off["p99"] if pooled_off and pooled_on else None,
     }

@@ -13,12 +13,12 @@ no second retrieval), and stores one ShadowSlate per
 (recommendation, variant) (unique: a redelivered run adds nothing).
 
 Why not in the web process, where this project ranked shadows first (on a background thread
-after the answer): the job is small (about 2 ms of CPU for a Thompson shadow against about
-16 ms for the served request), but in the web process it competed with the request threads
-for the GIL, and with 4 concurrent clients on 2 cores it raised the served p99 by 40%
-(bench/results/recommend_latency_shadow_alternate_1000.json). In a worker it competes for
-CPU only, and a worker of its own (`SHADOW_QUEUE`) can run at a lower priority than the web
-processes (deploy/systemd/toolrec-shadow-worker.service).
+after the answer): the job is small (about 2 ms of CPU for a Thompson shadow, 1 ms now,
+against about 25 ms for the served request), but in the web process it competed with the
+request threads for the GIL, and with 4 concurrent clients on 2 cores it raised the served
+p99 by 40% (bench/results/recommend_latency_shadow_alternate_1000.json). In a worker it
+competes for CPU only, and a worker of its own (`SHADOW_QUEUE`) can run at a lower priority
+than the web processes (deploy/systemd/toolrec-shadow-worker.service).
 
 What differs from ranking inside the request: the learned state is the worker's newest
 shared one (a learner batch later at most, seconds), and a Thompson shadow's draws are its
