@@ -6,7 +6,9 @@ from __future__ import annotations
 from io import StringIO
 from typing import Any
 
+import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -121,3 +123,13 @@ def test_a_shadow_run_again_adds_nothing_and_a_bad_log_spoils_no_batch(api: APIC
     assert (run.recommendations, run.slates, run.unrankable) == (6, 5, 1)
     assert not recs.filter(shadow_pending=True).exists()
     assert not ShadowSlate.objects.filter(recommendation=broken).exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="TOAST compression is PostgreSQL's")
+def test_candidate_logs_are_compressed_with_lz4(api: APIClient, indexed: None) -> None:
+    """pglz cost the server twice lz4's CPU per logged recommendation (feedback migration 0007)."""
+    _experiment("semantic")
+    _traffic(api, 3)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT pg_column_compression(candidate_log) FROM feedback_recommendation")
+        assert cursor.fetchall() == [("lz4",)]
