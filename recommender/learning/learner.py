@@ -79,7 +79,9 @@ def _claim(*, cutoff: datetime, size: int) -> Claimed:
     """Recommendations served before `cutoff` and late uses that nobody else holds."""
     recs = [
         ClaimedRecommendation(*row)
-        for row in Recommendation.objects.select_for_update(skip_locked=True)
+        # NO KEY: a use reported meanwhile (its foreign-key check takes FOR KEY SHARE) must not
+        # wait for the batch; learners still skip each other's rows.
+        for row in Recommendation.objects.select_for_update(skip_locked=True, no_key=True)
         .filter(learned_at__isnull=True, created_at__lte=cutoff)
         .order_by("created_at")
         .values_list(

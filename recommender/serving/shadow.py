@@ -79,12 +79,7 @@ def shadows_rank(*, batch_size: int | None = None, max_batches: int = 50) -> Sha
 def _batch_rank(size: int) -> ShadowRun:
     state = learned.get()  # the shared state: shadows learn shared
     with transaction.atomic():
-        rows = list(
-            Recommendation.objects.select_for_update(skip_locked=True)
-            .filter(shadow_pending=True)
-            .order_by("created_at")
-            .values_list("pk", "experiment_key", "k", "candidate_log")[:size]
-        )
+        rows = shadows_claim(size)
         if not rows:
             return ShadowRun()
         ids = [pk for pk, *_ in rows]
@@ -104,6 +99,20 @@ def _batch_rank(size: int) -> ShadowRun:
         ShadowSlate.objects.bulk_create(slates, ignore_conflicts=True)
         Recommendation.objects.filter(pk__in=ids).update(shadow_pending=False)
     return ShadowRun(len(rows), len(slates), unrankable)
+
+
+def shadows_claim(size: int) -> list[tuple[uuid.UUID, str, int, bytes | memoryview | None]]:
+    """Pending recommendations nobody else holds, locked until the caller's transaction ends.
+    FOR NO KEY UPDATE, not FOR UPDATE: a use reported meanwhile (the conversation's next turn,
+    implicit feedback) inserts a UsageEvent whose foreign-key check takes FOR KEY SHARE on its
+    recommendation, which FOR UPDATE blocked for the whole batch: the next turn of a shadowed
+    conversation waited for the shadow run."""
+    return list(
+        Recommendation.objects.select_for_update(skip_locked=True, no_key=True)
+        .filter(shadow_pending=True)
+        .order_by("created_at")
+        .values_list("pk", "experiment_key", "k", "candidate_log")[:size]
+    )
 
 
 def _shadows_of(keys: set[str]) -> dict[str, Shadows]:
