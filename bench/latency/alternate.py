@@ -11,9 +11,11 @@ a steady drift adds nothing to the ratio. Each block is a sequential phase (one 
 the web process without `--broker-url`) competes with the served requests for the two cores
 most when several requests run at once. At the end the run waits for the shadows to finish
 and reports, per "on" block, how many requests they ranked and how long after.
-The shadow is switched by `django_probe shadow-set` (an experiment whose only live variant
-serves the default policy, its shadow on every request); the server notices within the
-experiments' cache time, so each block waits that long first and drops its warm-up."""
+The shadow is switched by `django_probe shadow-set`: "on" is an experiment whose only live
+variant serves the default policy, its shadow on every request; "off" is the same experiment
+without the shadow, so that what differs is the shadow alone, not an experiment's own costs
+(assignment, the watch's looks every minute). The server notices within the experiments'
+cache time, so each block waits that long first and drops its warm-up."""
 
 from __future__ import annotations
 
@@ -114,7 +116,7 @@ def _block(
     cpu_meter: Callable[[], CpuMeter],
 ) -> dict[str, Any]:
     policy = args.shadow if state == "on" else ""
-    switched = django_probe({**env, "BENCH_SHADOW_POLICY": policy}, "shadow-set")
+    switched = django_probe({**env, "BENCH_SHADOW_POLICY": policy, "BENCH_SHADOW_BASELINE": "experiment"}, "shadow-set")
     time.sleep(SETTLE_SECONDS)
     run_sequential(base_url, key, source, SETTLE_REQUESTS, "settle")
     label = f"{state}{pair}"

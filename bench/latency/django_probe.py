@@ -64,7 +64,8 @@ SHADOW_KEY = "bench-shadow"
 
 def shadow_set() -> dict[str, Any]:
     """Stop any running experiment; with BENCH_SHADOW_POLICY set, start one on all traffic whose
-    only live variant serves the default policy and whose shadow ranks every request."""
+    only live variant serves the default policy and whose shadow ranks every request; with
+    BENCH_SHADOW_BASELINE=experiment and no policy, the same experiment without the shadow."""
     from experiments.models import Experiment
     from experiments.selectors import default_policy
     from experiments.services import VariantSpec, experiment_create, experiment_start, experiment_stop
@@ -72,16 +73,16 @@ def shadow_set() -> dict[str, Any]:
     for running in Experiment.objects.filter(status=Experiment.Status.RUNNING):
         experiment_stop(experiment=running, actor="bench", reason="latency bench")
     policy = os.environ.get("BENCH_SHADOW_POLICY", "")
-    if not policy:
+    baseline = os.environ.get("BENCH_SHADOW_BASELINE", "") == "experiment"
+    if not policy and not baseline:
         return {"shadow": None}
-    key = f"{SHADOW_KEY}-{int(time.time())}"
-    variants = [
-        VariantSpec("served", default_policy(), is_control=True),
-        VariantSpec("shadow", json.loads(policy) if policy.startswith("{") else policy, role="shadow"),
-    ]
+    key = f"{SHADOW_KEY}-{int(time.time())}" if policy else f"bench-baseline-{int(time.time())}"
+    variants = [VariantSpec("served", default_policy(), is_control=True)]
+    if policy:
+        variants.append(VariantSpec("shadow", json.loads(policy) if policy.startswith("{") else policy, role="shadow"))
     experiment = experiment_create(key=key, unit="conversation", variants=variants, actor="bench")
     experiment_start(experiment=experiment, actor="bench")
-    return {"shadow": policy, "experiment": key}
+    return {"shadow": policy or None, "experiment": key}
 
 
 def shadow_status() -> dict[str, Any]:
