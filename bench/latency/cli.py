@@ -75,6 +75,11 @@ def parse_args(description: str, argv: list[str] | None = None) -> argparse.Name
         "deploy/systemd/toolrec-shadow-worker.service; default: the main worker ranks them",
     )
     p.add_argument(
+        "--shadow-worker-idle",
+        action="store_true",
+        help="with --shadow-worker-nice: run that worker under SCHED_IDLE (CPUSchedulingPolicy=idle in systemd)",
+    )
+    p.add_argument(
         "--alternate-shadow",
         type=int,
         default=0,
@@ -155,6 +160,7 @@ def _print_header(args: argparse.Namespace, info: dict[str, Any], db_kind: str) 
     background = "a Celery worker with beat" if args.broker_url else "the web processes"
     if args.broker_url and args.shadow_worker_nice is not None:
         background += f", shadows on their own worker at nice {args.shadow_worker_nice}"
+        background += " under SCHED_IDLE" if args.shadow_worker_idle else ""
     print(
         f"toolrec recommend latency, commit {info['git_commit']}, {info['nproc']} CPUs ({info['cpu_model']}), "
         f"{info['ram_gb']} GB, load {info['load_average_at_start'][0]:.2f}, db {db_kind}, "
@@ -204,7 +210,7 @@ def _serve(bench: Bench, processes: Processes) -> None:
         processes.worker, processes.worker_name = start_worker(bench.env, bench.work_dir, bench.run_id)
         if args.shadow_worker_nice is not None:
             processes.shadow_worker = start_shadow_worker(
-                bench.env, bench.work_dir, bench.run_id, args.shadow_worker_nice
+                bench.env, bench.work_dir, bench.run_id, args.shadow_worker_nice, args.shadow_worker_idle
             )
     _wait_ready(bench, processes)
     if bench.feedback is not None:

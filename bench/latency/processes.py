@@ -166,17 +166,23 @@ def start_worker(env: dict[str, str], work_dir: pathlib.Path, run_id: str) -> tu
     return _celery(env, work_dir, argv), name
 
 
-def start_shadow_worker(env: dict[str, str], work_dir: pathlib.Path, run_id: str, nice: int) -> subprocess.Popen[bytes]:
+def start_shadow_worker(
+    env: dict[str, str], work_dir: pathlib.Path, run_id: str, nice: int, idle: bool = False
+) -> subprocess.Popen[bytes]:
     """The shadow variants' own worker (SHADOW_QUEUE), at a lower CPU priority than the web
-    processes, as deploy/systemd/toolrec-shadow-worker.service runs it."""
+    processes (nice, or with `idle` the SCHED_IDLE policy: CPU only when nothing else wants
+    it), as deploy/systemd/toolrec-shadow-worker.service runs it."""
     argv = ["worker", "-Q", env["SHADOW_QUEUE"], "--hostname", f"bench-shadows-{run_id}@{platform.node()}"]
-    return _celery(env, work_dir, argv, nice=nice)
+    return _celery(env, work_dir, argv, nice=nice, idle=idle)
 
 
-def _celery(env: dict[str, str], work_dir: pathlib.Path, argv: list[str], nice: int = 0) -> subprocess.Popen[bytes]:
+def _celery(
+    env: dict[str, str], work_dir: pathlib.Path, argv: list[str], nice: int = 0, idle: bool = False
+) -> subprocess.Popen[bytes]:
     log = open(work_dir / "celery.log", "ab")  # noqa: SIM115 - lives as long as the worker
     return subprocess.Popen(
         [
+            *(["chrt", "--idle", "0"] if idle else []),
             *(["nice", "-n", str(nice)] if nice else []),
             *(str(CELERY), "-A", "toolrec_site", *argv, "-l", "warning", "--concurrency", "1"),
         ],
