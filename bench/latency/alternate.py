@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from .conversations import SessionSource
 from .cpu import CpuMeter
 from .learning import django_probe
@@ -59,6 +61,7 @@ def alternate_shadow(
             f"ratio {s['ratio_of_medians']:.3f} (per pair {', '.join(f'{r:.2f}' for r in s['pair_ratios'])}; "
             f"geometric mean {s['pair_ratio_geometric_mean']:.3f}); pooled p99 off {s['pooled_off'].get('p99', 0):.1f} "
             f"ms, on {s['pooled_on'].get('p99', 0):.1f} ms: ratio {s['pooled_p99_ratio'] or 0:.3f}"
+            + _interval_note(s["pooled_p99_ratio_interval"])
         )
     cpu = _cpu_ratio(blocks)
     print(
@@ -66,10 +69,16 @@ def alternate_shadow(
         + ", ".join(f"{g} {v['off']:.1f} -> {v['on']:.1f} ms" for g, v in cpu["groups"].items())
         + f"; services' total ratio {cpu['total_ratio']:.3f}"
     )
+    busiest = sorted(cpu["others_top"].items(), key=lambda kv: -max(kv[1].values()))[:6]
+    print("  other processes: " + ", ".join(f"{c} {v['off']:.2f} -> {v['on']:.2f} ms" for c, v in busiest))
     return {"blocks": blocks, "summary": summary, "cpu": cpu, "shadow_slates": _shadows_done(env)}
 
 
-SERVICES = ("server", "celery_worker", "shadow_worker", "postgres")  # what serving and its shadows run on
+def _interval_note(interval: tuple[float, float] | None) -> str:
+    return f" (95% bootstrap over pairs {interval[0]:.3f}-{interval[1]:.3f})" if interval else ""
+
+
+SERVICES = ("server", "celery_worker", "shadow_worker", "postgres", "redis-server")  # what serving and shadows run on
 
 
 def _cpu_ratio(blocks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -83,7 +92,12 @@ def _cpu_ratio(blocks: list[dict[str, Any]]) -> dict[str, Any]:
             for state in ("off", "on")
         }
     totals = {state: sum(v[state] for g, v in groups.items() if g in SERVICES) for state in ("off", "on")}
-    return {"groups": groups, "total_ms": totals, "total_ratio": totals["on"] / totals["off"]}
+    others: dict[str, dict[str, float]] = {}  # the busiest unnamed processes, mean over blocks
+    for state in ("off", "on"):
+        mine = [b.get("others_top_ms_per_request", {}) for b in blocks if b["shadow"] == state]
+        for comm in {c for top in mine for c in top}:
+            others.setdefault(comm, {"off": 0.0, "on": 0.0})[state] = sum(t.get(comm, 0.0) for t in mine) / len(mine)
+    return {"groups": groups, "total_ms": totals, "total_ratio": totals["on"] / totals["off"], "others_top": others}
 
 
 def _shadows_done(env: dict[str, str], wait_seconds: float = 180.0) -> dict[str, Any]:
@@ -128,6 +142,7 @@ def _block(
     block: dict[str, Any] = {"pair": pair, "shadow": state, "switched": switched}
     served = max(1, sum(1 for r in concurrent if r["status"] == 200))
     block["cpu_ms_per_request"] = {group: 1000 * sec / served for group, sec in meter.seconds.items()}
+    block["others_top_ms_per_request"] = {comm: 1000 * sec / served for comm, sec in meter.others_top.items()}
     for phase, rows in (("sequential", sequential), ("concurrent", concurrent)):
         ok = [r["e2e"] for r in rows if r["status"] == 200]
         block[phase] = {"ms": pcts(ok), "errors": len(rows) - len(ok), "e2e_ms": [round(v, 2) for v in ok]}
@@ -153,6 +168,13 @@ def _ratio(blocks: list[dict[str, Any]], phase: str) -> dict[str, Any]:
     off, on = p99("off"), p99("on")
     pooled_off, pooled_on = pooled("off"), pooled("on")
     pair_ratios = [b / a for a, b in zip(off, on, strict=True)]
+    pairs = [
+        (
+            [v for b in blocks if b["pair"] == i and b["shadow"] == "off" for v in b[phase]["e2e_ms"]],
+            [v for b in blocks if b["pair"] == i and b["shadow"] == "on" for v in b[phase]["e2e_ms"]],
+        )
+        for i in sorted({b["pair"] for b in blocks})
+    ]
     return {
         "p99_off": off,
         "p99_on": on,
@@ -164,4 +186,26 @@ def _ratio(blocks: list[dict[str, Any]], phase: str) -> dict[str, Any]:
         "pooled_off": pooled_off,
         "pooled_on": pooled_on,
         "pooled_p99_ratio": pooled_on["p99"] / pooled_off["p99"] if pooled_off and pooled_on else None,
+        "pooled_p99_ratio_interval": pooled_ratio_interval(pairs),
     }
+
+
+def pooled_ratio_interval(
+    pairs: list[tuple[list[float], list[float]]], q: float = 99.0, rounds: int = 2000, seed: int = 0
+) -> tuple[float, float] | None:
+    """A 95% interval of the pooled p99 ratio (on / off), by the bootstrap over pairs: the
+    pairs are the independent units (the machine drifts between them, not within one), so
+    each round draws as many pairs as there are, with replacement, and pools their requests.
+    Few pairs give a wide interval, which is the honest answer."""
+    usable = [(np.asarray(off), np.asarray(on)) for off, on in pairs if off and on]
+    if len(usable) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(rounds):
+        drawn = rng.integers(0, len(usable), len(usable))
+        off = np.concatenate([usable[i][0] for i in drawn])
+        on = np.concatenate([usable[i][1] for i in drawn])
+        ratios.append(np.percentile(on, q) / np.percentile(off, q))
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(low), float(high)

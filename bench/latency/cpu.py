@@ -36,36 +36,47 @@ def _with_descendants(pid: int) -> list[int]:
     return found
 
 
-def _machine_busy_seconds() -> float:
+def _machine_seconds() -> dict[str, float]:
+    """The machine's CPU time so far, busy and its kernel parts (/proc/stat's first line):
+    `steal` is time the hypervisor gave another guest (a noisy neighbour, not our work),
+    `irq` interrupts and softirqs (network and disk), which no process is charged with."""
     fields = [int(v) for v in pathlib.Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal guest guest_nice; guest time is in user too
+    busy = sum(fields[:8]) - fields[3] - fields[4]
+    irq, steal = fields[5] + fields[6], fields[7]
+    return {"machine_busy": busy / tick, "machine_irq": irq / tick, "machine_steal": steal / tick}
 
 
-def _named_cpu_seconds(command: str) -> dict[int, float]:
-    """CPU seconds so far of every process whose command name is `command` ("postgres": the
-    server and its backends, which come and go as connections reach their maximum age)."""
+def _all_cpu_seconds() -> dict[int, tuple[str, float]]:
+    """Every process's command name and CPU seconds so far, kernel threads included."""
     found = {}
-    for comm in pathlib.Path("/proc").glob("[0-9]*/comm"):
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
         try:
-            if comm.read_text().strip() == command:
-                found[int(comm.parent.name)] = _proc_cpu_seconds([int(comm.parent.name)])
-        except (OSError, ValueError):
+            head, tail = stat.read_text().rsplit(")", 1)
+            fields = tail.split()
+            found[int(stat.parent.name)] = (head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / tick)
+        except (OSError, IndexError, ValueError):
             continue
     return found
 
 
-def _named_delta(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU used between two looks: a process started between them counts whole; one that
-    exited between them counts nothing (its last moments are lost, an undercount)."""
-    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+def _deltas(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[int, tuple[str, float]]:
+    """CPU used between two looks, per process: a process started between them counts whole;
+    one that exited between them counts nothing (its last moments are lost, an undercount)."""
+    return {pid: (name, sec - before.get(pid, (name, 0.0))[1]) for pid, (name, sec) in after.items()}
+
+
+NAMED = ("postgres", "redis-server")  # counted by command name: backends come and go with their connections
 
 
 class CpuMeter:
     """CPU used during a phase by the server (and the Celery worker, if any), by this client
     and by everything else (noise). `extra` names more process trees to count apart (the
-    shadow worker); `postgres=True` counts the local PostgreSQL's processes apart too (a
-    backend that connects during the phase is not counted)."""
+    shadow worker); `postgres=True` counts the local PostgreSQL's and Redis's processes apart
+    too, and names the busiest of the rest (`others_top`), so that CPU the services do not
+    account for can be traced."""
 
     def __init__(
         self,
@@ -84,20 +95,30 @@ class CpuMeter:
         self.seconds: dict[str, float] = {}  # CPU seconds over the phase, set on exit
 
     def __enter__(self) -> CpuMeter:
-        self.t0, self.busy0 = time.monotonic(), _machine_busy_seconds()
+        self.t0, self.machine0 = time.monotonic(), _machine_seconds()
         self.used0 = {name: _proc_cpu_seconds(pids) for name, pids in self.groups.items()}
-        self.postgres0 = _named_cpu_seconds("postgres") if self.postgres else {}
+        self.all0 = _all_cpu_seconds() if self.postgres else {}
         self.client0 = time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
         wall = time.monotonic() - self.t0
-        busy = _machine_busy_seconds() - self.busy0
+        machine = {k: v - self.machine0[k] for k, v in _machine_seconds().items()}
+        busy = machine["machine_busy"]
         used = {name: _proc_cpu_seconds(pids) - self.used0[name] for name, pids in self.groups.items()}
-        if self.postgres:
-            used["postgres"] = _named_delta(self.postgres0, _named_cpu_seconds("postgres"))
         client = time.process_time() - self.client0
-        self.seconds = {**used, "bench_client": client, "machine_busy": busy}
+        self.others_top: dict[str, float] = {}
+        if self.postgres:
+            deltas = _deltas(self.all0, _all_cpu_seconds())
+            for name in NAMED:
+                used[name] = sum(sec for comm, sec in deltas.values() if comm == name)
+            grouped = {pid for pids in self.groups.values() for pid in pids} | {os.getpid()}
+            rest: dict[str, float] = {}
+            for pid, (comm, sec) in deltas.items():
+                if pid not in grouped and comm not in NAMED and sec > 0:
+                    rest[comm] = rest.get(comm, 0.0) + sec
+            self.others_top = dict(sorted(rest.items(), key=lambda kv: -kv[1])[:6])
+        self.seconds = {**used, "bench_client": client, **machine}
         self.cores = {
             "machine_busy": busy / wall,
             **{name: seconds / wall for name, seconds in used.items()},
