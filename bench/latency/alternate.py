@@ -15,7 +15,9 @@ The shadow is switched by `django_probe shadow-set`: "on" is an experiment whose
 variant serves the default policy, its shadow on every request; "off" is the same experiment
 without the shadow, so that what differs is the shadow alone, not an experiment's own costs
 (assignment, the watch's looks every minute). The server notices within the experiments'
-cache time, so each block waits that long first and drops its warm-up."""
+cache time, so each block waits that long first and drops its warm-up. Each block starts with
+a VACUUM (ANALYZE), which this machine's PostgreSQL (autovacuum off) would otherwise never do;
+the dead row versions it finds are the previous block's."""
 
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ def alternate_shadow(
         for state in order:
             blocks.append(_block(args, env, base_url, key, source, pair, state, cpu_meter))
     django_probe({**env, "BENCH_SHADOW_POLICY": ""}, "shadow-set")  # leave the server as found
+    _dead_tuples(blocks, django_probe(env, "vacuum") or {})
     summary = {phase: _ratio(blocks, phase) for phase in ("sequential", "concurrent")}
     for phase, s in summary.items():
         print(
@@ -72,6 +75,20 @@ def alternate_shadow(
     busiest = sorted(cpu["others_top"].items(), key=lambda kv: -max(kv[1].values()))[:6]
     print("  other processes: " + ", ".join(f"{c} {v['off']:.2f} -> {v['on']:.2f} ms" for c, v in busiest))
     return {"blocks": blocks, "summary": summary, "cpu": cpu, "shadow_slates": _shadows_done(env)}
+
+
+def _dead_tuples(blocks: list[dict[str, Any]], last: dict[str, Any]) -> None:
+    """Each block's dead row versions per request, as the vacuum after it found them (the next
+    block's, or the last one), and how long that vacuum took."""
+    after = [b.get("vacuum_before") or {} for b in blocks[1:]] + [last]
+    for block, vacuumed in zip(blocks, after, strict=True):
+        if vacuumed.get("dead_tuples_before") is not None:
+            block["dead_tuples_per_request"] = vacuumed["dead_tuples_before"] / max(1, block["requests"])
+            block["vacuum_seconds_after"] = vacuumed["seconds"]
+    for state in ("off", "on"):
+        dead = [b["dead_tuples_per_request"] for b in blocks if b["shadow"] == state and "dead_tuples_per_request" in b]
+        if dead:
+            print(f"dead row versions per request, shadow {state}: median {statistics.median(dead):.2f}")
 
 
 def _interval_note(interval: tuple[float, float] | None) -> str:
@@ -130,6 +147,10 @@ def _block(
     cpu_meter: Callable[[], CpuMeter],
 ) -> dict[str, Any]:
     policy = args.shadow if state == "on" else ""
+    # As autovacuum would (it is off on this machine): every block starts from a vacuumed
+    # database, and the dead row versions the block before left are counted (a shadowed
+    # request leaves one more: its row is rewritten once ranked).
+    vacuumed = django_probe(env, "vacuum")
     switched = django_probe({**env, "BENCH_SHADOW_POLICY": policy, "BENCH_SHADOW_BASELINE": "experiment"}, "shadow-set")
     time.sleep(SETTLE_SECONDS)
     run_sequential(base_url, key, source, SETTLE_REQUESTS, "settle")
@@ -139,13 +160,14 @@ def _block(
         concurrent = run_concurrent(
             base_url, key, source, args.clients, args.duration, args.concurrent_requests, f"con-{label}"
         )
-    block: dict[str, Any] = {"pair": pair, "shadow": state, "switched": switched}
+    block: dict[str, Any] = {"pair": pair, "shadow": state, "switched": switched, "vacuum_before": vacuumed}
     served = max(1, sum(1 for r in concurrent if r["status"] == 200))
     block["cpu_ms_per_request"] = {group: 1000 * sec / served for group, sec in meter.seconds.items()}
     block["others_top_ms_per_request"] = {comm: 1000 * sec / served for comm, sec in meter.others_top.items()}
     for phase, rows in (("sequential", sequential), ("concurrent", concurrent)):
         ok = [r["e2e"] for r in rows if r["status"] == 200]
         block[phase] = {"ms": pcts(ok), "errors": len(rows) - len(ok), "e2e_ms": [round(v, 2) for v in ok]}
+    block["requests"] = SETTLE_REQUESTS + len(sequential) + len(concurrent)
     block["load_average"] = os.getloadavg()
     seq, con = block["sequential"]["ms"] or {}, block["concurrent"]["ms"] or {}
     print(
