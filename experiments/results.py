@@ -43,6 +43,7 @@ class ExperimentResults:
     excluded: int  # requests the experiment could not place (no unit id)
     analysis: Analysis
     shadows: list[dict[str, Any]]  # experiments.shadow_results
+    shadows_at: datetime | None = None  # when `shadows` was computed (a look may reuse an earlier one's)
 
 
 def _count(model: type[Any], **filters: Any) -> Subquery:
@@ -151,15 +152,23 @@ def analyse_rows(experiment: Experiment, rows: LogRows, cutoff: float | None = N
     return analyse(data, guardrails_of(experiment))
 
 
-def experiment_results(experiment: Experiment, *, until: datetime | None = None) -> ExperimentResults:
-    """The results of the current ramp step (all of the run when there is no ramp)."""
+def experiment_results(
+    experiment: Experiment,
+    *,
+    until: datetime | None = None,
+    shadows: tuple[list[dict[str, Any]], datetime] | None = None,
+) -> ExperimentResults:
+    """The results of the current ramp step (all of the run when there is no ramp). `shadows`,
+    the shadow results and when they were computed, is used instead of computing them again
+    (experiments.rollout: the periodic look reuses a recent look's)."""
     until = until or experiment.stopped_at or timezone.now()
     since = experiment.step_started_at or experiment.started_at
     rows = log_rows(experiment, since=since, until=until)
     excluded = Recommendation.objects.filter(experiment_key=experiment.key, variant=EXCLUDED).count()
     analysis = analyse_rows(experiment, rows)
+    shadow_rows, shadows_at = shadows if shadows is not None else (shadow_results(experiment), timezone.now())
     return ExperimentResults(
-        experiment.key, experiment.status, since, until, excluded, analysis, shadow_results(experiment)
+        experiment.key, experiment.status, since, until, excluded, analysis, shadow_rows, shadows_at
     )
 
 
@@ -188,6 +197,7 @@ def results_json(results: ExperimentResults) -> dict[str, Any]:
             "until": results.until.isoformat(),
             "excluded_requests": results.excluded,
             "shadows": results.shadows,
+            "shadows_at": results.shadows_at.isoformat() if results.shadows_at else None,
             **dataclasses.asdict(results.analysis),
         }
     )

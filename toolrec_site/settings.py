@@ -240,6 +240,9 @@ LOG_CANDIDATES = env_int("LOG_CANDIDATES", 50, minimum=0)  # candidates logged p
 # A web process asks for a shadow-ranking run at most this often, that long after a request.
 SHADOW_DELAY_SECONDS = env_float("SHADOW_DELAY_SECONDS", 1.0, minimum=0.0)
 SHADOW_BATCH_SIZE = env_int("SHADOW_BATCH_SIZE", 200, minimum=1)  # recommendations per transaction
+# The periodic experiment look recomputes shadow results (over all of an experiment's slates)
+# at most this often; "Look now" and `manage.py experiment_results` always do.
+SHADOW_RESULTS_SECONDS = env_float("SHADOW_RESULTS_SECONDS", 600.0, minimum=0.0)
 NEW_TOOL_SHOWS = env_int("NEW_TOOL_SHOWS", 20, minimum=0)  # a tool shown fewer times is "new"
 # The answer's `match` (recommender.engine.match): labels from the probability that the top
 # tool is used, and the retrieval-score prior served before there is feedback to fit on.

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.dateparse import parse_datetime
 
 from dashboard.views.access import staff_page
 from experiments.models import Experiment, ExperimentEvent, ExperimentLook
@@ -89,6 +91,9 @@ def experiment_page(request: HttpRequest, key: str) -> HttpResponse:
         "variants": list(experiment.variants.all()),
         "latest": latest,
         "looked_at": looks[-1].created_at if looks else None,
+        # The minute's look may reuse an earlier look's shadow results (experiments.rollout).
+        "shadows_at": parse_datetime(latest.get("shadows_at") or "") if latest else None,
+        "shadow_results_seconds": int(settings.SHADOW_RESULTS_SECONDS),
         "events": list(ExperimentEvent.objects.filter(experiment=experiment).order_by("-created_at", "-id")[:100]),
         "chart": _chart(looks),
         "can_change": request.user.has_perm(CHANGE),

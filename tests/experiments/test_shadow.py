@@ -133,3 +133,29 @@ def test_candidate_logs_are_compressed_with_lz4(api: APIClient, indexed: None) -
     with connection.cursor() as cursor:
         cursor.execute("SELECT DISTINCT pg_column_compression(candidate_log) FROM feedback_recommendation")
         assert cursor.fetchall() == [("lz4",)]
+
+
+def test_the_minute_look_reuses_recent_shadow_results_and_look_now_recomputes(
+    api: APIClient, indexed: None, settings: Any
+) -> None:
+    """Shadow results are computed over every slate of the experiment: the periodic look takes
+    a look's younger than SHADOW_RESULTS_SECONDS, and says when they were computed."""
+    from experiments.models import Experiment, ExperimentLook
+    from experiments.rollout import experiment_look_record, experiment_watch
+
+    _experiment("semantic")
+    experiment = Experiment.objects.get(key="s")
+    _traffic(api, 4)
+    first = experiment_look_record(experiment=experiment)  # "Look now": computed
+    assert first.results["shadows"][0]["recommendations"] == 4
+    _traffic(api, 4)
+    experiment_watch(experiment_id=experiment.pk)  # the minute's look, 4 new slates later
+    reused = ExperimentLook.objects.order_by("-pk").first().results
+    assert reused["shadows"] == first.results["shadows"] and reused["shadows_at"] == first.results["shadows_at"]
+    settings.SHADOW_RESULTS_SECONDS = 0  # too old now
+    experiment_watch(experiment_id=experiment.pk)
+    fresh = ExperimentLook.objects.order_by("-pk").first().results
+    assert fresh["shadows"][0]["recommendations"] == 8 and fresh["shadows_at"] > first.results["shadows_at"]
+    settings.SHADOW_RESULTS_SECONDS = 3600
+    _traffic(api, 4)
+    assert experiment_look_record(experiment=experiment).results["shadows"][0]["recommendations"] == 12
