@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from experiments.models import Experiment, ShadowSlate, Variant
-from feedback.models import Impression, Recommendation, UsageEvent
+from feedback.models import Impression, ShadowPending, UsageEvent
 from recommender.engine.ope import Estimate, ips, snips
 
 
@@ -28,7 +28,7 @@ def shadow_result(experiment: Experiment, variant: str) -> dict[str, Any]:
     }
     # Requests the shadow worker has not ranked yet (recommender.serving.shadow): not in the
     # figures below, which a backlog would otherwise make look complete.
-    pending = Recommendation.objects.filter(shadow_pending=True, experiment_key=experiment.key).count()
+    pending = ShadowPending.objects.filter(experiment_key=experiment.key).count()
     out: dict[str, Any] = {"variant": variant, "recommendations": len(slates), "pending": pending}
     if not slates:
         return out

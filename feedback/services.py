@@ -21,7 +21,7 @@ from django.utils import timezone
 from access.models import ApiKey, Scope
 from access.policy import scope_require
 from catalog.models import Tool
-from feedback.models import Impression, Recommendation, UsageEvent
+from feedback.models import Impression, Recommendation, ShadowPending, UsageEvent
 from toolrec_site import metrics
 from toolrec_site.errors import NotFound, ToolrecError
 from toolrec_site.scheduling import learning_schedule
@@ -87,7 +87,7 @@ def recommendation_record(
     """Log a served recommendation and its impressions (the learner counts them later;
     shadow variants, when `shadow_pending`, rank it later from its candidate log)."""
     with transaction.atomic():
-        _skip_wal_flush()
+        skip_wal_flush()
         recommendation = Recommendation.objects.create(
             api_key=api_key,
             user_id=user_id,
@@ -108,8 +108,9 @@ def recommendation_record(
             embed_cache_lookups=min(facts.embed_cache_lookups, 32767),
             personalized=facts.personalized,
             best_similarity=facts.best_similarity,
-            shadow_pending=shadow_pending,
         )
+        if shadow_pending:
+            ShadowPending.objects.create(recommendation=recommendation, experiment_key=experiment_key)
         Impression.objects.bulk_create(
             [
                 Impression(
@@ -127,7 +128,7 @@ def recommendation_record(
     return recommendation
 
 
-def _skip_wal_flush() -> None:
+def skip_wal_flush() -> None:
     """This transaction's commit does not wait for the WAL to reach the disk (PostgreSQL).
 
     For writes that nobody was told are stored (the impression log, implicit uses read from
@@ -174,7 +175,7 @@ def _insert_new(events: list[UsageEvent]) -> list[UsageEvent]:
 def _record_events(events: list[UsageEvent], *, durable: bool = True) -> FeedbackOutcome:
     with transaction.atomic():
         if not durable:
-            _skip_wal_flush()
+            skip_wal_flush()
         inserted = _insert_new(events)
     for event in inserted:
         metrics.TOOL_USES.labels(tool=metrics.tool_label(event.tool_id), used="true" if event.used else "false").inc()

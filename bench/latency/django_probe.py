@@ -92,7 +92,7 @@ def shadow_status() -> dict[str, Any]:
     from django.db.models import F
 
     from experiments.models import ShadowSlate
-    from feedback.models import Recommendation
+    from feedback.models import Recommendation, ShadowPending
 
     out = {}
     keys = Recommendation.objects.filter(experiment_key__startswith=SHADOW_KEY).values_list("experiment_key", flat=True)
@@ -103,7 +103,7 @@ def shadow_status() -> dict[str, Any]:
         lags = sorted(d.total_seconds() for d in lag.values_list("lag", flat=True))
         out[key] = {
             "recommendations": recs.count(),
-            "pending": recs.filter(shadow_pending=True).count(),
+            "pending": ShadowPending.objects.filter(experiment_key=key).count(),
             "slates": len(lags),
             "lag_seconds": lags and {q: lags[min(len(lags) - 1, int(p * len(lags)))] for q, p in LAG_QUANTILES},
         }

@@ -4,13 +4,15 @@ experiment's shadow results (experiments.shadow_results).
 
 A request of an experiment with shadows logs its whole candidate set (tool ids, retrieval
 scores and the feature matrix the served policy ranked; `Recommendation.candidate_log`) and
-marks itself `shadow_pending`: two values in the row it writes anyway. At most once per
+adds a row to the narrow queue table ShadowPending. At most once per
 `SHADOW_DELAY_SECONDS` per process it asks for a ranking run; beat runs one every
-`SHADOW_PERIOD_SECONDS` for whatever a lost publish left pending. A run claims pending
-recommendations with a skip-locked select (runs may overlap), ranks each shadow on the
-logged candidates (one policy pass, `slate_with_inclusion`, plus LambdaMART scores for ltr;
-no second retrieval), and stores one ShadowSlate per
-(recommendation, variant) (unique: a redelivered run adds nothing).
+`SHADOW_PERIOD_SECONDS` for whatever a lost publish left pending. A run claims queue rows
+with a skip-locked select (runs may overlap), reads their logs (the recommendation rows are
+only read: no lock, no rewrite), ranks each shadow on the logged candidates (one policy pass,
+`slate_with_inclusion`, plus LambdaMART scores for ltr; no second retrieval), and in one
+transaction stores one ShadowSlate per (recommendation, variant) (unique: a redelivered run
+adds nothing) and deletes the queue rows. Its commit does not wait for the disk: a crash may
+lose the last batch's slates, and with them its deletes, so the batch is ranked again.
 
 Why not in the web process, where this project ranked shadows first (on a background thread
 after the answer): the job is small (about 2 ms of CPU for a Thompson shadow, 1 ms now,
@@ -39,7 +41,8 @@ from django.conf import settings
 from django.db import transaction
 
 from experiments.models import ShadowSlate, Variant
-from feedback.models import Impression, Recommendation
+from feedback.models import Impression, Recommendation, ShadowPending
+from feedback.services import skip_wal_flush
 from recommender.engine.candidate_log import LoggedCandidates, read_candidate_log
 from recommender.engine.ltr import predict as ltr_predict
 from recommender.engine.policy import slate_with_inclusion
@@ -79,9 +82,15 @@ def shadows_rank(*, batch_size: int | None = None, max_batches: int = 50) -> Sha
 def _batch_rank(size: int) -> ShadowRun:
     state = learned.get()  # the shared state: shadows learn shared
     with transaction.atomic():
-        rows = shadows_claim(size)
-        if not rows:
+        skip_wal_flush()
+        claimed = shadows_claim(size)
+        if not claimed:
             return ShadowRun()
+        rows = list(
+            Recommendation.objects.filter(pk__in=[rec for _, rec in claimed]).values_list(
+                "pk", "experiment_key", "k", "candidate_log"
+            )
+        )
         ids = [pk for pk, *_ in rows]
         shadows = _shadows_of({key for _, key, _, _ in rows})
         served = _served_tools(ids)
@@ -97,21 +106,19 @@ def _batch_rank(size: int) -> ShadowRun:
                 unrankable += 1
                 log.warning("shadows cannot rank recommendation %s: %s", pk, exc)
         ShadowSlate.objects.bulk_create(slates, ignore_conflicts=True)
-        Recommendation.objects.filter(pk__in=ids).update(shadow_pending=False)
-    return ShadowRun(len(rows), len(slates), unrankable)
+        ShadowPending.objects.filter(pk__in=[pk for pk, _ in claimed]).delete()
+    return ShadowRun(len(claimed), len(slates), unrankable)
 
 
-def shadows_claim(size: int) -> list[tuple[uuid.UUID, str, int, bytes | memoryview | None]]:
-    """Pending recommendations nobody else holds, locked until the caller's transaction ends.
-    FOR NO KEY UPDATE, not FOR UPDATE: a use reported meanwhile (the conversation's next turn,
-    implicit feedback) inserts a UsageEvent whose foreign-key check takes FOR KEY SHARE on its
-    recommendation, which FOR UPDATE blocked for the whole batch: the next turn of a shadowed
-    conversation waited for the shadow run."""
+def shadows_claim(size: int) -> list[tuple[int, uuid.UUID]]:
+    """The oldest queue rows nobody else holds, (row id, recommendation id), locked until the
+    caller's transaction ends. Only the queue's rows are locked: a use reported meanwhile for
+    one of these recommendations (the conversation's next turn) takes its foreign-key lock on
+    the recommendation row, which no shadow run holds."""
     return list(
-        Recommendation.objects.select_for_update(skip_locked=True, no_key=True)
-        .filter(shadow_pending=True)
-        .order_by("created_at")
-        .values_list("pk", "experiment_key", "k", "candidate_log")[:size]
+        ShadowPending.objects.select_for_update(skip_locked=True)
+        .order_by("pk")
+        .values_list("pk", "recommendation_id")[:size]
     )
 
 

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from experiments.models import ShadowSlate
 from experiments.selectors import reset_cache
 from experiments.services import VariantSpec, experiment_create, experiment_start
-from feedback.models import Impression, Recommendation
+from feedback.models import Impression, Recommendation, ShadowPending
 from recommender.engine.candidate_log import read_candidate_log
 from recommender.serving.shadow import shadows_rank
 from toolrec_site.errors import ToolrecError
@@ -36,6 +36,10 @@ def _traffic(api: APIClient, n: int) -> list[dict]:
             feedback = {"recommendation_id": body["recommendation_id"], "tool": body["tools"][1]["name"], "used": True}
             assert api.post(FEEDBACK, feedback, format="json").status_code == 201
     return answers
+
+
+def _queue_again(recs: Any) -> None:
+    ShadowPending.objects.bulk_create(ShadowPending(recommendation=r, experiment_key=r.experiment_key) for r in recs)
 
 
 def _experiment(shadow_policy: object) -> None:
@@ -102,26 +106,26 @@ def test_a_shadow_ranks_the_served_candidates_from_the_log(api: APIClient, index
         served = list(rec.impressions.order_by("rank").values_list("tool_id", flat=True))
         slate = ShadowSlate.objects.get(recommendation=rec, variant="shadow")
         assert slate.tool_ids == served and slate.served_target == [1.0, 1.0, 1.0]
-        assert not rec.shadow_pending
+    assert not ShadowPending.objects.exists()  # each queue row went with its slates
 
 
 def test_a_shadow_run_again_adds_nothing_and_a_bad_log_spoils_no_batch(api: APIClient, indexed: None) -> None:
     _experiment({"name": "hybrid", "exploration": "thompson"})
     _traffic(api, 6)
     recs = Recommendation.objects.filter(experiment_key="s")
-    recs.update(shadow_pending=True)  # as after a redelivered task
+    _queue_again(recs)  # as after a redelivered task
     out = StringIO()
     call_command("experiment_results", "s", stdout=out)
     assert "shadow shadow: 6 slates (6 requests not ranked yet)" in out.getvalue()
     assert shadows_rank().recommendations == 6 and ShadowSlate.objects.count() == 6
 
     ShadowSlate.objects.all().delete()
-    recs.update(shadow_pending=True)
+    _queue_again(recs)
     broken = recs.first()
     Recommendation.objects.filter(pk=broken.pk).update(candidate_log=None)
     run = shadows_rank()
     assert (run.recommendations, run.slates, run.unrankable) == (6, 5, 1)
-    assert not recs.filter(shadow_pending=True).exists()
+    assert not ShadowPending.objects.exists()
     assert not ShadowSlate.objects.filter(recommendation=broken).exists()
 
 

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from feedback.models import Recommendation, UsageEvent
+from feedback.models import Recommendation, ShadowPending, UsageEvent
 from recommender.learning.learner import _claim
 from recommender.serving.shadow import shadows_claim
 
@@ -34,7 +34,9 @@ def test_a_use_reported_while_its_recommendation_is_claimed_does_not_wait(
 ) -> None:
     messages = [{"role": "user", "content": "send an email"}]
     body = api.post("/api/v1/recommendations", {"messages": messages}, format="json").json()
-    Recommendation.objects.update(shadow_pending=True)
+    ShadowPending.objects.bulk_create(
+        ShadowPending(recommendation=r, experiment_key=r.experiment_key) for r in Recommendation.objects.all()
+    )
     claimed, release = threading.Event(), threading.Event()
 
     def hold() -> None:

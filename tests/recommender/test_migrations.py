@@ -181,3 +181,31 @@ def test_isolated_learning_migrates_back_and_forth_keeping_the_variants() -> Non
     assert "recommender_isolatedlearningstate" not in connection.introspection.table_names()
     _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
     assert Variant.objects.get().learning == "shared"
+
+
+BEFORE_QUEUE = [("feedback", "0007_candidate_log_lz4")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_shadow_pending_flags_become_queue_rows_and_back() -> None:
+    """The flag on Recommendation moves to the ShadowPending queue table: a recommendation
+    pending before the migration is still ranked after it, and one already ranked is not."""
+    executor = _migrate(BEFORE_QUEUE)
+    old = executor.loader.project_state(BEFORE_QUEUE).apps
+    tenant = old.get_model("access", "Tenant").objects.create(name="q")
+    key = old.get_model("access", "ApiKey").objects.create(name="k", prefix="trk_q", key_hash="hq", tenant=tenant)
+    recommendation = old.get_model("feedback", "Recommendation")
+    pending = recommendation.objects.create(
+        api_key=key, snapshot_version=1, k=2, experiment_key="e", shadow_pending=True
+    )
+    recommendation.objects.create(api_key=key, snapshot_version=1, k=2, experiment_key="e")
+
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    from feedback.models import ShadowPending
+
+    assert list(ShadowPending.objects.values_list("recommendation_id", "experiment_key")) == [(pending.pk, "e")]
+    _migrate(BEFORE_QUEUE)
+    back = executor.loader.project_state(BEFORE_QUEUE).apps.get_model("feedback", "Recommendation")
+    assert list(back.objects.filter(shadow_pending=True).values_list("pk", flat=True)) == [pending.pk]
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
