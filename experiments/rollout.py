@@ -45,7 +45,9 @@ def experiment_look_record(*, experiment: Experiment, fresh_shadows: bool = True
 
 def _recent_shadows(experiment: Experiment) -> tuple[list[dict[str, Any]], datetime] | None:
     last = experiment.looks.order_by("-created_at", "-id").values_list("results", flat=True).first()
-    at = parse_datetime(last.get("shadows_at") or "") if isinstance(last, dict) else None
+    if not isinstance(last, dict):
+        return None
+    at = parse_datetime(last.get("shadows_at") or "")
     if at is None or (timezone.now() - at).total_seconds() >= settings.SHADOW_RESULTS_SECONDS:
         return None
     return list(last.get("shadows") or []), at
