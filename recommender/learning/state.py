@@ -168,6 +168,44 @@ def learned_state_load(current: LearnedState | None) -> LearnedState | None:
     return loaded
 
 
+@dataclass(frozen=True, eq=False)
+class RankingState:
+    """What ranking logged candidates needs of a learned state (shadow variants): the bandit
+    and the active ranker. Not the context memory, the tool counts or the match model, which
+    only retrieval and feature building read; loading the memory (its new entries, at every
+    learner batch) had cost the shadow worker as much CPU as its ranking."""
+
+    version: int
+    bandit: LinearBanditState
+    ranker_id: int | None
+    ranker_text: str | None
+
+
+def ranking_state_load(current: RankingState | None) -> RankingState | None:
+    """The newest published bandit and the active ranker; `current` when both are the
+    newest (two index lookups)."""
+    latest = LearningState.objects.order_by("-pk").values_list("pk", flat=True).first()
+    ranker = RankerModel.objects.filter(is_active=True).values_list("pk", flat=True).first()
+    if latest is None:
+        return None
+    if current is not None and current.version == latest and current.ranker_id == ranker:
+        return current
+    if current is not None and current.version == latest:
+        bandit = current.bandit
+    else:
+        bandit = bandit_load(
+            bytes(LearningState.objects.filter(pk=latest).values_list("bandit", flat=True).get()),
+            what=f"learned state v{latest}",
+        )
+    if current is not None and current.ranker_id == ranker:
+        ranker_text = current.ranker_text
+    elif ranker is not None:
+        ranker_text = RankerModel.objects.filter(pk=ranker).values_list("model_text", flat=True).first()
+    else:
+        ranker_text = None
+    return RankingState(version=latest, bandit=bandit, ranker_id=ranker, ranker_text=ranker_text)
+
+
 def _most_used(stats: ToolStatsTable | None) -> list[int]:
     if stats is None or not len(stats.uses):
         return []

@@ -22,9 +22,10 @@ p99 by 40% (bench/results/recommend_latency_shadow_alternate_1000.json). In a wo
 competes for CPU only, and a worker of its own (`SHADOW_QUEUE`) can run at a lower priority
 than the web processes (deploy/systemd/toolrec-shadow-worker.service).
 
-What differs from ranking inside the request: the learned state is the worker's newest
-shared one (a learner batch later at most, seconds), and a Thompson shadow's draws are its
-own. A recommendation whose log cannot be ranked (a feature set older than the bandit's) is
+What differs from ranking inside the request: the bandit and ranker are the newest shared
+ones when the batch starts (a learner batch later at most, seconds; the worker loads only
+those, `ranking_state_load`, not the retrieval-side state), and a Thompson shadow's draws
+are its own. A recommendation whose log cannot be ranked (a feature set older than the bandit's) is
 marked done without a slate and counted in the logs.
 """
 
@@ -46,8 +47,7 @@ from feedback.services import skip_wal_flush
 from recommender.engine.candidate_log import LoggedCandidates, read_candidate_log
 from recommender.engine.ltr import predict as ltr_predict
 from recommender.engine.policy import slate_with_inclusion
-from recommender.learning.state import LearnedState
-from recommender.serving.holders import learned
+from recommender.learning.state import RankingState, ranking_state_load
 from recommender.serving.ranking import policy_config
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,14 @@ def shadows_rank(*, batch_size: int | None = None, max_batches: int = 50) -> Sha
     return total
 
 
+# This process's bandit and ranker for shadows (the shared ones: shadows learn shared),
+# reloaded when a newer state is published; a run looks once per batch.
+_ranking: RankingState | None = None
+
+
 def _batch_rank(size: int) -> ShadowRun:
-    state = learned.get()  # the shared state: shadows learn shared
+    global _ranking
+    state = _ranking = ranking_state_load(_ranking)
     with transaction.atomic():
         skip_wal_flush()
         claimed = shadows_claim(size)
@@ -148,7 +154,7 @@ def shadow_slates(
     logged: LoggedCandidates,
     served_tool_ids: list[int],
     k: int,
-    state: LearnedState | None,
+    state: RankingState | None,
 ) -> list[ShadowSlate]:
     """Each shadow's slate on the logged candidates, and its inclusion probability of every
     served tool (in the served rank order: the target side of the off-policy estimate; 0 for

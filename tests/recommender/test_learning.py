@@ -246,3 +246,27 @@ def test_a_memory_of_another_embedding_model_is_set_aside_not_served(api: APICli
     learned.reset()
     state = learned.get()
     assert state.memory.dim != 8 and len(state.memory) == 1  # the new model's context only
+
+
+def test_shadows_rank_with_the_newest_bandit_and_reuse_it_until_then(db: None) -> None:
+    """ranking_state_load: the shadow worker's bandit and ranker, without the memory."""
+    from recommender.engine.bandit import LinearBanditState
+    from recommender.engine.features import N_FEATURES
+    from recommender.learning.models import LearningState, RankerModel
+    from recommender.learning.state import ranking_state_load
+
+    assert ranking_state_load(None) is None
+    first = LinearBanditState.initial(N_FEATURES)
+    LearningState.objects.create(bandit=first.to_bytes())
+    loaded = ranking_state_load(None)
+    assert loaded is not None and loaded.ranker_text is None
+    assert np.array_equal(loaded.bandit.A_inv, first.A_inv)
+    assert ranking_state_load(loaded) is loaded  # nothing newer: the same object
+    newer = LearningState.objects.create(bandit=LinearBanditState.initial(N_FEATURES, ridge=2.0).to_bytes())
+    again = ranking_state_load(loaded)
+    assert again is not None and again.version == newer.pk
+    assert np.array_equal(again.bandit.A_inv, np.eye(N_FEATURES) / 2)
+    RankerModel.objects.create(model_text="tree", is_active=True)
+    with_ranker = ranking_state_load(again)
+    assert with_ranker is not None and with_ranker.ranker_text == "tree"
+    assert with_ranker.bandit is again.bandit  # the same version: not loaded again
