@@ -156,8 +156,7 @@ def bandit_load(data: bytes, *, what: str) -> LinearBanditState:
 def learned_state_load(current: LearnedState | None) -> LearnedState | None:
     """The newest published state with the active ranker, loaded; `current` when it is
     still the newest (the memory is loaded incrementally from `current`)."""
-    latest = LearningState.objects.order_by("-pk").values_list("pk", flat=True).first()
-    ranker = RankerModel.objects.filter(is_active=True).values_list("pk", flat=True).first()
+    latest, ranker = _published()
     if latest is None:
         return None
     if current is not None and current.version == latest and current.ranker_id == ranker:
@@ -184,8 +183,7 @@ class RankingState:
 def ranking_state_load(current: RankingState | None) -> RankingState | None:
     """The newest published bandit and the active ranker; `current` when both are the
     newest (two index lookups)."""
-    latest = LearningState.objects.order_by("-pk").values_list("pk", flat=True).first()
-    ranker = RankerModel.objects.filter(is_active=True).values_list("pk", flat=True).first()
+    latest, ranker = _published()
     if latest is None:
         return None
     if current is not None and current.version == latest and current.ranker_id == ranker:
@@ -197,13 +195,24 @@ def ranking_state_load(current: RankingState | None) -> RankingState | None:
             bytes(LearningState.objects.filter(pk=latest).values_list("bandit", flat=True).get()),
             what=f"learned state v{latest}",
         )
-    if current is not None and current.ranker_id == ranker:
-        ranker_text = current.ranker_text
-    elif ranker is not None:
-        ranker_text = RankerModel.objects.filter(pk=ranker).values_list("model_text", flat=True).first()
-    else:
-        ranker_text = None
+    ranker_text = _ranker_text(ranker, current)
     return RankingState(version=latest, bandit=bandit, ranker_id=ranker, ranker_text=ranker_text)
+
+
+def _published() -> tuple[int | None, int | None]:
+    """The newest learned state's version and the active ranker's id (two index lookups)."""
+    latest = LearningState.objects.order_by("-pk").values_list("pk", flat=True).first()
+    ranker = RankerModel.objects.filter(is_active=True).values_list("pk", flat=True).first()
+    return latest, ranker
+
+
+def _ranker_text(ranker_id: int | None, current: LearnedState | RankingState | None) -> str | None:
+    """The active ranker's model, read only when it is not the one already loaded."""
+    if current is not None and current.ranker_id == ranker_id:
+        return current.ranker_text
+    if ranker_id is None:
+        return None
+    return RankerModel.objects.filter(pk=ranker_id).values_list("model_text", flat=True).first()
 
 
 def _most_used(stats: ToolStatsTable | None) -> list[int]:
@@ -231,12 +240,7 @@ def _load(version: int, ranker_id: int | None, current: LearnedState | None) -> 
     state = LearningState.objects.get(pk=version)
     bandit = bandit_of(state)
     memory, last_id = _load_memory(current.memory if current else None, current.memory_last_id if current else 0)
-    if current is not None and current.ranker_id == ranker_id:
-        ranker_text = current.ranker_text
-    elif ranker_id is not None:
-        ranker_text = RankerModel.objects.filter(pk=ranker_id).values_list("model_text", flat=True).first()
-    else:
-        ranker_text = None
+    ranker_text = _ranker_text(ranker_id, current)
     return LearnedState(
         version=version,
         bandit=bandit,
