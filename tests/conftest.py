@@ -189,13 +189,14 @@ def indexed(catalog: Callable[..., None]) -> None:
 def _fresh_process_state() -> None:
     from access.selectors import forget_cached_keys
     from experiments.selectors import reset_cache
-    from recommender.serving.holders import isolated, learned, snapshots
+    from recommender.serving.holders import isolated, learned, ranking, snapshots
     from recommender.serving.visibility import visibility_cache_clear
 
     visibility_cache_clear()
 
     snapshots.reset()
     learned.reset()
+    ranking.reset()
     isolated.reset()
     reset_cache()
     forget_cached_keys()

@@ -26,7 +26,7 @@ from django.db import close_old_connections, connection
 
 from recommender.indexing.snapshots import LoadedSnapshot, active_snapshot_load
 from recommender.learning.isolated import IsolatedStates, isolated_learned_state, isolated_states_load
-from recommender.learning.state import LearnedState, learned_state_load
+from recommender.learning.state import LearnedState, RankingState, learned_state_load, ranking_state_load
 from toolrec_site import metrics
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,20 @@ class LearningHolder(RefreshingHolder[LearnedState]):
         return learned_state_load(current)
 
 
+class RankingHolder(RefreshingHolder[RankingState]):
+    """The bandit and ranker shadow variants rank with (recommender.serving.shadow), in the
+    worker that ranks them. Checked on every read, without a thread: a read is one per
+    shadow batch, and the check is two index lookups."""
+
+    name = "ranking-state"
+
+    def interval(self) -> float:
+        return 0.0
+
+    def refresh(self, current: RankingState | None) -> RankingState | None:
+        return ranking_state_load(current)
+
+
 class IsolatedHolder(RefreshingHolder[IsolatedStates]):
     """The isolated variants' own learned states (recommender.learning.isolated), refreshed
     like the shared one, so that a request of an isolated variant reads a dict, never the
@@ -185,4 +199,5 @@ class IsolatedHolder(RefreshingHolder[IsolatedStates]):
 
 snapshots = SnapshotHolder()
 learned = LearningHolder()
+ranking = RankingHolder()
 isolated = IsolatedHolder()

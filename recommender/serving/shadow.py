@@ -25,8 +25,8 @@ than the web processes (deploy/systemd/toolrec-shadow-worker.service).
 What differs from ranking inside the request: the bandit and ranker are the newest shared
 ones when the batch starts (a learner batch later at most, seconds; the worker loads only
 those, `ranking_state_load`, not the retrieval-side state), and a Thompson shadow's draws
-are its own. A recommendation whose log cannot be ranked (a feature set older than the bandit's) is
-marked done without a slate and counted in the logs.
+are its own. A recommendation whose log cannot be ranked (a feature set older than the
+bandit's) leaves the queue without a slate and is counted in the logs.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ from feedback.services import skip_wal_flush
 from recommender.engine.candidate_log import LoggedCandidates, read_candidate_log
 from recommender.engine.ltr import predict as ltr_predict
 from recommender.engine.policy import slate_with_inclusion
-from recommender.learning.state import RankingState, ranking_state_load
+from recommender.learning.state import RankingState
+from recommender.serving.holders import ranking
 from recommender.serving.ranking import policy_config
 
 log = logging.getLogger(__name__)
@@ -79,14 +80,8 @@ def shadows_rank(*, batch_size: int | None = None, max_batches: int = 50) -> Sha
     return total
 
 
-# This process's bandit and ranker for shadows (the shared ones: shadows learn shared),
-# reloaded when a newer state is published; a run looks once per batch.
-_ranking: RankingState | None = None
-
-
 def _batch_rank(size: int) -> ShadowRun:
-    global _ranking
-    state = _ranking = ranking_state_load(_ranking)
+    state = ranking.get()  # the shared bandit and ranker (shadows learn shared), the newest
     with transaction.atomic():
         skip_wal_flush()
         claimed = shadows_claim(size)
