@@ -182,3 +182,54 @@ def test_non_staff_and_anonymous_visitors_are_refused(live_server: Any, browser:
     visitor.goto(live_server.url + "/dashboard/tools/")
     assert "/admin/login/" in visitor.url and visitor.query_selector("#tool-table") is None
     assert not errors, errors
+
+
+@pytest.fixture
+def shadowed_experiment(api: APIClient, indexed: None) -> None:
+    """An A/B experiment with a shadow variant, its traffic and a look. Set up before the
+    browser starts: under Playwright's event loop the ORM would open a second connection."""
+    from experiments.rollout import experiment_look_record
+    from experiments.selectors import reset_cache
+    from experiments.services import VariantSpec, experiment_create, experiment_start
+
+    variants = [
+        VariantSpec("control", "semantic", is_control=True),
+        VariantSpec("bandit", "bandit"),
+        VariantSpec("thompson", "thompson", role="shadow"),
+    ]
+    experiment = experiment_create(key="shadowed", variants=variants, actor="t")
+    experiment_start(experiment=experiment, actor="t")
+    reset_cache()
+    for n in range(24):
+        body = api.post(
+            "/api/v1/recommendations",
+            {"messages": [{"role": "user", "content": QUESTIONS[n % len(QUESTIONS)]}], "k": 3, "user_id": f"s{n}"},
+            format="json",
+        ).json()
+        if n % 2 == 0:
+            feedback = {"recommendation_id": body["recommendation_id"], "tool": body["tools"][0]["name"], "used": True}
+            api.post("/api/v1/feedback", feedback, format="json")
+    experiment.refresh_from_db()
+    experiment_look_record(experiment=experiment)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_experiment_page_shows_its_shadow_and_when_it_was_computed(
+    shadowed_experiment: None, live_server: Any, browser: Browser
+) -> None:
+    """The shadow table: every request ranked, none pending, and when its figures were computed."""
+    errors: list[str] = []
+    page = _new_page(browser, errors)
+    _login(page, live_server.url, "operator", "operator-pw")
+    response = page.goto(live_server.url + "/dashboard/experiments/shadowed/")
+    assert response is not None and response.status == 200
+    page.wait_for_load_state("networkidle")
+    text = page.inner_text("body")
+    assert "Shadow variants (ranked on the same requests, never served)" in text
+    assert "Computed " in text and "the minute's look reuses them for 600 s" in text
+    shadow_row = page.inner_text("table:below(:text('Shadow variants')) >> nth=0")
+    assert "thompson" in shadow_row and "24" in shadow_row  # every request ranked, none pending
+    assert "not ranked yet" not in shadow_row
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "experiment.png"), full_page=True)
+    assert not errors, errors
