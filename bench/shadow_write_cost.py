@@ -54,7 +54,7 @@ def main() -> None:
         "worker": worker,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load": os.getloadavg()},
     }
-    print(f"{'per recommendation':<44} {'wall ms':>8} {'Python ms':>10} {'PG ms':>7} {'WAL B':>7}")
+    print(f"{'per recommendation':<50} {'wall ms':>8} {'Python ms':>10} {'PG ms':>7} {'WAL B':>7}")
     for r in request:
         label = f"logged: {r['log_rows']} candidates ({r['log_bytes']} B), queued {r['queued']}"
         costs = f"{r['wall_ms']:>8.3f} {r['python_ms']:>10.3f} {r['postgres_ms']:>7.3f} {r['wal_bytes']:>7.0f}"
