@@ -34,7 +34,7 @@ from .conversations import SessionSource
 from .cpu import CpuMeter
 from .learning import django_probe
 from .report import pcts
-from .traffic import run_concurrent, run_sequential
+from .traffic import run_concurrent, run_open_loop, run_sequential
 
 SETTLE_SECONDS = 6.0  # experiments.selectors.CACHE_SECONDS (5 s) and a margin
 SETTLE_REQUESTS = 10  # sent after the switch, not measured: the first shadow jobs start up
@@ -156,10 +156,14 @@ def _block(
     run_sequential(base_url, key, source, SETTLE_REQUESTS, "settle")
     label = f"{state}{pair}"
     sequential = run_sequential(base_url, key, source, args.requests, f"seq-{label}")
+    started = time.perf_counter()
     with cpu_meter() as meter:
-        concurrent = run_concurrent(
-            base_url, key, source, args.clients, args.duration, args.concurrent_requests, f"con-{label}"
-        )
+        if args.rate:  # the same arrival times in both blocks of a pair
+            concurrent = run_open_loop(base_url, key, source, args.rate, args.duration, f"con-{label}", seed=pair)
+        else:
+            concurrent = run_concurrent(
+                base_url, key, source, args.clients, args.duration, args.concurrent_requests, f"con-{label}"
+            )
     block: dict[str, Any] = {"pair": pair, "shadow": state, "switched": switched, "vacuum_before": vacuumed}
     served = max(1, sum(1 for r in concurrent if r["status"] == 200))
     block["cpu_ms_per_request"] = {group: 1000 * sec / served for group, sec in meter.seconds.items()}
@@ -167,12 +171,17 @@ def _block(
     for phase, rows in (("sequential", sequential), ("concurrent", concurrent)):
         ok = [r["e2e"] for r in rows if r["status"] == 200]
         block[phase] = {"ms": pcts(ok), "errors": len(rows) - len(ok), "e2e_ms": [round(v, 2) for v in ok]}
+    queued = [r["queued_ms"] for r in concurrent if "queued_ms" in r]
+    if queued:  # open loop: how long arrivals waited for a free connection (in their e2e)
+        block["concurrent"]["queued_ms"] = pcts(queued)
+    block["concurrent"]["requests_per_second"] = len(concurrent) / (time.perf_counter() - started)
     block["requests"] = SETTLE_REQUESTS + len(sequential) + len(concurrent)
     block["load_average"] = os.getloadavg()
     seq, con = block["sequential"]["ms"] or {}, block["concurrent"]["ms"] or {}
     print(
         f"pair {pair} shadow {state:<3}: sequential p50 {seq.get('p50', 0):.1f} p99 {seq.get('p99', 0):.1f} ms, "
-        f"concurrent p50 {con.get('p50', 0):.1f} p99 {con.get('p99', 0):.1f} ms (n {con.get('n', 0)}), "
+        f"concurrent p50 {con.get('p50', 0):.1f} p99 {con.get('p99', 0):.1f} ms (n {con.get('n', 0)}, "
+        f"{block['concurrent']['requests_per_second']:.1f}/s), "
         f"load {block['load_average'][0]:.2f}"
     )
     return block

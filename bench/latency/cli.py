@@ -31,7 +31,7 @@ from .processes import (
     wait_worker,
 )
 from .report import feedback_line, log_problems, machine_info, print_phase, summarise
-from .traffic import STOP, FeedbackPoster, run_concurrent, run_sequential
+from .traffic import STOP, FeedbackPoster, run_concurrent, run_open_loop, run_sequential
 
 LOGS = ("gunicorn.log", "celery.log")  # in the work dir; what they got during the run is reported
 HIDDEN = ("slate", "names", "recommendation_id")  # kept out of the JSON's raw rows: the client's own use
@@ -51,6 +51,15 @@ def parse_args(description: str, argv: list[str] | None = None) -> argparse.Name
     p.add_argument("--clients", type=int, default=8, help="phase (b): concurrent clients")
     p.add_argument("--duration", type=float, default=30.0, help="phase (b): seconds")
     p.add_argument("--concurrent-requests", type=int, default=0, help="phase (b): a request count instead")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        metavar="SESSIONS",
+        help="phase (b) as an open loop: sessions (one or two requests each) arriving at random at SESSIONS a "
+        "second for --duration s, whatever the server's pace, instead of --clients clients each waiting for "
+        "its answer (traffic.run_open_loop)",
+    )
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--repeat-queries", action="store_true", help="cycle a small pool: the warm-cache case")
     p.add_argument("--repeat-pool", type=int, default=64)
@@ -287,9 +296,10 @@ def _measure(bench: Bench, processes: Processes) -> tuple[dict[str, Any], list[d
     args = bench.args
     amount = f"{args.concurrent_requests} requests" if args.concurrent_requests else f"{args.duration:.0f} s"
     with_feedback = ", each posting feedback" if args.learning else ""
+    load = f"sessions arriving at {args.rate:g}/s for {args.duration:.0f} s" if args.rate else f"{args.clients} clients"
     plan = [
         ("sequential", f"(a) 1 client, {args.requests} requests{with_feedback}"),
-        ("concurrent", f"(b) {args.clients} clients, {amount}{with_feedback}"),
+        ("concurrent", f"(b) {load}, {amount}{with_feedback}" if not args.rate else f"(b) {load}{with_feedback}"),
     ]
     phases: dict[str, Any] = {}
     raw: list[dict[str, Any]] = []
@@ -325,6 +335,10 @@ def _send_phase(bench: Bench, phase: str) -> list[dict[str, Any]]:
     args = bench.args
     if phase == "sequential":
         return run_sequential(bench.base_url, bench.key, bench.source, args.requests, phase, bench.feedback)
+    if args.rate:
+        return run_open_loop(
+            bench.base_url, bench.key, bench.source, args.rate, args.duration, phase, bench.feedback, seed=args.seed
+        )
     return run_concurrent(
         bench.base_url,
         bench.key,

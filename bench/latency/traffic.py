@@ -1,9 +1,12 @@
 """The load: HTTP clients sending sessions' turns to ``POST /api/v1/recommendations`` (one
-client, or concurrent clients each with its own persistent connection) and, with learning on,
-posting explicit feedback after each recommendation on the same connection, untimed."""
+client, concurrent clients each with its own persistent connection, or sessions arriving at a
+fixed rate whatever the server's pace) and, with learning on, posting explicit feedback after
+each recommendation on the same connection, untimed."""
 
 from __future__ import annotations
 
+import queue
+import random
 import re
 import threading
 import time
@@ -200,6 +203,64 @@ def run_concurrent(
 
     threads = [
         threading.Thread(target=worker, args=(i,), name=f"bench-client-{i}", daemon=True) for i in range(clients)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [row for slot in results for row in slot]
+
+
+def run_open_loop(
+    base_url: str,
+    key: str,
+    source: SessionSource,
+    rate: float,
+    duration: float,
+    phase: str,
+    feedback: FeedbackPoster | None = None,
+    *,
+    connections: int = 16,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Sessions arriving at random (a Poisson process) at `rate` a second for `duration` s,
+    whatever the server's pace: an open loop, as agents' traffic arrives. The closed loop of
+    `run_concurrent` sends the next request only when one returns, so at saturation its
+    latency measures the machine's CPU per request, not the latency at a given load. Each
+    session's first request is timed from when it was due, so a request that waited for a free
+    connection is charged its wait (no coordinated omission); its second turn follows at once,
+    as in the closed loop. The same `seed` gives the same arrival times (paired blocks)."""
+    rng = random.Random(seed)
+    due: queue.Queue[float | None] = queue.Queue()
+    results: list[list[dict[str, Any]]] = [[] for _ in range(connections)]
+    # The clients first: making one takes milliseconds (its TLS context), and made by the
+    # connections' threads as the first sessions arrived they queued those for 200 ms.
+    clients = [new_client(base_url, key) for _ in range(connections)]
+    start = time.perf_counter()
+
+    def pace() -> None:
+        at = rng.expovariate(rate)
+        while at < duration and not STOP.is_set():
+            wait = start + at - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            due.put(start + at)
+            at += rng.expovariate(rate)
+        for _ in range(connections):
+            due.put(None)
+
+    def worker(slot: int) -> None:
+        with clients[slot] as client:
+            while (arrived := due.get()) is not None:
+                queued = (time.perf_counter() - arrived) * 1000
+                rows = run_session(client, source, phase, lambda: not STOP.is_set(), feedback)
+                rows[0]["queued_ms"] = queued
+                rows[0]["due_s"] = arrived - start  # when in the phase it arrived
+                rows[0]["e2e"] += queued
+                results[slot] += rows
+
+    threads = [threading.Thread(target=pace, name="bench-pacer", daemon=True)] + [
+        threading.Thread(target=worker, args=(i,), name=f"bench-open-{i}", daemon=True) for i in range(connections)
     ]
     for t in threads:
         t.start()
