@@ -191,8 +191,10 @@ def _fresh_process_state() -> None:
     from experiments.selectors import reset_cache
     from recommender.serving.holders import isolated, learned, ranking, snapshots
     from recommender.serving.visibility import visibility_cache_clear
+    from toolrec_site.scheduling import forget_shadow_asks
 
     visibility_cache_clear()
+    forget_shadow_asks()
 
     snapshots.reset()
     learned.reset()

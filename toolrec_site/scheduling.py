@@ -41,6 +41,7 @@ RANK_SHADOWS = "recommender.serving.rank_shadows"
 REBUILD_PENDING_KEY = "toolrec:rebuild-pending"
 LEARN_PENDING_KEY = "toolrec:learn-pending"
 SHADOWS_PENDING_KEY = "toolrec:shadows-pending"
+SHADOWS_WORKED_KEY = "toolrec:shadows-worked"  # set while runs found work in SHADOW_ASK_SECONDS
 
 
 # Periodic tasks: entry name -> (task, every N seconds). `periodic_tasks_sync` writes them
@@ -49,7 +50,7 @@ SHADOWS_PENDING_KEY = "toolrec:shadows-pending"
 PERIODIC_TASKS: dict[str, tuple[str, int]] = {
     "rebuild-index-if-stale": (REBUILD_INDEX, 15 * 60),
     "learn-from-feedback": (LEARN_FROM_FEEDBACK, 5),
-    # Shadow variants' slates a lost publish left pending (requests ask for a run themselves)
+    # Shadow variants' slates a lost publish left pending (requests and runs ask for runs)
     "rank-shadows": (RANK_SHADOWS, 30),
     "train-ranker": (TRAIN_RANKER, 6 * 3600),
     # Looks, guardrails and ramps of running experiments: a guardrail acts within a minute.
@@ -195,33 +196,68 @@ _shadows_asked_at = -1e9
 
 def shadows_rank_schedule() -> None:
     """Ask for a shadow-ranking run (recommender.serving.shadow) once the recommendation just
-    logged is committed, SHADOW_DELAY_SECONDS from now, so that a run ranks a window of
-    requests together: one run per window across processes (the cache's pending flag, as for
-    learning), and each process looks at the flag at most once per window (shadows ride on
-    every request of an experiment; a cache round trip on each is what moving them off the
-    request path avoids). Inline when background threads are off (tests), broker or not."""
+    logged is committed, SHADOW_DELAY_SECONDS from now. Inline when background threads are
+    off (tests), broker or not.
+
+    With a broker each web process asks at most once per SHADOW_ASK_SECONDS (30 s): the runs
+    keep the work going themselves (`shadows_rank_after`), so a process's ask only has to
+    wake runs that stopped. Asking is a cache look and a broker publish, about 2 ms of Python
+    on a thread of its own (with its own Redis connections); asked once a second per process,
+    it held the GIL beside the request threads and slowed the request it landed on, about 1
+    in 50, which is the slowest percent: most of a shadow's cost on the served p99 with one
+    client (bench/results/recommend_latency_shadow_open_*.json). Without a broker (embedded)
+    a process asks at most once per SHADOW_DELAY_SECONDS, as the runs do not go on without
+    work there."""
     global _shadows_asked_at
     if not settings.BACKGROUND_THREADS:
         task_named(RANK_SHADOWS).apply()
         return
     now = time.monotonic()
-    if now - _shadows_asked_at < settings.SHADOW_DELAY_SECONDS:
+    window = settings.SHADOW_DELAY_SECONDS if settings.CELERY_TASK_ALWAYS_EAGER else settings.SHADOW_ASK_SECONDS
+    if now - _shadows_asked_at < window:
         return
     _shadows_asked_at = now
-    # The cache's look and the broker's publish (milliseconds, once a second) on a thread of
-    # their own: on the request's thread they were the slowest 2-3% of a shadowed request's time.
     ask = threading.Thread(target=shadows_rank_again, name="toolrec-shadow-ask", daemon=True)
     transaction.on_commit(ask.start)
 
 
+def forget_shadow_asks() -> None:
+    """This process has asked for no shadow run yet (a new process; tests)."""
+    global _shadows_asked_at
+    _shadows_asked_at = -1e9
+
+
 def shadows_rank_again() -> None:
     """One more run after the window, unless one is already due: asked by the requests, and
-    by a run that found work (the requests that committed while it ran, after a process
-    last asked, are ranked then, not only by the periodic task)."""
-    if not settings.BACKGROUND_THREADS:
-        return  # inline: each request ranked its own
+    by the runs themselves (`shadows_rank_after`)."""
     delay = settings.SHADOW_DELAY_SECONDS
     _schedule(RANK_SHADOWS, countdown=delay, pending_key=SHADOWS_PENDING_KEY, pending_seconds=delay)
+
+
+def shadows_rank_after(found_work: bool) -> None:
+    """After a run that was not applied inline: ask for the next one while runs found work in
+    the last SHADOW_ASK_SECONDS (with a broker), or if this one found work (without).
+
+    With a broker a process that asked less than SHADOW_ASK_SECONDS ago does not ask again,
+    so the runs must outlive its ask: its request was found by a run after the ask, and from
+    that run on the runs go on for SHADOW_ASK_SECONDS more, finding the requests it did not
+    ask for; only after that long without work do they stop, and by then every process may
+    ask again. A run that finds nothing costs the worker one query on an empty queue. With
+    the cache down the runs go on only while they find work, and the beat entry catches up."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        if found_work:  # requests committed while this ran, after their process asked
+            shadows_rank_again()
+        return
+    try:
+        if found_work:
+            cache.set(SHADOWS_WORKED_KEY, 1, timeout=settings.SHADOW_ASK_SECONDS)
+        elif not cache.get(SHADOWS_WORKED_KEY):
+            return
+    except Exception:
+        log.warning("cache unavailable; shadow runs go on only while they find work", exc_info=True)
+        if not found_work:
+            return
+    shadows_rank_again()
 
 
 def tool_stats_publish_schedule() -> None:

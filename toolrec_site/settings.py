@@ -237,8 +237,13 @@ RECOMMEND_POLICY = env_json(
 )
 LOG_CANDIDATES = env_int("LOG_CANDIDATES", 50, minimum=0)  # candidates logged per recommendation
 # (all of them while a shadow variant ranks the request: it ranks from the log)
-# A web process asks for a shadow-ranking run at most this often, that long after a request.
+# A shadow-ranking run starts this long after the request that asked for it, and a run that
+# found work asks for the next one this long after it (toolrec_site.scheduling).
 SHADOW_DELAY_SECONDS = env_float("SHADOW_DELAY_SECONDS", 1.0, minimum=0.0)
+# A web process asks for a shadow-ranking run at most this often; the runs keep asking for
+# the next one until this long has passed without work, so no request waits on a process
+# that asked before it.
+SHADOW_ASK_SECONDS = env_float("SHADOW_ASK_SECONDS", 30.0, minimum=0.0)
 SHADOW_BATCH_SIZE = env_int("SHADOW_BATCH_SIZE", 200, minimum=1)  # recommendations per transaction
 # The periodic experiment look recomputes shadow results (over all of an experiment's slates)
 # at most this often; "Look now" and `manage.py experiment_results` always do.

@@ -9,7 +9,11 @@ a steady drift adds nothing to the ratio. Each block is a sequential phase (one 
 `--requests`) and then a concurrent one (`--clients` for `--duration` s): the shadow's work
 (the full candidate log on the request, the ranking on a Celery worker, or on a timer thread in
 the web process without `--broker-url`) competes with the served requests for the two cores
-most when several requests run at once. At the end the run waits for the shadows to finish
+most when several requests run at once. With `--rate` the concurrent phase is an open loop
+(`traffic.run_open_loop`): sessions arrive at that rate whatever the server's pace, with the
+same arrival times in both blocks of a pair, which measures the latency at a given load
+instead of at saturation (where a closed loop's latency follows the CPU per request, the
+shadow worker's included). At the end the run waits for the shadows to finish
 and reports, per "on" block, how many requests they ranked and how long after.
 The shadow is switched by `django_probe shadow-set`: "on" is an experiment whose only live
 variant serves the default policy, its shadow on every request; "off" is the same experiment

@@ -4,9 +4,10 @@ experiment's shadow results (experiments.shadow_results).
 
 A request of an experiment with shadows logs its whole candidate set (tool ids, retrieval
 scores and the feature matrix the served policy ranked; `Recommendation.candidate_log`) and
-adds a row to the narrow queue table ShadowPending. At most once per
-`SHADOW_DELAY_SECONDS` per process it asks for a ranking run; beat runs one every
-`SHADOW_PERIOD_SECONDS` for whatever a lost publish left pending. A run claims queue rows
+adds a row to the narrow queue table ShadowPending. At most once per `SHADOW_ASK_SECONDS`
+per process it asks for a ranking run, and runs ask for the next one while there is work
+(toolrec_site.scheduling.shadows_rank_after); beat runs one every 30 s for whatever a lost
+publish left pending. A run claims queue rows
 with a skip-locked select (runs may overlap), reads their logs (the recommendation rows are
 only read: no lock, no rewrite), ranks each shadow on the logged candidates (one policy pass,
 `slate_with_inclusion`, plus LambdaMART scores for ltr; no second retrieval), and in one

@@ -1,6 +1,7 @@
 """A real Celery worker, on the real broker, ranks the shadow variants of the requests a
-web process served with its background work on (as in production): the request only marks
-itself pending and asks for a run."""
+web process served with its background work on (as in production): the request only queues
+itself, the process asks for a run at most once per SHADOW_ASK_SECONDS, and the runs ask for
+the next ones."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def test_a_worker_ranks_the_shadows_of_served_requests(
 ) -> None:
     settings.BACKGROUND_THREADS = True  # publish to the broker, as a web process does
     settings.SHADOW_DELAY_SECONDS = 0.2
+    settings.SHADOW_ASK_SECONDS = 60.0  # this process asks once: the runs must find the rest
     settings.LEARNING_AUTO_SCHEDULE = False
     variants = [VariantSpec("control", "semantic", is_control=True), VariantSpec("shadow", "thompson", role="shadow")]
     experiment_start(experiment=experiment_create(key="sw", variants=variants, actor="t"), actor="t")
@@ -37,7 +39,9 @@ def test_a_worker_ranks_the_shadows_of_served_requests(
     for i in range(10):
         body = {"messages": [{"role": "user", "content": "send an email"}], "user_id": f"u{i}", "k": 3}
         assert api.post("/api/v1/recommendations", body, format="json").status_code == 200
-        time.sleep(0.05 * (i % 3))  # some requests inside one run's window, some after it
+        # Some requests inside one run's window, some after it; and a pause of several runs
+        # with nothing to rank, after which only the runs, not an ask, find the next requests.
+        time.sleep(3.0 if i == 4 else 0.05 * (i % 3))
     recs = Recommendation.objects.filter(experiment_key="sw")
     assert recs.count() == 10
     deadline = time.monotonic() + 60
