@@ -37,7 +37,7 @@ import numpy as np
 from .conversations import SessionSource
 from .cpu import CpuMeter
 from .learning import django_probe
-from .report import pcts
+from .report import parts_pcts, pcts
 from .traffic import run_concurrent, run_open_loop, run_sequential
 
 SETTLE_SECONDS = 6.0  # experiments.selectors.CACHE_SECONDS (5 s) and a margin
@@ -70,6 +70,13 @@ def alternate_shadow(
             f"ms, on {s['pooled_on'].get('p99', 0):.1f} ms: ratio {s['pooled_p99_ratio'] or 0:.3f}"
             + _interval_note(s["pooled_p99_ratio_interval"])
         )
+    for phase in ("sequential", "concurrent"):
+        parts = _parts_difference(blocks, phase)
+        summary[phase]["parts_ms"] = parts
+        print(
+            f"{phase:<11} median over blocks of each part's p50 and p99, off -> on: "
+            + ", ".join(f"{name} {v['off']:.2f} -> {v['on']:.2f}" for name, v in parts.items())
+        )
     cpu = _cpu_ratio(blocks)
     print(
         "CPU per served request in the concurrent phase (median of blocks), off -> on: "
@@ -79,6 +86,18 @@ def alternate_shadow(
     busiest = sorted(cpu["others_top"].items(), key=lambda kv: -max(kv[1].values()))[:6]
     print("  other processes: " + ", ".join(f"{c} {v['off']:.2f} -> {v['on']:.2f} ms" for c, v in busiest))
     return {"blocks": blocks, "summary": summary, "cpu": cpu, "shadow_slates": _shadows_done(env)}
+
+
+def _parts_difference(blocks: list[dict[str, Any]], phase: str) -> dict[str, dict[str, float]]:
+    """Per Server-Timing part, the median over blocks of its p50 and of its p99, off and on:
+    where in the request a difference lies (the store, the embedding, the HTTP remainder)."""
+    parts = {s: [b[phase].get("parts_ms", {}) for b in blocks if b["shadow"] == s] for s in ("off", "on")}
+    names = [n for n in parts["off"][0] if all(n in p for ps in parts.values() for p in ps)] if parts["off"] else []
+    return {
+        f"{name} {q}": {state: statistics.median(p[name][q] for p in ps) for state, ps in parts.items()}
+        for name in names
+        for q in ("p50", "p99")
+    }
 
 
 def _dead_tuples(blocks: list[dict[str, Any]], last: dict[str, Any]) -> None:
@@ -174,7 +193,12 @@ def _block(
     block["others_top_ms_per_request"] = {comm: 1000 * sec / served for comm, sec in meter.others_top.items()}
     for phase, rows in (("sequential", sequential), ("concurrent", concurrent)):
         ok = [r["e2e"] for r in rows if r["status"] == 200]
-        block[phase] = {"ms": pcts(ok), "errors": len(rows) - len(ok), "e2e_ms": [round(v, 2) for v in ok]}
+        block[phase] = {
+            "ms": pcts(ok),
+            "errors": len(rows) - len(ok),
+            "e2e_ms": [round(v, 2) for v in ok],
+            "parts_ms": parts_pcts(rows),
+        }
     queued = [r["queued_ms"] for r in concurrent if "queued_ms" in r]
     if queued:  # open loop: how long arrivals waited for a free connection (in their e2e)
         block["concurrent"]["queued_ms"] = pcts(queued)

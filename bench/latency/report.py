@@ -61,6 +61,19 @@ def summarise(rows: list[dict[str, Any]], wall: float, cpu: dict[str, float]) ->
     }
 
 
+def parts_pcts(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """The p50 and p99 of each Server-Timing part (and the remainder) over the successful rows."""
+    ok = [r for r in rows if r["status"] == 200]
+    for r in ok:
+        _add_derived_parts(r)
+    out = {}
+    for name in (*PARTS, *ENGINE_DETAIL, "server", "overhead"):
+        stats = pcts([r[name] for r in ok if name in r])
+        if stats:
+            out[name] = {"p50": stats["p50"], "p99": stats["p99"]}
+    return out
+
+
 def _add_derived_parts(row: dict[str, Any]) -> None:
     if all(p in row for p in PARTS):  # no Server-Timing header: no split, only end-to-end
         row["server"] = sum(row[p] for p in PARTS)
