@@ -204,6 +204,11 @@ def run_concurrent(
     threads = [
         threading.Thread(target=worker, args=(i,), name=f"bench-client-{i}", daemon=True) for i in range(clients)
     ]
+    return _run_all(threads, results)
+
+
+def _run_all(threads: list[threading.Thread], results: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Start the threads, wait for all of them, and return their rows, slot by slot."""
     for t in threads:
         t.start()
     for t in threads:
@@ -262,8 +267,4 @@ def run_open_loop(
     threads = [threading.Thread(target=pace, name="bench-pacer", daemon=True)] + [
         threading.Thread(target=worker, args=(i,), name=f"bench-open-{i}", daemon=True) for i in range(connections)
     ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return [row for slot in results for row in slot]
+    return _run_all(threads, results)
