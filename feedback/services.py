@@ -110,8 +110,6 @@ def recommendation_record(
     with transaction.atomic():
         _log_begin(recommendation.pk, experiment_key if shadow_pending else None)
         recommendation.save(force_insert=True)
-        if shadow_pending and connection.vendor != "postgresql":
-            _shadow_queue(recommendation.pk, experiment_key)
         Impression.objects.bulk_create(
             [
                 Impression(
@@ -130,25 +128,19 @@ def recommendation_record(
 
 
 def _log_begin(recommendation_id: uuid.UUID, shadow_experiment: str | None) -> None:
-    """The log's first statement (PostgreSQL): `skip_wal_flush`, and for a shadowed
-    recommendation its ShadowPending row, in one round trip. Django's psycopg cursors bind
-    parameters client-side, which allows several statements in one call, and its foreign
-    keys are checked at commit, so the queue row may come before its recommendation. As a
-    statement of its own the queue row cost 0.17-0.28 ms of wall time per shadowed request
-    (bench/shadow_write_cost.py), most of a shadow's cost on the request besides its log."""
-    if shadow_experiment is None or connection.vendor != "postgresql":
-        skip_wal_flush()  # without PostgreSQL the queue row follows its recommendation
+    """The log's first statement: `skip_wal_flush`, and for a shadowed recommendation its
+    ShadowPending row, in one round trip on PostgreSQL (Django's psycopg cursors bind
+    parameters client-side, which allows several statements in one call). Django's foreign
+    keys are checked at commit, on PostgreSQL and SQLite alike, so the queue row may come
+    before its recommendation. As a statement of its own the queue row cost 0.17-0.28 ms of
+    wall time per shadowed request (bench/shadow_write_cost.py), most of a shadow's cost on
+    the request besides its log."""
+    if shadow_experiment is None:
+        skip_wal_flush()
         return
     insert, params = _shadow_queue_insert(recommendation_id, shadow_experiment)
     with connection.cursor() as cursor:
-        cursor.execute(f"{_NO_WAL_FLUSH}; {insert}", params)
-
-
-def _shadow_queue(recommendation_id: uuid.UUID, experiment_key: str) -> None:
-    """Queue a recommendation for its shadow variants where the log's first statement cannot
-    (`_log_begin`, PostgreSQL only)."""
-    with connection.cursor() as cursor:
-        cursor.execute(*_shadow_queue_insert(recommendation_id, experiment_key))
+        cursor.execute(f"{_NO_WAL_FLUSH}; {insert}" if connection.vendor == "postgresql" else insert, params)
 
 
 def _shadow_queue_insert(recommendation_id: uuid.UUID, experiment_key: str) -> tuple[str, list[Any]]:
