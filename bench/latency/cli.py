@@ -97,7 +97,12 @@ def parse_args(description: str, argv: list[str] | None = None) -> argparse.Name
         "on one server (see bench/latency/alternate.py)",
     )
     p.add_argument("--json", type=pathlib.Path, default=ROOT / "bench" / "results" / "recommend_latency.json")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.rate < 0:
+        p.error("--rate must be >= 0")
+    if args.duration <= 0 and (args.rate or not args.concurrent_requests):
+        p.error("--duration must be > 0 (unless --concurrent-requests sets a count)")
+    return args
 
 
 @dataclass
